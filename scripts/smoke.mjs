@@ -1,0 +1,47 @@
+// Smoke test of the built package: every subpath loads with import() and require(), from the
+// package's own name (resolved through "exports"), and errors are recognised across the two builds.
+import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
+
+const require = createRequire(import.meta.url);
+const subpaths = ['agent-sessions', 'agent-sessions/file', 'agent-sessions/testing'];
+const expected = {
+  'agent-sessions': ['SessionManager', 'MemoryStore', 'AgentSessionsError', 'stableSourceKey', 'StaticSourceResolver', 'RefreshingSourceResolver', 'SessionSchema'],
+  'agent-sessions/file': ['FileStore', 'DirectorySourceResolver'],
+  'agent-sessions/testing': ['ScriptedRuntime', 'describeStoreConformance', 'FailingStore', 'BlockingStore'],
+};
+
+for (const subpath of subpaths) {
+  const esm = await import(subpath);
+  const cjs = require(subpath);
+  for (const name of expected[subpath]) {
+    assert.ok(name in esm, `${subpath} (ESM) exports ${name}`);
+    assert.ok(name in cjs, `${subpath} (CJS) exports ${name}`);
+  }
+}
+
+const esm = await import('agent-sessions');
+const cjs = require('agent-sessions');
+assert.notEqual(esm.AgentSessionsError, cjs.AgentSessionsError, 'two builds, two classes');
+const fromCjs = new cjs.AgentSessionsError('CLOSED', 'closed');
+const fromEsm = new esm.AgentSessionsError('CLOSED', 'closed');
+assert.ok(esm.AgentSessionsError.isInstance(fromCjs), 'ESM isInstance recognises a CJS error');
+assert.ok(cjs.AgentSessionsError.isInstance(fromEsm), 'CJS isInstance recognises an ESM error');
+
+// A whole turn through each build.
+for (const lib of [esm, cjs]) {
+  const manager = new lib.SessionManager({
+    runtime: () => ({
+      async *run() {
+        yield { type: 'agent_choice', content: 'ok' };
+      },
+    }),
+  });
+  const session = await manager.createSession();
+  const stream = await manager.runSession(session.id, { messages: ['hello'] });
+  const types = [];
+  for await (const event of stream) types.push(event.type);
+  assert.ok(types.includes('agent_choice') && types.at(-1) === 'stream_stopped', `turn events: ${types.join(',')}`);
+  await manager.close();
+}
+console.log(`smoke: ${subpaths.length} subpaths load through import and require`);

@@ -1,0 +1,159 @@
+/**
+ * Errors of agent-sessions.
+ *
+ * Every error the library raises on purpose is an {@link AgentSessionsError} with a string `code`
+ * from {@link ErrorCode}. Errors from outside (the file system, zod, a runtime, a store) are
+ * normalised at the boundary and kept as `cause`. Use {@link AgentSessionsError.isInstance} rather
+ * than `instanceof`: it also recognises errors from the other module format (ESM vs CJS) of this
+ * package, which are different classes at run time.
+ *
+ * Messages name what failed and which id; they never contain message content or secrets.
+ *
+ * An aborted `signal` rejects with the signal's own `reason`, never with one of these errors.
+ */
+
+/** Every error code the library uses. */
+export const ErrorCode = {
+  SESSION_NOT_FOUND: 'SESSION_NOT_FOUND',
+  SESSION_EXISTS: 'SESSION_EXISTS',
+  SESSION_BUSY: 'SESSION_BUSY',
+  SESSION_NOT_RUNNING: 'SESSION_NOT_RUNNING',
+  MESSAGE_NOT_FOUND: 'MESSAGE_NOT_FOUND',
+  MODEL_SWITCHING_NOT_SUPPORTED: 'MODEL_SWITCHING_NOT_SUPPORTED',
+  SOURCE_NOT_FOUND: 'SOURCE_NOT_FOUND',
+  SOURCE_UNAVAILABLE: 'SOURCE_UNAVAILABLE',
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  INVALID_WORKING_DIR: 'INVALID_WORKING_DIR',
+  QUEUE_FULL: 'QUEUE_FULL',
+  NOTHING_PENDING: 'NOTHING_PENDING',
+  SUBSCRIBER_LAGGED: 'SUBSCRIBER_LAGGED',
+  STORE_CORRUPT: 'STORE_CORRUPT',
+  STORE_LOCKED: 'STORE_LOCKED',
+  RUNTIME_FAILED: 'RUNTIME_FAILED',
+  CLOSED: 'CLOSED',
+  TIMEOUT: 'TIMEOUT',
+} as const;
+
+/** The union of every error code. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const brand = Symbol.for('agent-sessions.error');
+
+/** Options common to every error of the library. */
+export interface AgentSessionsErrorOptions {
+  /** The error from outside that caused this one. */
+  cause?: unknown;
+}
+
+/** The base class of every error the library raises on purpose. */
+export class AgentSessionsError extends Error {
+  readonly code: ErrorCode;
+  declare readonly cause?: unknown;
+
+  constructor(code: ErrorCode, message: string, options: AgentSessionsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    Object.defineProperty(this, brand, { value: true });
+  }
+
+  /** True for an error of this library, whichever build (ESM or CJS) created it. */
+  static isInstance(error: unknown): error is AgentSessionsError {
+    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[brand] === true;
+  }
+
+  /** True when `error` is an error of this library with the given code. */
+  static hasCode<C extends ErrorCode>(error: unknown, code: C): error is AgentSessionsError & { code: C } {
+    return AgentSessionsError.isInstance(error) && error.code === code;
+  }
+}
+
+/** One problem found while validating input, in the shape zod reports it. */
+export interface ValidationIssue {
+  path: PropertyKey[];
+  message: string;
+  code?: string;
+}
+
+/** `INVALID_ARGUMENT`: input failed validation. `issues` lists what was wrong (zod's issues when zod found it). */
+export class InvalidArgumentError extends AgentSessionsError {
+  readonly issues: ValidationIssue[];
+  constructor(message: string, options: AgentSessionsErrorOptions & { issues?: ValidationIssue[] } = {}) {
+    super(ErrorCode.INVALID_ARGUMENT, message, options);
+    this.issues = options.issues ?? [];
+  }
+}
+
+/** `SESSION_NOT_FOUND`: no session has this id. */
+export class SessionNotFoundError extends AgentSessionsError {
+  readonly sessionId: string;
+  constructor(sessionId: string, options: AgentSessionsErrorOptions = {}) {
+    super(ErrorCode.SESSION_NOT_FOUND, `session ${JSON.stringify(sessionId)} not found`, options);
+    this.sessionId = sessionId;
+  }
+}
+
+/** `SESSION_BUSY`: a turn is already running in this session. */
+export class SessionBusyError extends AgentSessionsError {
+  readonly sessionId: string;
+  /** The turn that holds the session. */
+  readonly turnId: string | undefined;
+  constructor(sessionId: string, turnId: string | undefined, options: AgentSessionsErrorOptions = {}) {
+    super(
+      ErrorCode.SESSION_BUSY,
+      `session ${JSON.stringify(sessionId)} is busy${turnId ? ` running turn ${turnId}` : ''}`,
+      options,
+    );
+    this.sessionId = sessionId;
+    this.turnId = turnId;
+  }
+}
+
+/** `STORE_CORRUPT`: a stored file or record could not be read back. `path` names it. */
+export class StoreCorruptError extends AgentSessionsError {
+  /** The damaged file (file stores) or key (other stores). */
+  readonly path: string;
+  constructor(path: string, detail: string, options: AgentSessionsErrorOptions = {}) {
+    super(ErrorCode.STORE_CORRUPT, `store record ${JSON.stringify(path)} is damaged: ${detail}`, options);
+    this.path = path;
+  }
+}
+
+/** `SUBSCRIBER_LAGGED`: an event subscriber fell too far behind; reconnect with `since: lastSeq`. */
+export class SubscriberLaggedError extends AgentSessionsError {
+  readonly sessionId: string;
+  /** The seq of the last event this subscriber received (0 if none). */
+  readonly lastSeq: number;
+  constructor(sessionId: string, lastSeq: number) {
+    super(
+      ErrorCode.SUBSCRIBER_LAGGED,
+      `event subscriber of session ${JSON.stringify(sessionId)} fell behind after seq ${lastSeq}; reconnect with since: ${lastSeq}`,
+    );
+    this.sessionId = sessionId;
+    this.lastSeq = lastSeq;
+  }
+}
+
+/** Normalises a zod error into {@link InvalidArgumentError}. */
+export function invalidArgument(
+  what: string,
+  error?: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code?: string }> },
+): InvalidArgumentError {
+  const issues: ValidationIssue[] = (error?.issues ?? []).map((issue) => ({
+    path: [...issue.path],
+    message: issue.message,
+    ...(issue.code === undefined ? {} : { code: issue.code }),
+  }));
+  const first = issues[0];
+  const detail = first
+    ? `: ${first.path.length > 0 ? `${first.path.map(String).join('.')}: ` : ''}${first.message}`
+    : '';
+  return new InvalidArgumentError(`invalid ${what}${detail}`, { issues, cause: error });
+}
+
+/** Wraps anything thrown by a plug-in (runtime, store, resolver) as a library error, keeping it as `cause`. */
+export function toAgentSessionsError(error: unknown, code: ErrorCode, message: string): AgentSessionsError {
+  if (AgentSessionsError.isInstance(error)) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  return new AgentSessionsError(code, `${message}: ${detail}`, { cause: error });
+}

@@ -1,0 +1,111 @@
+/**
+ * The Runtime contract (SPEC §4): the agent loop that answers a turn.
+ *
+ * The host gives the manager a {@link RuntimeFactory}. The manager calls it once per session, on the
+ * first turn (with the resolved source and agent), caches the runtime, and closes it when the session
+ * is deleted, the manager closes, or it has been idle `idleRuntimeTtlMs`.
+ *
+ * A runtime MUST:
+ * - yield {@link RuntimeEvent}s from `run(turn)`; ending the iterable ends the turn (`end_turn`,
+ *   unless the last event is `turn_end` with another reason); throwing ends it with an `error`
+ *   event and stop reason `error`;
+ * - report each complete assistant or tool message with `message_added` (the manager persists it
+ *   as it arrives) and each model call's usage with `token_usage`;
+ * - stop promptly when `turn.signal` aborts (cancel, delete, close);
+ * - treat `turn.session` as read-only: it is deeply frozen and shared, never copied.
+ *
+ * A runtime SHOULD:
+ * - ask `turn.authorizeToolCall` before running a tool, and pass a rejection's reason to the model;
+ * - call `turn.takeSteering()` at safe points (after tool results) and add what it returns to the
+ *   conversation;
+ * - implement `setModel` and `availableModels` if it can switch models; without `setModel`, model
+ *   overrides are refused with `MODEL_SWITCHING_NOT_SUPPORTED`.
+ */
+import type { RuntimeEvent } from './events.js';
+import type { Message, Session, ToolCall } from './schemas.js';
+import type { ResolvedSource } from './sources.js';
+
+/** What the factory gets to make a session's runtime. */
+export interface RuntimeInit {
+  /** A copy of the session. */
+  session: Session;
+  /** The resolved agent source; undefined when the manager has no SourceResolver or the session no source. */
+  source?: ResolvedSource;
+  /** The agent in force. */
+  agent?: string;
+  /** Aborted when the runtime should shut down (delete, close, idle). */
+  signal: AbortSignal;
+}
+
+/** A model a runtime can switch to. */
+export interface ModelChoice {
+  /** The model ref passed to `setModel`. */
+  ref: string;
+  /** A human-readable name. */
+  name?: string;
+  /** Set by `getAvailableModels`: whether this is the model in force. */
+  current?: boolean;
+}
+
+/** A decision about a tool call. */
+export type ToolDecision = { approved: true } | { approved: false; reason: string };
+
+/** An answer to an elicitation. */
+export type ElicitationResult = { action: 'accept'; content?: unknown } | { action: 'decline' | 'cancel' };
+
+/** A request to authorise a tool call. */
+export interface ToolAuthorizationRequest {
+  toolCall: ToolCall;
+  /** The tool only reads: the default policy approves it without asking. */
+  readOnly?: boolean;
+  /** The tool is safe: the `balanced` policy approves it without asking. */
+  safe?: boolean;
+}
+
+/** A request for input from the human. */
+export interface ElicitationRequest {
+  message: string;
+  /** A JSON schema of the expected content (form mode). */
+  schema?: unknown;
+  /** @default 'form' */
+  mode?: 'form' | 'url';
+  /** The URL to open (url mode). */
+  url?: string;
+}
+
+/** What a runtime gets for one turn. */
+export interface TurnContext {
+  sessionId: string;
+  turnId: string;
+  /** Deeply frozen snapshot including this turn's user messages: shared, never copied. */
+  session: Readonly<Session>;
+  agent?: string;
+  /** The model override in force, if any. */
+  model?: string;
+  /** Aborted on cancel, delete or close. */
+  signal: AbortSignal;
+  /**
+   * Drains messages steered into this turn. Call it at safe points (after tool results); each
+   * returned message is already persisted and emitted as `user_message`.
+   */
+  takeSteering(): Message[];
+  /** Decides a tool call (deny → allow → ask → policy); may wait for a human. Rejects if the turn is cancelled. */
+  authorizeToolCall(request: ToolAuthorizationRequest): Promise<ToolDecision>;
+  /** Asks the human for input and waits for the answer. Rejects if the turn is cancelled. */
+  elicit(request: ElicitationRequest): Promise<ElicitationResult>;
+}
+
+/** The agent loop of one session. */
+export interface Runtime {
+  /** Runs one turn. */
+  run(turn: TurnContext): AsyncIterable<RuntimeEvent>;
+  /** Switches (or with `undefined`, clears) the model of an agent. */
+  setModel?(agent: string, modelRef: string | undefined): Promise<void>;
+  /** The models an agent can use. */
+  availableModels?(agent: string): Promise<ModelChoice[]>;
+  /** Releases resources. */
+  close?(): Promise<void>;
+}
+
+/** Makes a session's runtime. */
+export type RuntimeFactory = (init: RuntimeInit) => Runtime | Promise<Runtime>;

@@ -1,0 +1,190 @@
+/**
+ * The Store contract (SPEC §3): where sessions live.
+ *
+ * A store MUST:
+ * - validate ids with {@link assertSessionId} before any I/O (`INVALID_ARGUMENT`);
+ * - reject `createSession` of a taken id with `SESSION_EXISTS`, and every call naming an unknown
+ *   session with `SESSION_NOT_FOUND` (`updateMessage` of an unknown message: `MESSAGE_NOT_FOUND`);
+ * - set `updatedAt` on every write (create, patch, append, message update) to the current time,
+ *   never earlier than the value it replaces;
+ * - never return memory it keeps or was given: callers may mutate what they pass and receive;
+ * - change only the fields a patch names ({@link SessionPatch}) and never items through a patch;
+ * - append all of `items` or none of them, in order, and serialise concurrent writes to one
+ *   session so none is lost or applied twice;
+ * - list newest `updatedAt` first, ties broken by id (descending), filters before paging, with an
+ *   opaque cursor that encodes a position (`updatedAt`, id) rather than an offset: a session that does
+ *   not change while a client pages appears exactly once. A malformed cursor is `INVALID_ARGUMENT`.
+ *   `nextCursor` is absent on the last page. Listing MUST NOT read items.
+ *
+ * A store SHOULD report damaged data as `STORE_CORRUPT` naming the record, keeping other sessions
+ * usable. `describeStoreConformance` from `agent-sessions/testing` checks all of this.
+ *
+ * Optional capabilities (detected, each with a fallback in the manager) may be added later, such as
+ * durable event persistence for replay across restarts.
+ */
+import { InvalidArgumentError } from './errors.js';
+import type { Message, Session, SessionItem, SessionPatch, SessionSummary } from './schemas.js';
+
+/** Options of {@link Store.listSessions}. */
+export interface ListOptions {
+  /** Page size, 1 to {@link MAX_LIST_LIMIT}. @default 100 */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+  /** Only sessions with exactly this working dir. */
+  workingDir?: string;
+  /** Only starred (`true`) or unstarred (`false`) sessions. */
+  starred?: boolean;
+}
+
+/** One page of a listing. */
+export interface Page<T> {
+  sessions: T[];
+  /** Absent on the last page. */
+  nextCursor?: string;
+}
+
+/** The default page size. */
+export const DEFAULT_LIST_LIMIT = 100;
+/** The largest page size. */
+export const MAX_LIST_LIMIT = 1000;
+
+/** Where sessions live. See the module documentation for the contract. */
+export interface Store {
+  /** A short name for logs, e.g. `'memory'` or `'file'`. */
+  readonly name: string;
+  /** Persists a new session as given (its `updatedAt` set to now). `SESSION_EXISTS` if the id is taken. */
+  createSession(session: Session): Promise<void>;
+  /** The whole session, items included. `SESSION_NOT_FOUND`. */
+  getSession(id: string): Promise<Session>;
+  /** Summaries, newest first. */
+  listSessions(options?: ListOptions): Promise<Page<SessionSummary>>;
+  /** Changes the metadata fields the patch names; never items. `SESSION_NOT_FOUND`. */
+  updateSession(id: string, patch: SessionPatch): Promise<void>;
+  /** Appends items at the end, all or nothing, in order. `SESSION_NOT_FOUND`. */
+  appendItems(id: string, items: SessionItem[]): Promise<void>;
+  /** Replaces the message with id `messageId`. `SESSION_NOT_FOUND`, `MESSAGE_NOT_FOUND`. */
+  updateMessage(id: string, messageId: string, message: Message): Promise<void>;
+  /** Removes a session. `SESSION_NOT_FOUND`. */
+  deleteSession(id: string): Promise<void>;
+  /** Releases resources (files, locks, connections). */
+  close?(): Promise<void>;
+}
+
+/** A listing position: what a cursor encodes. */
+export interface ListPosition {
+  updatedAt: string;
+  id: string;
+}
+
+/** Encodes a listing position as an opaque cursor. */
+export function encodeCursor(position: ListPosition): string {
+  const json = JSON.stringify([position.updatedAt, position.id]);
+  let binary = '';
+  for (const byte of new TextEncoder().encode(json)) binary += String.fromCharCode(byte);
+  return btoa(binary).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+/** Decodes a cursor made by {@link encodeCursor}; anything else is `INVALID_ARGUMENT`. */
+export function decodeCursor(cursor: string): ListPosition {
+  const fail = () =>
+    new InvalidArgumentError('invalid list cursor', {
+      issues: [{ path: ['cursor'], message: 'malformed cursor' }],
+    });
+  if (
+    typeof cursor !== 'string' ||
+    cursor.length === 0 ||
+    cursor.length > 1024 ||
+    !/^[A-Za-z0-9_-]+$/.test(cursor)
+  ) {
+    throw fail();
+  }
+  try {
+    const binary = atob(cursor.replaceAll('-', '+').replaceAll('_', '/'));
+    const bytes = Uint8Array.from(binary, (char) => char.charCodeAt(0));
+    const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'string' &&
+      typeof value[1] === 'string' &&
+      !Number.isNaN(Date.parse(value[0]))
+    ) {
+      return { updatedAt: value[0], id: value[1] };
+    }
+  } catch {
+    // fall through
+  }
+  throw fail();
+}
+
+/** Validates list options; returns the page size. */
+export function validateListOptions(options: ListOptions = {}): number {
+  const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+    throw new InvalidArgumentError(
+      `invalid list limit ${String(limit)}: expected an integer from 1 to ${MAX_LIST_LIMIT}`,
+      {
+        issues: [{ path: ['limit'], message: `expected an integer from 1 to ${MAX_LIST_LIMIT}` }],
+      },
+    );
+  }
+  if (options.starred !== undefined && typeof options.starred !== 'boolean') {
+    throw new InvalidArgumentError('invalid list filter starred: expected a boolean', {
+      issues: [{ path: ['starred'], message: 'expected a boolean' }],
+    });
+  }
+  if (options.workingDir !== undefined && typeof options.workingDir !== 'string') {
+    throw new InvalidArgumentError('invalid list filter workingDir: expected a string', {
+      issues: [{ path: ['workingDir'], message: 'expected a string' }],
+    });
+  }
+  return limit;
+}
+
+/**
+ * Compares two listing positions in listing order: newest `updatedAt` first, then id descending.
+ * Negative when `a` comes first.
+ */
+export function compareListPosition(a: ListPosition, b: ListPosition): number {
+  const at = Date.parse(a.updatedAt);
+  const bt = Date.parse(b.updatedAt);
+  if (at !== bt) return bt - at;
+  if (a.id === b.id) return 0;
+  return a.id < b.id ? 1 : -1;
+}
+
+/**
+ * Pages through summaries (any order) in listing order: filters, sorts, cuts after the cursor.
+ * Stores that hold summaries in memory use this; others may do the same in their query language.
+ */
+export function pageSummaries(
+  all: Iterable<SessionSummary>,
+  options: ListOptions = {},
+): Page<SessionSummary> {
+  const limit = validateListOptions(options);
+  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+  const matching: SessionSummary[] = [];
+  for (const summary of all) {
+    if (options.workingDir !== undefined && summary.workingDir !== options.workingDir) continue;
+    if (options.starred !== undefined && summary.starred !== options.starred) continue;
+    if (after && compareListPosition(summary, after) <= 0) continue;
+    matching.push(summary);
+  }
+  matching.sort(compareListPosition);
+  const sessions = matching.slice(0, limit);
+  const page: Page<SessionSummary> = { sessions };
+  const last = sessions[sessions.length - 1];
+  if (matching.length > limit && last) page.nextCursor = encodeCursor(last);
+  return page;
+}
+
+/**
+ * The timestamp for a write that replaces `previous`: now, or 1 ms after `previous` if the clock
+ * has not moved past it, so `updatedAt` never goes backwards and every write moves a session.
+ */
+export function nextTimestamp(previous?: string): string {
+  const now = Date.now();
+  const before = previous === undefined ? Number.NaN : Date.parse(previous);
+  return new Date(Number.isNaN(before) || now > before ? now : before + 1).toISOString();
+}

@@ -1,0 +1,105 @@
+import { AgentSessionsError, ErrorCode, invalidArgument, SessionNotFoundError } from '../errors.js';
+import { cloneRecord } from '../internal/clone.js';
+import {
+  applyPatch,
+  assertSessionId,
+  countMessages,
+  type Message,
+  MessageSchema,
+  parsePatch,
+  parseSession,
+  type Session,
+  type SessionItem,
+  SessionItemSchema,
+  type SessionPatch,
+  type SessionSummary,
+  toSummary,
+} from '../schemas.js';
+import { type ListOptions, nextTimestamp, type Page, pageSummaries, type Store } from '../store.js';
+
+interface Entry {
+  session: Session;
+  messageCount: number;
+}
+
+/**
+ * A store in memory. It copies on the way in and out and validates like a persistent store, so
+ * code tested against it behaves the same on {@link FileStore} or a database.
+ */
+export class MemoryStore implements Store {
+  readonly name = 'memory';
+  readonly #sessions = new Map<string, Entry>();
+
+  async createSession(session: Session): Promise<void> {
+    assertSessionId((session as Partial<Session> | undefined)?.id);
+    const parsed = parseSession(session);
+    if (this.#sessions.has(parsed.id)) {
+      throw new AgentSessionsError(
+        ErrorCode.SESSION_EXISTS,
+        `session ${JSON.stringify(parsed.id)} already exists`,
+      );
+    }
+    const stored = cloneRecord(parsed);
+    stored.updatedAt = nextTimestamp(stored.updatedAt);
+    this.#sessions.set(stored.id, { session: stored, messageCount: countMessages(stored.items) });
+  }
+
+  async getSession(id: string): Promise<Session> {
+    return cloneRecord(this.#entry(id).session);
+  }
+
+  async listSessions(options?: ListOptions): Promise<Page<SessionSummary>> {
+    const summaries = function* (entries: Iterable<Entry>) {
+      for (const entry of entries) yield toSummary(entry.session, entry.messageCount);
+    };
+    return pageSummaries(summaries(this.#sessions.values()), options);
+  }
+
+  async updateSession(id: string, patch: SessionPatch): Promise<void> {
+    const entry = this.#entry(id);
+    const parsed = parsePatch(patch);
+    applyPatch(entry.session, cloneRecord(parsed));
+    entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
+  }
+
+  async appendItems(id: string, items: SessionItem[]): Promise<void> {
+    const entry = this.#entry(id);
+    const result = SessionItemSchema.array().safeParse(items);
+    if (!result.success) throw invalidArgument('session items', result.error);
+    const copies = cloneRecord(result.data);
+    entry.session.items.push(...copies);
+    entry.messageCount += countMessages(copies);
+    entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
+  }
+
+  async updateMessage(id: string, messageId: string, message: Message): Promise<void> {
+    const entry = this.#entry(id);
+    const result = MessageSchema.safeParse(message);
+    if (!result.success) throw invalidArgument('message', result.error);
+    const index = entry.session.items.findIndex(
+      (item) => item.kind === 'message' && item.message.id === messageId,
+    );
+    if (index < 0) {
+      throw new AgentSessionsError(
+        ErrorCode.MESSAGE_NOT_FOUND,
+        `message ${JSON.stringify(messageId)} not found in session ${JSON.stringify(id)}`,
+      );
+    }
+    entry.session.items[index] = { kind: 'message', message: cloneRecord(result.data) };
+    entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
+  }
+
+  async deleteSession(id: string): Promise<void> {
+    this.#entry(id);
+    this.#sessions.delete(id);
+  }
+
+  async close(): Promise<void> {}
+
+  #entry(id: string): Entry {
+    assertSessionId(id);
+    const entry = this.#sessions.get(id);
+    if (!entry) throw new SessionNotFoundError(id);
+    return entry;
+  }
+}
