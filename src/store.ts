@@ -5,8 +5,10 @@
  * - validate ids with {@link assertSessionId} before any I/O (`INVALID_ARGUMENT`);
  * - reject `createSession` of a taken id with `SESSION_EXISTS`, and every call naming an unknown
  *   session with `SESSION_NOT_FOUND` (`updateMessage` of an unknown message: `MESSAGE_NOT_FOUND`);
- * - set `updatedAt` on every write (create, patch, append, message update) to the current time,
- *   never earlier than the value it replaces;
+ * - keep `createdAt` and `updatedAt` exactly as given on `createSession` (the manager stamps new
+ *   sessions; an import keeps the exported ones, so export then import is deep-equal), and set
+ *   `updatedAt` on every later write (patch, append, message update) with {@link nextTimestamp}:
+ *   the current time, never earlier than the value it replaces;
  * - never return memory it keeps or was given: callers may mutate what they pass and receive;
  * - change only the fields a patch names ({@link SessionPatch}) and never items through a patch;
  * - append all of `items` or none of them, in order, and serialise concurrent writes to one
@@ -53,7 +55,7 @@ export const MAX_LIST_LIMIT = 1000;
 export interface Store {
   /** A short name for logs, e.g. `'memory'` or `'file'`. */
   readonly name: string;
-  /** Persists a new session as given (its `updatedAt` set to now). `SESSION_EXISTS` if the id is taken. */
+  /** Persists a new session exactly as given, timestamps included. `SESSION_EXISTS` if the id is taken. */
   createSession(session: Session): Promise<void>;
   /** The whole session, items included. `SESSION_NOT_FOUND`. */
   getSession(id: string): Promise<Session>;

@@ -40,7 +40,6 @@ export class MemoryStore implements Store {
       );
     }
     const stored = cloneRecord(parsed);
-    stored.updatedAt = nextTimestamp(stored.updatedAt);
     this.#sessions.set(stored.id, { session: stored, messageCount: countMessages(stored.items) });
   }
 
