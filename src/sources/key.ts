@@ -21,9 +21,14 @@
 export function stableSourceKey(key: string): string {
   const decoded = decodeFully(key);
   if (decoded === undefined || !/^https?:\/\//i.test(decoded)) return key;
+  // Cutting the query and fragment off the text before parsing, rather than reading the parsed
+  // pathname of the whole URL, matters for idempotence: the parser trims trailing spaces only at the
+  // end of its input, so `https://h/a ?x` must be parsed as `https://h/a` to give the same result as
+  // its own output would.
+  const end = decoded.search(/[?#]/);
   let url: URL;
   try {
-    url = new URL(decoded);
+    url = new URL(end === -1 ? decoded : decoded.slice(0, end));
   } catch {
     return key;
   }
