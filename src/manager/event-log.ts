@@ -1,0 +1,490 @@
+/**
+ * The per-session event log behind `streamEvents` (SPEC §5, §6).
+ *
+ * Every event the manager emits for a session is appended to that session's {@link EventLog}, which
+ * numbers it (`seq` from 1, one more per event), keeps the last `capacity` events for replay and
+ * hands each one to the live subscribers. A subscriber is a cursor into that one shared ring: it
+ * has no queue of its own, so appending costs O(1 + subscribers) and allocates nothing but the
+ * event, and a subscriber that falls behind by `capacity` events is exactly one whose next event
+ * is about to be overwritten.
+ *
+ * Events are shared between every subscriber and the log: treat them as read-only.
+ */
+import { InvalidArgumentError, SubscriberLaggedError } from '../errors.js';
+import type { SessionEvent, SessionEventOf } from '../events.js';
+
+type WithoutEnvelope<E> = E extends unknown ? Omit<E, 'seq' | 'sessionId' | 'timestamp'> : never;
+
+/**
+ * An event as the manager hands it to {@link EventLog.append}: a {@link SessionEvent} without the
+ * envelope the log assigns. `sessionId` is always replaced by the log's; `timestamp` is kept when
+ * given. `gap` and `session_exited` are the log's own and cannot be appended.
+ */
+export type EventInput = WithoutEnvelope<Exclude<SessionEvent, { type: 'gap' | 'session_exited' }>> & {
+  sessionId?: string;
+  timestamp?: string;
+};
+
+/** Options of {@link EventLog}. */
+export interface EventLogOptions {
+  sessionId: string;
+  /** Events kept for replay, and how far a subscriber may fall behind. A positive integer. @default 1024 */
+  capacity?: number;
+  /**
+   * Drop the kept events (keeping the seq counter) after this long with no subscriber and no
+   * append. 0 = never. @default 300_000
+   */
+  releaseAfterMs?: number;
+  /** Clock for timestamps. @default () => new Date().toISOString() */
+  now?: () => string;
+}
+
+/** Options of {@link EventLog.subscribe}. */
+export interface SubscribeOptions {
+  /**
+   * Deliver only events with a greater seq (a non-negative integer). Omitted: the whole kept
+   * backlog, without a `gap`.
+   */
+  since?: number;
+  /** Ends the subscription: a pending or later `next()` rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+const DEFAULT_CAPACITY = 1024;
+const DEFAULT_RELEASE_AFTER_MS = 300_000;
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/** A subscriber's state; the iterator handed out closes over it, so nothing outside can reach it. */
+class Subscriber {
+  /** Seq of the next event to deliver. */
+  cursor: number;
+  /** A `gap` still to deliver before anything else. */
+  gap: SessionEventOf<'gap'> | undefined;
+  /** Ended: no more events, only a pending `error` (once) and then `done`. */
+  ended = false;
+  /** Why it ended, delivered to the next `next()` (lag or abort). */
+  error: unknown;
+  hasError = false;
+  /** A `next()` waiting for an append (at most one in the usual `for await`). */
+  resolve: ((result: IteratorResult<SessionEvent>) => void) | undefined;
+  reject: ((error: unknown) => void) | undefined;
+  /** Further concurrent `next()` calls, in call order. Rare: allocated on demand. */
+  extraWaiters:
+    | Array<{ resolve: NonNullable<Subscriber['resolve']>; reject: NonNullable<Subscriber['reject']> }>
+    | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+
+  constructor(cursor: number) {
+    this.cursor = cursor;
+    this.gap = undefined;
+  }
+}
+
+/**
+ * The event log of one session: numbering, a bounded replay ring, and live fan-out.
+ *
+ * Ordering: events are delivered to every subscriber in `seq` order, gapless and exactly once,
+ * however an `append` interleaves with `subscribe` or `next()` (subscribing is synchronous and a
+ * subscriber is only a position in the log).
+ *
+ * Memory: a log keeps at most `capacity` events (the ring grows with use up to that), plus the
+ * final `session_exited` once closed; its subscribers keep only a position each. An idle log (no
+ * subscriber and no append for `releaseAfterMs`) drops its events and then costs only its
+ * counters and one timer-less object. A log arms at most one (unref'd) timer at a time.
+ */
+export class EventLog {
+  readonly sessionId: string;
+  readonly #capacity: number;
+  readonly #releaseAfterMs: number;
+  readonly #now: (() => string) | undefined;
+
+  /** Kept events in seq order starting at `#base`, wrapping once it reaches `#capacity`. */
+  #ring: SessionEvent[] = [];
+  /** Seq stored at ring index 0 when the ring last started filling. */
+  #base = 1;
+  /** Seq of the oldest event in the ring (meaningful while the ring is not empty). */
+  #oldestInRing = 1;
+  #lastSeq = 0;
+  #exit: SessionEventOf<'session_exited'> | undefined;
+  #subscribers: Subscriber[] = [];
+
+  #lastActivity = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #onTimer = (): void => this.#idleCheck();
+
+  /** Default-clock cache: one ISO string per millisecond instead of a `Date` per event. */
+  #clockMs = Number.NaN;
+  #clockIso = '';
+
+  /** @throws InvalidArgumentError when `capacity` is not a positive integer or `releaseAfterMs` is negative. */
+  constructor(options: EventLogOptions) {
+    const capacity = options.capacity ?? DEFAULT_CAPACITY;
+    const releaseAfterMs = options.releaseAfterMs ?? DEFAULT_RELEASE_AFTER_MS;
+    if (!Number.isSafeInteger(capacity) || capacity < 1) {
+      throw new InvalidArgumentError(`invalid event log capacity: ${String(capacity)}`);
+    }
+    if (typeof releaseAfterMs !== 'number' || !(releaseAfterMs >= 0)) {
+      throw new InvalidArgumentError(`invalid event log releaseAfterMs: ${String(releaseAfterMs)}`);
+    }
+    this.sessionId = options.sessionId;
+    this.#capacity = capacity;
+    this.#releaseAfterMs = releaseAfterMs === Number.POSITIVE_INFINITY ? 0 : releaseAfterMs;
+    this.#now = options.now;
+  }
+
+  /** Seq of the last appended event (`session_exited` included); 0 when nothing was ever appended. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Seq of the oldest kept event; `lastSeq + 1` when none is kept. */
+  get oldestSeq(): number {
+    if (this.#ring.length > 0) return this.#oldestInRing;
+    return this.#exit ? this.#exit.seq : this.#lastSeq + 1;
+  }
+
+  /** True once {@link close} ran. */
+  get closed(): boolean {
+    return this.#exit !== undefined;
+  }
+
+  /** Subscribers not yet ended. */
+  get subscriberCount(): number {
+    return this.#subscribers.length;
+  }
+
+  /**
+   * Numbers an event (`seq` = `lastSeq + 1`), sets `sessionId` and `timestamp` (unless given), keeps
+   * it (dropping the oldest when `capacity` are kept, which ends any subscriber that had not yet
+   * received that oldest one, with `SUBSCRIBER_LAGGED`) and delivers it to waiting subscribers.
+   *
+   * @returns the event, or `undefined` when the log is closed (a late event never revives it).
+   */
+  append(input: EventInput): SessionEvent | undefined {
+    if (this.#exit !== undefined) return undefined;
+    const ms = Date.now();
+    const seq = this.#lastSeq + 1;
+    const event = {
+      ...input,
+      sessionId: this.sessionId,
+      seq,
+      timestamp: input.timestamp ?? this.#timestamp(ms),
+    } as SessionEvent;
+    this.#lastSeq = seq;
+    this.#lastActivity = ms;
+
+    const ring = this.#ring;
+    let evicted = 0;
+    if (ring.length < this.#capacity) {
+      if (ring.length === 0) {
+        this.#base = seq;
+        this.#oldestInRing = seq;
+      }
+      ring.push(event);
+    } else {
+      ring[(seq - this.#base) % this.#capacity] = event;
+      evicted = this.#oldestInRing++;
+    }
+
+    const subscribers = this.#subscribers;
+    // Backwards, because a lagging subscriber is removed in place.
+    for (let index = subscribers.length - 1; index >= 0; index--) {
+      const subscriber = subscribers[index]!;
+      if (subscriber.resolve !== undefined) {
+        subscriber.cursor = seq + 1;
+        this.#resolveWaiter(subscriber, { value: event, done: false });
+      } else if (subscriber.cursor === evicted) {
+        this.#fail(subscriber, new SubscriberLaggedError(this.sessionId, subscriber.cursor - 1));
+      }
+    }
+    if (this.#timer === undefined) this.#armTimer(this.#releaseAfterMs);
+    return event;
+  }
+
+  /**
+   * Subscribes synchronously, so every event appended after this call is delivered, and none twice.
+   *
+   * Delivers the kept events with `seq > since` (all kept events when `since` is omitted), then live
+   * events. A `gap` (`seq: 0`) comes first when `since` is given and some events after it are no
+   * longer kept (`reason: 'dropped'`), or when `since > lastSeq`, e.g. a position from before a
+   * restart (`reason: 'reset'`, and the whole kept backlog follows); its `nextSeq` is the seq of the
+   * next event delivered. The iterator is done after `session_exited`.
+   *
+   * A subscriber that falls `capacity` events behind is ended: its next `next()` rejects with
+   * {@link SubscriberLaggedError} (`lastSeq`: the position it reached, to reconnect with as
+   * `since`), then it is done. An aborted `signal` makes a pending or later `next()` reject with
+   * `signal.reason`, then it is done. `return()` (leaving a `for await`) unsubscribes at once.
+   *
+   * @throws InvalidArgumentError when `since` is not a non-negative integer.
+   */
+  subscribe(options: SubscribeOptions = {}): AsyncIterableIterator<SessionEvent> {
+    const { since, signal } = options;
+    if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) {
+      throw new InvalidArgumentError(`invalid since: ${String(since)}; expected a non-negative integer`);
+    }
+    const oldest = this.oldestSeq;
+    let cursor = oldest;
+    let gap: SessionEventOf<'gap'>['reason'] | undefined;
+    if (since !== undefined) {
+      if (since > this.#lastSeq) gap = 'reset';
+      else if (since < oldest - 1) gap = 'dropped';
+      else cursor = since + 1;
+    }
+    const subscriber = new Subscriber(cursor);
+    if (gap !== undefined) {
+      subscriber.gap = {
+        type: 'gap',
+        reason: gap,
+        nextSeq: cursor,
+        sessionId: this.sessionId,
+        seq: 0,
+        timestamp: this.#timestamp(Date.now()),
+      };
+    }
+    if (signal?.aborted) {
+      subscriber.ended = true;
+      subscriber.hasError = true;
+      subscriber.error = signal.reason;
+    } else if (this.#exit !== undefined && cursor > this.#lastSeq) {
+      subscriber.ended = true; // asked from after session_exited: nothing will ever come
+    } else {
+      if (signal !== undefined) {
+        subscriber.signal = signal;
+        subscriber.onAbort = () => this.#fail(subscriber, signal.reason);
+        signal.addEventListener('abort', subscriber.onAbort, { once: true });
+      }
+      this.#subscribers.push(subscriber);
+    }
+
+    const iterator: AsyncIterableIterator<SessionEvent> = {
+      next: () => this.#next(subscriber),
+      return: () => {
+        this.#end(subscriber);
+        subscriber.hasError = false;
+        subscriber.error = undefined;
+        return Promise.resolve(DONE);
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /**
+   * Appends `session_exited { reason }` (with a seq, kept even across {@link release}) and closes
+   * the log: later appends are ignored, and each subscriber ends once it has received everything
+   * before `session_exited` and `session_exited` itself. Closing never makes a subscriber lag.
+   * Idempotent: a closed log stays closed with its first reason.
+   */
+  close(reason: 'deleted' | 'closed'): void {
+    if (this.#exit !== undefined) return;
+    const seq = this.#lastSeq + 1;
+    const exit: SessionEventOf<'session_exited'> = {
+      type: 'session_exited',
+      reason,
+      sessionId: this.sessionId,
+      seq,
+      timestamp: this.#timestamp(Date.now()),
+    };
+    this.#lastSeq = seq;
+    this.#exit = exit;
+    const subscribers = this.#subscribers;
+    for (let index = subscribers.length - 1; index >= 0; index--) {
+      const subscriber = subscribers[index]!;
+      if (subscriber.resolve !== undefined) {
+        subscriber.cursor = seq + 1;
+        this.#resolveWaiter(subscriber, { value: exit, done: false });
+        this.#end(subscriber);
+      }
+    }
+  }
+
+  /**
+   * Drops the kept events now, keeping `lastSeq` (and `session_exited` once closed). Events that a
+   * current subscriber has not received yet are kept until it does, so releasing never loses an
+   * event for a live subscriber; a later subscriber asking from before `oldestSeq` gets a `gap`.
+   */
+  release(): void {
+    const ring = this.#ring;
+    if (ring.length === 0) return;
+    let keepFrom = this.#lastSeq + 1;
+    for (const subscriber of this.#subscribers) keepFrom = Math.min(keepFrom, subscriber.cursor);
+    const ringEnd = this.#oldestInRing + ring.length;
+    const kept: SessionEvent[] = [];
+    for (let seq = Math.max(keepFrom, this.#oldestInRing); seq < ringEnd; seq++) kept.push(this.#at(seq));
+    this.#ring = kept;
+    if (kept.length > 0) {
+      this.#base = kept[0]!.seq;
+      this.#oldestInRing = this.#base;
+    } else if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #at(seq: number): SessionEvent {
+    const exit = this.#exit;
+    if (exit !== undefined && seq === exit.seq) return exit;
+    return this.#ring[(seq - this.#base) % this.#capacity]!;
+  }
+
+  #next(subscriber: Subscriber): Promise<IteratorResult<SessionEvent>> {
+    if (subscriber.hasError) {
+      const error = subscriber.error;
+      subscriber.hasError = false;
+      subscriber.error = undefined;
+      return Promise.reject(error);
+    }
+    if (subscriber.ended) return Promise.resolve(DONE);
+    const gap = subscriber.gap;
+    if (gap !== undefined) {
+      subscriber.gap = undefined;
+      return Promise.resolve({ value: gap, done: false });
+    }
+    const cursor = subscriber.cursor;
+    if (cursor <= this.#lastSeq) {
+      const event = this.#at(cursor);
+      subscriber.cursor = cursor + 1;
+      if (event === this.#exit) this.#end(subscriber);
+      return Promise.resolve({ value: event, done: false });
+    }
+    if (this.#exit !== undefined) {
+      // Only reachable when subscribing to a closed log from at or after its session_exited.
+      this.#end(subscriber);
+      return Promise.resolve(DONE);
+    }
+    return new Promise((resolve, reject) => {
+      if (subscriber.resolve === undefined) {
+        subscriber.resolve = resolve;
+        subscriber.reject = reject;
+      } else {
+        subscriber.extraWaiters ??= [];
+        subscriber.extraWaiters.push({ resolve, reject });
+      }
+    });
+  }
+
+  /** Settles the first waiting `next()` and promotes the next concurrent one, if any. */
+  #resolveWaiter(subscriber: Subscriber, result: IteratorResult<SessionEvent>): void {
+    const resolve = subscriber.resolve!;
+    const extra = subscriber.extraWaiters?.shift();
+    subscriber.resolve = extra?.resolve;
+    subscriber.reject = extra?.reject;
+    resolve(result);
+  }
+
+  /** Ends a subscriber with an error for its next (or pending) `next()`. */
+  #fail(subscriber: Subscriber, error: unknown): void {
+    if (subscriber.ended) return;
+    const reject = subscriber.reject;
+    if (reject !== undefined) {
+      const extra = subscriber.extraWaiters?.shift();
+      subscriber.resolve = extra?.resolve;
+      subscriber.reject = extra?.reject;
+      reject(error);
+    } else {
+      subscriber.hasError = true;
+      subscriber.error = error;
+    }
+    this.#end(subscriber);
+  }
+
+  /** Detaches a subscriber: done for every later (and pending) `next()`. */
+  #end(subscriber: Subscriber): void {
+    if (subscriber.ended) return;
+    subscriber.ended = true;
+    subscriber.gap = undefined;
+    if (subscriber.onAbort !== undefined) {
+      subscriber.signal!.removeEventListener('abort', subscriber.onAbort);
+      subscriber.onAbort = undefined;
+      subscriber.signal = undefined;
+    }
+    while (subscriber.resolve !== undefined) this.#resolveWaiter(subscriber, DONE);
+    const subscribers = this.#subscribers;
+    const index = subscribers.indexOf(subscriber);
+    if (index !== -1) {
+      subscribers.splice(index, 1);
+      if (subscribers.length === 0) {
+        this.#lastActivity = Date.now();
+        if (this.#timer === undefined) this.#armTimer(this.#releaseAfterMs);
+      }
+    }
+  }
+
+  #timestamp(ms: number): string {
+    if (this.#now !== undefined) return this.#now();
+    if (ms !== this.#clockMs) {
+      this.#clockMs = ms;
+      this.#clockIso = new Date(ms).toISOString();
+    }
+    return this.#clockIso;
+  }
+
+  #armTimer(delay: number): void {
+    if (this.#releaseAfterMs === 0 || this.#ring.length === 0) return;
+    const timer = setTimeout(this.#onTimer, delay);
+    if (typeof timer === 'object' && timer !== null && 'unref' in timer) timer.unref();
+    this.#timer = timer;
+  }
+
+  /** Re-arms lazily against the last activity instead of resetting a timer on every append. */
+  #idleCheck(): void {
+    this.#timer = undefined;
+    if (this.#subscribers.length > 0) return; // re-armed when the last one leaves
+    const idleFor = Date.now() - this.#lastActivity;
+    if (idleFor >= this.#releaseAfterMs) this.release();
+    else this.#armTimer(this.#releaseAfterMs - idleFor);
+  }
+}
+
+/** Options of {@link EventLogs}: those of {@link EventLog} for every log it creates. */
+export type EventLogsOptions = Omit<EventLogOptions, 'sessionId'>;
+
+/** One {@link EventLog} per session id: created on demand, closed and forgotten on delete. */
+export class EventLogs {
+  readonly #options: EventLogsOptions;
+  readonly #logs = new Map<string, EventLog>();
+
+  constructor(options: EventLogsOptions = {}) {
+    this.#options = options;
+  }
+
+  /** The log of a session, if one exists. */
+  get(sessionId: string): EventLog | undefined {
+    return this.#logs.get(sessionId);
+  }
+
+  /** The log of a session, created (empty, `lastSeq` 0) when there is none. */
+  getOrCreate(sessionId: string): EventLog {
+    let log = this.#logs.get(sessionId);
+    if (log === undefined) {
+      log = new EventLog({ ...this.#options, sessionId });
+      this.#logs.set(sessionId, log);
+    }
+    return log;
+  }
+
+  /**
+   * Closes the session's log with `session_exited { reason: 'deleted' }`, frees what its remaining
+   * subscribers no longer need, and forgets it: `get` returns `undefined` and `getOrCreate` makes
+   * a new, empty log. No-op for an unknown id.
+   */
+  delete(sessionId: string): void {
+    const log = this.#logs.get(sessionId);
+    if (log === undefined) return;
+    this.#logs.delete(sessionId);
+    log.close('deleted');
+    log.release();
+  }
+
+  /** Closes every log with `session_exited { reason: 'closed' }`; the closed logs stay readable. */
+  closeAll(): void {
+    for (const log of this.#logs.values()) log.close('closed');
+  }
+
+  /** Number of logs held. */
+  get size(): number {
+    return this.#logs.size;
+  }
+}
