@@ -128,17 +128,17 @@ export class RefreshingSourceResolver implements SourceResolver {
   }
 
   /**
-   * Stops refreshing and aborts a load in progress; resolves once that load has ended. Cached data
-   * keeps being served. Calling it again does nothing.
+   * Stops refreshing and aborts a load in progress (its signal's reason is a `CLOSED` error). It does
+   * not wait for that load to end: a loader that ignores its signal cannot hold it up. Cached data
+   * keeps being served; what a load still running returns is kept too, but no further load starts.
+   * Calling it again does nothing.
    */
   async close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#controller.abort(new AgentSessionsError(ErrorCode.CLOSED, 'the source resolver was closed'));
-    }
-    await this.#loading;
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#controller.abort(new AgentSessionsError(ErrorCode.CLOSED, 'the source resolver was closed'));
   }
 
   async #current(signal: AbortSignal | undefined): Promise<Map<string, unknown>> {
