@@ -1,7 +1,30 @@
+// agent-sessions: the main entry. No static import of node:* modules: it loads in any JS runtime
+// with web-standard APIs. Node-only parts are in `agent-sessions/file`.
 export * from './errors.js';
 export * from './events.js';
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';
+export { SessionManager } from './manager/session-manager.js';
+export type {
+  AvailableModels,
+  Confirmation,
+  FollowUpOptions,
+  ImportOptions,
+  ManagerEvents,
+  MessageInput,
+  PendingConfirmation,
+  PendingElicitation,
+  ResumeElicitationInput,
+  ResumeInput,
+  RunInput,
+  RunOptions,
+  SessionManagerOptions,
+  SessionSnapshot,
+  SessionTemplate,
+  TitleGenerator,
+  TurnResult,
+  TurnStream,
+} from './manager/types.js';
 export type {
   ElicitationRequest,
   ElicitationResult,
@@ -15,6 +38,19 @@ export type {
 } from './runtime.js';
 export * from './schemas.js';
 export type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from './sources.js';
-export type { ListOptions, Page, Store } from './store.js';
-export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './store.js';
+export { stableSourceKey } from './sources/key.js';
+export { RefreshingSourceResolver } from './sources/refreshing.js';
+export type { ListableSourceResolver, RefreshingSourceOptions, SourceLoader } from './sources/refreshing.js';
+export { StaticSourceResolver } from './sources/static.js';
+export type { ListOptions, ListPosition, Page, Store } from './store.js';
+export {
+  compareListPosition,
+  DEFAULT_LIST_LIMIT,
+  decodeCursor,
+  encodeCursor,
+  MAX_LIST_LIMIT,
+  nextTimestamp,
+  pageSummaries,
+  validateListOptions,
+} from './store.js';
 export { MemoryStore } from './stores/memory.js';

@@ -1,0 +1,40 @@
+import { InvalidArgumentError, invalidArgument } from '../errors.js';
+import { newId } from '../internal/ids.js';
+import { type Message, MessageSchema } from '../schemas.js';
+
+/**
+ * Turns caller input into validated messages: a string is a user message; a missing `id`, `role`
+ * (`'user'`) or `createdAt` is filled in. An empty list is refused. Nothing is written.
+ */
+export function normalizeMessages(inputs: unknown, what = 'messages'): Message[] {
+  if (!Array.isArray(inputs) || inputs.length === 0) {
+    throw new InvalidArgumentError(`invalid ${what}: expected a non-empty list of messages`, {
+      issues: [{ path: [what], message: 'expected a non-empty list' }],
+    });
+  }
+  const now = new Date().toISOString();
+  return inputs.map((input, index) => normalizeMessage(input, now, `${what}[${index}]`));
+}
+
+/** Normalises one message input (see {@link normalizeMessages}). */
+export function normalizeMessage(input: unknown, now = new Date().toISOString(), what = 'message'): Message {
+  const candidate =
+    typeof input === 'string'
+      ? { content: input }
+      : typeof input === 'object' && input !== null
+        ? (input as Partial<Message>)
+        : undefined;
+  if (!candidate) {
+    throw new InvalidArgumentError(`invalid ${what}: expected a string or a message object`, {
+      issues: [{ path: [what], message: 'expected a string or a message object' }],
+    });
+  }
+  const result = MessageSchema.safeParse({
+    ...candidate,
+    id: candidate.id ?? newId('msg'),
+    role: candidate.role ?? 'user',
+    createdAt: candidate.createdAt ?? now,
+  });
+  if (!result.success) throw invalidArgument(what, result.error);
+  return result.data;
+}

@@ -1,0 +1,165 @@
+import { AgentSessionsError, ErrorCode, toAgentSessionsError } from '../errors.js';
+import { unrefTimer } from '../internal/abort.js';
+import { cloneRecord } from '../internal/clone.js';
+import type { Logger } from '../logger.js';
+import type { Runtime, RuntimeFactory } from '../runtime.js';
+import type { Session } from '../schemas.js';
+import type { ResolvedSource } from '../sources.js';
+
+interface Entry {
+  runtime: Runtime;
+  /** The source key it was made from (undefined: none). */
+  sourceKey: string | undefined;
+  controller: AbortController;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  inUse: number;
+}
+
+/**
+ * Runtime lifecycle: one runtime per session, made by the factory on first use with the resolved
+ * source and agent, cached, and closed on delete, on close, after `idleTtlMs` unused, or when the
+ * session switches to another source.
+ */
+export class RuntimePool {
+  readonly #entries = new Map<string, Entry>();
+  readonly #factory: RuntimeFactory;
+  readonly #idleTtlMs: number;
+  readonly #logger: Logger;
+  readonly #onIdleClose: (sessionId: string) => void;
+
+  constructor(options: {
+    factory: RuntimeFactory;
+    idleTtlMs: number;
+    logger: Logger;
+    /** Called after a runtime was closed for being idle. */
+    onIdleClose: (sessionId: string) => void;
+  }) {
+    this.#factory = options.factory;
+    this.#idleTtlMs = options.idleTtlMs;
+    this.#logger = options.logger;
+    this.#onIdleClose = options.onIdleClose;
+  }
+
+  /** The source key the cached runtime was made from. */
+  sourceKey(sessionId: string): string | undefined {
+    return this.#entries.get(sessionId)?.sourceKey;
+  }
+
+  /** The cached runtime, if it was made from `sourceKey` (`null`: whatever its source). */
+  peek(sessionId: string, sourceKey?: string | null): Runtime | undefined {
+    const entry = this.#entries.get(sessionId);
+    if (!entry) return undefined;
+    if (sourceKey !== null && entry.sourceKey !== sourceKey) return undefined;
+    return entry.runtime;
+  }
+
+  /**
+   * The session's runtime, made from `source` when none is cached or the cached one came from
+   * another source (which is closed first). The factory failing is `RUNTIME_FAILED`.
+   */
+  async acquire(session: Session, source: ResolvedSource | undefined): Promise<Runtime> {
+    const existing = this.#entries.get(session.id);
+    if (existing && existing.sourceKey === source?.key) {
+      this.#clearTimer(existing);
+      return existing.runtime;
+    }
+    if (existing) await this.close(session.id);
+    const controller = new AbortController();
+    let runtime: Runtime;
+    try {
+      runtime = await this.#factory({
+        session: cloneRecord(session),
+        ...(source === undefined ? {} : { source }),
+        ...(session.agent === undefined ? {} : { agent: session.agent }),
+        signal: controller.signal,
+      });
+    } catch (error) {
+      throw toAgentSessionsError(
+        error,
+        ErrorCode.RUNTIME_FAILED,
+        `runtime factory failed for session ${JSON.stringify(session.id)}`,
+      );
+    }
+    if (typeof runtime?.run !== 'function') {
+      throw new AgentSessionsError(
+        ErrorCode.RUNTIME_FAILED,
+        `runtime factory for session ${JSON.stringify(session.id)} returned no runtime with run()`,
+      );
+    }
+    // A concurrent acquire may have won while the factory ran: keep the first, close ours.
+    const raced = this.#entries.get(session.id);
+    if (raced && raced.sourceKey === source?.key) {
+      controller.abort();
+      void this.#closeRuntime(session.id, runtime);
+      return raced.runtime;
+    }
+    this.#entries.set(session.id, {
+      runtime,
+      sourceKey: source?.key,
+      controller,
+      timer: undefined,
+      inUse: 0,
+    });
+    return runtime;
+  }
+
+  /** Marks the runtime busy (a turn runs): it is not closed for idleness meanwhile. */
+  hold(sessionId: string): void {
+    const entry = this.#entries.get(sessionId);
+    if (!entry) return;
+    entry.inUse++;
+    this.#clearTimer(entry);
+  }
+
+  /** The turn ended: the idle clock starts when nothing else holds it. */
+  releaseHold(sessionId: string): void {
+    const entry = this.#entries.get(sessionId);
+    if (!entry) return;
+    entry.inUse = Math.max(0, entry.inUse - 1);
+    this.#armTimer(sessionId, entry);
+  }
+
+  /** Closes and forgets a session's runtime (errors are logged, never thrown). */
+  async close(sessionId: string): Promise<void> {
+    const entry = this.#entries.get(sessionId);
+    if (!entry) return;
+    this.#entries.delete(sessionId);
+    this.#clearTimer(entry);
+    entry.controller.abort(
+      new AgentSessionsError(ErrorCode.CLOSED, `runtime of session ${sessionId} closed`),
+    );
+    await this.#closeRuntime(sessionId, entry.runtime);
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#entries.keys()].map((id) => this.close(id)));
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #armTimer(sessionId: string, entry: Entry): void {
+    if (this.#idleTtlMs <= 0 || !Number.isFinite(this.#idleTtlMs) || entry.inUse > 0) return;
+    this.#clearTimer(entry);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (this.#entries.get(sessionId) !== entry || entry.inUse > 0) return;
+      void this.close(sessionId).then(() => this.#onIdleClose(sessionId));
+    }, this.#idleTtlMs);
+    unrefTimer(entry.timer);
+  }
+
+  #clearTimer(entry: Entry): void {
+    if (entry.timer !== undefined) clearTimeout(entry.timer);
+    entry.timer = undefined;
+  }
+
+  async #closeRuntime(sessionId: string, runtime: Runtime): Promise<void> {
+    try {
+      await runtime.close?.();
+    } catch (error) {
+      this.#logger.warn('runtime close failed', { sessionId, error });
+    }
+  }
+}

@@ -1,0 +1,169 @@
+import type { AgentSessionsError } from '../errors.js';
+import type { SessionEvent, StopReason } from '../events.js';
+import type { Logger } from '../logger.js';
+import type { ModelChoice, RuntimeFactory } from '../runtime.js';
+import type { Message, Session, ToolCall } from '../schemas.js';
+import type { SourceResolver } from '../sources.js';
+import type { Store } from '../store.js';
+
+/**
+ * A message as callers give it: a string is a user message; an object needs `content`, and a
+ * missing `id`, `role` (`'user'`) or `createdAt` is filled in.
+ */
+export type MessageInput = string | (Partial<Message> & { content: string });
+
+/** Makes a title from the first messages of a session. Its first non-empty line is used. */
+export type TitleGenerator = (input: { messages: string[]; signal: AbortSignal }) => Promise<string>;
+
+/** Options of {@link SessionManager}. */
+export interface SessionManagerOptions {
+  /** Makes each session's runtime. Required. */
+  runtime: RuntimeFactory;
+  /** Where sessions live. @default new MemoryStore() */
+  store?: Store;
+  /** Resolves agent sources; without one, runtimes get no `source`. */
+  sources?: SourceResolver;
+  /** Generates titles beside the first turn (30 s limit). Without one, the heuristic title stays. */
+  titleGenerator?: TitleGenerator;
+  /** When set, working dirs must resolve (symlinks included) inside this directory. */
+  workingDirRoot?: string;
+  /** Events kept per session for replay, and how far a subscriber may lag. @default 1024 */
+  eventLogCapacity?: number;
+  /** Release a session's kept events after this long with no subscriber and no event (the seq counter stays). 0 = never. @default 300000 */
+  eventLogReleaseAfterMs?: number;
+  /** Steered messages a running turn may hold. @default 5 */
+  steerCapacity?: number;
+  /** Follow-ups that may wait behind a running turn. @default 20 */
+  followUpCapacity?: number;
+  /** Idempotency keys remembered per session. @default 256 */
+  idempotencyKeys?: number;
+  /** Close runtimes (and drop the cached history) idle this long. 0 = never. @default 900000 */
+  idleRuntimeTtlMs?: number;
+  /** Where the manager logs. Nothing is printed by default. */
+  logger?: Logger;
+}
+
+/** Input of {@link SessionManager.runSession}. */
+export interface RunInput {
+  /** The turn's user messages (at least one). */
+  messages: MessageInput[];
+  /** Switch the session to this agent source (resolved before anything is written). */
+  source?: string;
+  /** Switch the session to this agent. */
+  agent?: string;
+  /** Set the agent's model override before the turn (persisted, like {@link SessionManager.setSessionModel}). */
+  model?: string;
+}
+
+/** Options of {@link SessionManager.runSession}. */
+export interface RunOptions {
+  /** Aborting cancels the turn (and rejects `runSession` if it is still being admitted). */
+  signal?: AbortSignal;
+  /** What breaking out of the stream does: cancel the turn, or let it run on into the event log. @default 'cancel' */
+  onDetach?: 'cancel' | 'continue';
+}
+
+/** How a {@link TurnStream} ended. */
+export interface TurnResult {
+  /** Why the last turn of the stream stopped. */
+  stopReason: StopReason;
+  /** The error, when `stopReason` is `'error'`. */
+  error?: AgentSessionsError;
+  /** Steered and follow-up messages dropped by a cancel (never persisted). */
+  discarded: Message[];
+}
+
+/**
+ * The events of a turn (and of the steered and follow-up turns that run after it) as an async
+ * iterable. Breaking out of the loop cancels unless `onDetach: 'continue'`.
+ */
+export interface TurnStream extends AsyncIterable<SessionEvent> {
+  /** The id of the stream's first turn. */
+  readonly turnId: string;
+  /** Cancels the running turn and drops queued follow-ups; `done` resolves with `'cancelled'`. */
+  cancel(reason?: unknown): void;
+  /** Settles when the stream's last turn has ended; never rejects. */
+  readonly done: Promise<TurnResult>;
+}
+
+/** Answers to a `tool_call_confirmation`. */
+export type Confirmation = 'approve' | 'approve-tool' | 'approve-session' | 'reject';
+
+/** Input of {@link SessionManager.resumeSession}. */
+export interface ResumeInput {
+  confirmation: Confirmation;
+  /** Told to the model when rejecting. */
+  reason?: string;
+  /** With `approve-tool`: the pattern to always allow. @default the pending call's tool name */
+  toolName?: string;
+  /** Which confirmation, when several are pending. */
+  confirmationId?: string;
+}
+
+/** Input of {@link SessionManager.resumeElicitation}. */
+export interface ResumeElicitationInput {
+  action: 'accept' | 'decline' | 'cancel';
+  content?: unknown;
+  /** Which elicitation, when several are pending. */
+  elicitationId?: string;
+}
+
+/** A pending tool confirmation, as a snapshot shows it. */
+export interface PendingConfirmation {
+  confirmationId: string;
+  turnId: string;
+  toolCall: ToolCall;
+}
+
+/** A pending elicitation, as a snapshot shows it. */
+export interface PendingElicitation {
+  elicitationId: string;
+  turnId: string;
+  message: string;
+  schema?: unknown;
+  mode: 'form' | 'url';
+  url?: string;
+}
+
+/** What a reconnecting client needs. Tail with `streamEvents(id, { since: lastEventSeq })`. */
+export interface SessionSnapshot {
+  session: Session;
+  /** From when a turn is admitted until its busy lock is released. */
+  streaming: boolean;
+  agent?: string;
+  lastEventSeq: number;
+  pending: { confirmations: PendingConfirmation[]; elicitations: PendingElicitation[] };
+  queues: { steer: Message[]; followUp: Message[][] };
+}
+
+/** What {@link SessionManager.getAvailableModels} resolves to. */
+export interface AvailableModels {
+  agent: string;
+  current?: string;
+  models: Array<ModelChoice & { current: boolean }>;
+}
+
+/** The manager's own events, for hosts that observe everything (`manager.events.on(...)`). */
+export interface ManagerEvents {
+  session_created: [event: { session: Session }];
+  session_deleted: [event: { sessionId: string }];
+  turn_started: [event: { sessionId: string; turnId: string }];
+  turn_ended: [
+    event: { sessionId: string; turnId: string; stopReason: StopReason; error?: AgentSessionsError },
+  ];
+}
+
+/** Options of {@link SessionManager.followUpSession}. */
+export interface FollowUpOptions {
+  /** A repeated key (among the session's last `idempotencyKeys`) delivers nothing and returns `'duplicate'`. */
+  idempotencyKey?: string;
+}
+
+/** Options of {@link SessionManager.importSessions}. */
+export interface ImportOptions {
+  /** What to do with an id that exists: fail before writing anything, skip it, or replace it. */
+  onConflict: 'error' | 'skip' | 'replace';
+}
+
+/** A template for {@link SessionManager.createSession}: any session fields; the rest get defaults. */
+export type SessionTemplate = Partial<Omit<Session, 'createdAt' | 'updatedAt'>>;
