@@ -1,2 +1,41 @@
-// agent-sessions/testing: tools for testing stores, runtimes and hosts. Never imports vitest.
-export {};
+// agent-sessions/testing: tools for testing stores, runtimes and hosts. Never imports a test
+// framework: test functions are injected, and every wait is on a promise, not a timer.
+export { BlockingStore } from './blocking-store.js';
+export { describeStoreConformance, type StoreConformanceOptions } from './conformance.js';
+export {
+  FailingStore,
+  type FailureError,
+  InjectedStoreError,
+  type StoreCall,
+  type StoreMethod,
+  type StoreMethodArgs,
+} from './failing-store.js';
+export {
+  type AuthorizeStep,
+  type AuthorizeStepOptions,
+  type AvailableModelsCall,
+  type CloseCall,
+  type ElicitStep,
+  type FailStep,
+  type HeldInfo,
+  type HoldMatchOptions,
+  type HoldStep,
+  isScriptDirective,
+  type RawStep,
+  type ReplyOptions,
+  type ReplyStep,
+  type ScriptDirective,
+  type ScriptedReplyOptions,
+  ScriptedRuntime,
+  type ScriptedRuntimeOptions,
+  type ScriptedSessionRuntime,
+  type ScriptedTurnFunction,
+  type ScriptedTurnOptions,
+  type ScriptStep,
+  type SetModelCall,
+  step,
+  type TakeSteeringStep,
+  type ToolCallInput,
+  type TurnOutcome,
+  type TurnRecord,
+} from './scripted-runtime.js';
