@@ -66,6 +66,8 @@ export interface FileStoreOptions {
   durability?: FileStoreDurability;
   /** Receives warnings (a damaged session skipped by a listing) and debug notes. Silent by default. */
   logger?: Logger;
+  /** @internal Thresholds, lowered by tests to exercise compaction and summary rewrites. */
+  tuning?: { compactMinBytes?: number; summaryEveryBytes?: number };
 }
 
 // Line records of a session log. The first line is always a whole session ('session'); compaction
@@ -252,6 +254,8 @@ export class FileStore implements Store {
   readonly #sessionsDir: string;
   readonly #sync: boolean;
   readonly #logger: Logger;
+  readonly #compactMinBytes: number;
+  readonly #summaryEveryBytes: number;
   readonly #entries = new Map<string, Entry>();
   readonly #damaged = new Map<string, StoreCorruptError>();
   readonly #queues = new Map<string, Promise<void>>();
@@ -277,6 +281,8 @@ export class FileStore implements Store {
     this.#sessionsDir = join(this.#directory, SESSIONS);
     this.#sync = durability === 'fsync';
     this.#logger = options.logger ?? silentLogger;
+    this.#compactMinBytes = options.tuning?.compactMinBytes ?? COMPACT_MIN_BYTES;
+    this.#summaryEveryBytes = options.tuning?.summaryEveryBytes ?? SUMMARY_EVERY_BYTES;
   }
 
   /** The directory this store owns. */
@@ -642,9 +648,9 @@ export class FileStore implements Store {
 
   // After a write: compact a log full of overwritten records, refresh a summary file gone stale.
   async #maintain(entry: Entry): Promise<void> {
-    if (entry.overwriteBytes > COMPACT_MIN_BYTES && entry.overwriteBytes * 2 > entry.logSize) {
+    if (entry.overwriteBytes > this.#compactMinBytes && entry.overwriteBytes * 2 > entry.logSize) {
       await this.#compact(entry);
-    } else if (entry.logSize - Math.max(entry.summarized, 0) > SUMMARY_EVERY_BYTES) {
+    } else if (entry.logSize - Math.max(entry.summarized, 0) > this.#summaryEveryBytes) {
       await this.#writeSummary(entry);
     }
   }
