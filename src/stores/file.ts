@@ -305,7 +305,7 @@ export class FileStore implements Store {
     assertSessionId((session as Partial<Session> | undefined)?.id);
     const parsed = parseSession(session);
     // Serialised now, so a caller mutating its object after the call changes nothing.
-    const stored = { ...parsed, updatedAt: nextTimestamp(parsed.updatedAt) };
+    const stored = parsed;
     const json = JSON.stringify({ t: 'session', session: stored });
     const summary = toSummary(stored, countMessages(stored.items));
     return this.#serial(parsed.id, async () => {
