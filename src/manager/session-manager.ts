@@ -562,18 +562,24 @@ export class SessionManager {
     assertSessionId(id);
     const state = this.#state(id);
     let next: SafetyPolicy = 'autonomous';
-    let remember: SafetyPolicy | undefined;
-    await this.#updateMetadata(state, (session) => {
-      if (session.safetyPolicy === 'autonomous') {
-        next = state.previousPolicy ?? '';
-        remember = undefined;
-      } else {
-        next = 'autonomous';
-        remember = session.safetyPolicy;
-      }
-      return { safetyPolicy: next };
-    });
-    state.previousPolicy = remember;
+    const before = state.previousPolicy;
+    try {
+      await this.#updateMetadata(state, (session) => {
+        if (session.safetyPolicy === 'autonomous') {
+          next = state.previousPolicy ?? '';
+          state.previousPolicy = undefined;
+        } else {
+          next = 'autonomous';
+          // Remembered before the write: #updateMetadata drops a state that holds nothing, and this
+          // state must not be dropped with the policy it has to restore.
+          state.previousPolicy = session.safetyPolicy;
+        }
+        return { safetyPolicy: next };
+      });
+    } catch (error) {
+      state.previousPolicy = before;
+      throw error;
+    }
     if (next === 'autonomous') this.#reconsiderPending(state);
     this.#forgetIfIdle(id);
     return next;
