@@ -456,13 +456,17 @@ export class ActiveRun {
             case 'message_added': {
               const message = event.message;
               const item: SessionItem = { kind: 'message', message };
-              await enqueueWrite(() => host.store.appendItems(sessionId, [item]));
+              // The bookkeeping follows the write itself, not the turn: a write that lands after a
+              // cancel is in the store, so its tool calls must still be closed (or counted as answered).
+              await enqueueWrite(async () => {
+                await host.store.appendItems(sessionId, [item]);
+                cache.push([item]);
+                if (message.role === 'assistant')
+                  for (const call of message.toolCalls ?? []) openToolCalls.set(call.id, call.name);
+                if (message.role === 'tool' && message.toolCallId !== undefined)
+                  openToolCalls.delete(message.toolCallId);
+              });
               if (finished) break;
-              cache.push([item]);
-              if (message.role === 'assistant')
-                for (const call of message.toolCalls ?? []) openToolCalls.set(call.id, call.name);
-              if (message.role === 'tool' && message.toolCallId !== undefined)
-                openToolCalls.delete(message.toolCallId);
               this.#emit({ ...event, turnId });
               break;
             }
