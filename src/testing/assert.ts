@@ -87,7 +87,15 @@ export function findDifference(actual: unknown, expected: unknown, path = '$'): 
 /** Fails unless `actual` deep-equals `expected` (see {@link findDifference}). */
 export function assertEqual(actual: unknown, expected: unknown, message: string): void {
   const difference = findDifference(actual, expected);
-  if (difference) fail(`${message}: ${difference}`);
+  if (!difference) return;
+  const expectedText = show(expected, 400);
+  const actualText = show(actual, 400);
+  // Whole values help when they are short (a list of ids); a 1 MiB record would drown the message.
+  const whole =
+    expectedText.length + actualText.length <= 600
+      ? `\n  expected: ${expectedText}\n  actual:   ${actualText}`
+      : '';
+  fail(`${message}: ${difference}${whole}`);
 }
 
 /**
