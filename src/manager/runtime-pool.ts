@@ -60,7 +60,8 @@ export class RuntimePool {
   async acquire(session: Session, source: ResolvedSource | undefined): Promise<Runtime> {
     const existing = this.#entries.get(session.id);
     if (existing && existing.sourceKey === source?.key) {
-      this.#clearTimer(existing);
+      // Restart the idle clock: a use outside a turn (models) must not leave it stopped for good.
+      this.#armTimer(session.id, existing);
       return existing.runtime;
     }
     if (existing) await this.close(session.id);
@@ -100,6 +101,8 @@ export class RuntimePool {
       timer: undefined,
       inUse: 0,
     });
+    // Armed at once: a runtime made outside a turn (models) is closed when idle too; a turn's hold stops it.
+    this.#armTimer(session.id, this.#entries.get(session.id) as Entry);
     return runtime;
   }
 

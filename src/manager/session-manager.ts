@@ -1106,6 +1106,7 @@ export class SessionManager {
     const state = this.#state(id);
     if (state.busy.isLocked()) throw new SessionBusyError(id, state.run?.currentTurnId);
     const acquired = state.busy.acquire();
+    const hadLog = this.#logs.get(id) !== undefined;
     // The mutex is taken synchronously by acquire(); the run registers at once so follow-ups queue on it.
     const run = new ActiveRun({
       host: this.#host,
@@ -1185,6 +1186,8 @@ export class SessionManager {
       }
       const queued = state.followUps.length > 0 || state.steer.length > 0;
       run.abandon();
+      // A log made for an id that does not exist would make it look like a session (streamEvents).
+      if (!hadLog && AgentSessionsError.hasCode(error, ErrorCode.SESSION_NOT_FOUND)) this.#logs.delete(id);
       if (queued) this.#startQueued(state);
       else this.#forgetIfIdle(id);
       throw error;
