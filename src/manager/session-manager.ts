@@ -252,13 +252,19 @@ export class SessionManager {
   /**
    * Queues messages for the running turn; the runtime drains them with `takeSteering()`. Messages no
    * turn took run as the next turn, before follow-ups. `SESSION_NOT_RUNNING` when no turn runs,
-   * `QUEUE_FULL` past `steerCapacity`, `INVALID_ARGUMENT` for an empty list.
+   * `SESSION_NOT_FOUND` for an unknown session, `QUEUE_FULL` past `steerCapacity` (nothing of the
+   * call is queued), `INVALID_ARGUMENT` for an empty list.
    */
   async steerSession(id: string, messages: Message[] | unknown[]): Promise<void> {
     this.#assertOpen();
     assertSessionId(id);
     const normalized = normalizeMessages(messages);
-    const state = this.#states.get(id);
+    let state = this.#states.get(id);
+    if (!state?.run) {
+      // An unknown session is not found rather than merely idle.
+      await this.#assertExists(id);
+      state = this.#states.get(id);
+    }
     if (!state?.run) {
       throw new AgentSessionsError(
         ErrorCode.SESSION_NOT_RUNNING,
