@@ -15,22 +15,35 @@ export type JsonObject = { [key: string]: JsonValue };
 const hasOwn = Object.prototype.hasOwnProperty;
 
 /**
- * True when `value` is a JSON value (finite numbers, plain objects and arrays, no cycles).
+ * True when `value` is a JSON value (finite numbers, plain objects and arrays, no cycles). An
+ * object reached twice without a cycle (a shared sub-object) is fine: JSON writes it twice.
  * Iterative, so deep values cannot overflow the stack.
  */
 export function isJsonValue(value: unknown): value is JsonValue {
+  // Depth-first with explicit exit markers: `open` holds the objects on the current path (a cycle
+  // is a reference back into it); `checked` holds finished objects, so shared ones are walked once.
+  const exit = Symbol('exit');
   const stack: unknown[] = [value];
-  const seen = new Set<object>();
+  const open = new Set<object>();
+  const checked = new Set<object>();
   while (stack.length > 0) {
     const current = stack.pop();
+    if (current === exit) {
+      const finished = stack.pop() as object;
+      open.delete(finished);
+      checked.add(finished);
+      continue;
+    }
     if (current === null || typeof current === 'string' || typeof current === 'boolean') continue;
     if (typeof current === 'number') {
       if (!Number.isFinite(current)) return false;
       continue;
     }
     if (typeof current !== 'object') return false;
-    if (seen.has(current)) return false;
-    seen.add(current);
+    if (checked.has(current)) continue;
+    if (open.has(current)) return false;
+    open.add(current);
+    stack.push(current, exit);
     if (Array.isArray(current)) {
       for (let index = 0; index < current.length; index++) stack.push(current[index]);
       continue;
