@@ -372,7 +372,8 @@ export class ActiveRun {
         await host.store.updateSession(state.id, { title: generated, titleSource: 'generated' });
         current.meta.title = generated;
         current.meta.titleSource = 'generated';
-        this.#log.append({ type: 'session_title', turnId, title: generated });
+        // To the stream as well while it is open: a reader of the turn sees the title it asked for.
+        this.#emit({ type: 'session_title', turnId, title: generated });
       });
     })();
     // Not tracked by waitStopped: the generator runs beside the turn and may outlive it.
