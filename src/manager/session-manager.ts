@@ -399,6 +399,8 @@ export class SessionManager {
           throwIfAborted(options.signal);
           await manager.#assertExists(id);
           throwIfAborted(options.signal);
+          // close() may have run meanwhile: a log made now would never get its session_exited.
+          manager.#assertOpen();
           if (manager.#deleted.has(id)) throw new SessionNotFoundError(id);
           const log = manager.#logs.getOrCreate(id);
           return log.subscribe({
@@ -439,6 +441,7 @@ export class SessionManager {
     this.#assertOpen();
     assertSessionId(id);
     const session = await this.store.getSession(id);
+    this.#assertOpen();
     if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
     // The log must exist before lastEventSeq is read, so tailing from it misses nothing.
     const log = this.#logs.getOrCreate(id);
