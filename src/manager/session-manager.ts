@@ -683,7 +683,7 @@ export class SessionManager {
       items = parent.items.slice(0, userIndexes[cut]);
     }
     const base = parent.title === '' ? 'Untitled' : parent.title;
-    const number = 1 + (await this.#highestForkNumber(base));
+    const number = 1 + (await this.#highestForkNumber(base, id));
     const now = new Date().toISOString();
     const fork: Session = {
       ...parent,
@@ -1206,8 +1206,8 @@ export class SessionManager {
     return run;
   }
 
-  /** The highest N among titles `"<base> (fork N)"` already used. */
-  async #highestForkNumber(base: string): Promise<number> {
+  /** The highest N among titles `"<base> (fork N)"` already used by forks of `parentId`. */
+  async #highestForkNumber(base: string, parentId: string): Promise<number> {
     const prefix = `${base} (fork `;
     let highest = 0;
     let cursor: string | undefined;
@@ -1219,7 +1219,10 @@ export class SessionManager {
       for (const summary of page.sessions) {
         if (!summary.title.startsWith(prefix) || !summary.title.endsWith(')')) continue;
         const number = Number(summary.title.slice(prefix.length, -1));
-        if (Number.isInteger(number) && number > highest) highest = number;
+        if (!Number.isInteger(number) || number <= highest) continue;
+        // Summaries carry no parentId: only a candidate that would raise the number is read.
+        const candidate = await this.store.getSession(summary.id).catch(() => undefined);
+        if (candidate?.parentId === parentId) highest = number;
       }
       cursor = page.nextCursor;
     } while (cursor !== undefined);
