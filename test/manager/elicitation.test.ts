@@ -6,6 +6,7 @@ import type { SessionEvent, SessionEventOf } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { TurnStream } from '../../src/manager/types.js';
 import type { ElicitationResult } from '../../src/runtime.js';
+import type { JsonValue } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
@@ -189,7 +190,7 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
         turn.elicit({ message: 'first', schema }),
         turn.elicit({ message: 'second', mode: 'url', url: 'https://x.example/' }),
       ]);
-      yield { type: 'custom', name: 'answers', data: answers };
+      yield { type: 'custom', name: 'answers', data: answers as JsonValue };
     });
     const stream = await manager.runSession(created.id, { messages: ['hi'] });
     const iterator = stream[Symbol.asyncIterator]();
