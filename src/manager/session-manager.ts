@@ -1181,6 +1181,8 @@ export class SessionManager {
           }
         });
       }
+      // Last point where a refusal can still be undone: the user messages cannot be taken back.
+      throwIfAborted(request.signal);
       const items: SessionItem[] = request.messages.map((message) => ({ kind: 'message', message }));
       await this.store.appendItems(id, items);
       cache.push(items);
