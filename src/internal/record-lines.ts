@@ -58,29 +58,32 @@ export class LineError extends Error {
  */
 export function decodeLines(buffer: Buffer, base = 0): { lines: DecodedLine[]; end: number } {
   const lines: DecodedLine[] = [];
+  // Decoded once: one string per line from the buffer would cost more than the parsing. The k-th
+  // '\n' of the bytes is the k-th '\n' of the text (UTF-8 never uses 0x0a inside a character), so
+  // the checksum runs on the bytes and JSON.parse on the text of the same line.
+  const text = buffer.toString('utf8');
   let start = 0;
+  let textStart = 0;
   for (;;) {
     const newline = buffer.indexOf(NEWLINE, start);
     if (newline < 0) break;
-    lines.push(decodeLine(buffer, start, newline, base));
+    const textNewline = text.indexOf('\n', textStart);
+    const offset = base + start;
+    const hex = text.slice(textStart, textStart + 8);
+    if (newline - start < 10 || buffer[start + 8] !== SPACE || !HEX.test(hex)) {
+      throw new LineError(offset, 'malformed line');
+    }
+    const crc = crc32(buffer.subarray(start + 9, newline));
+    if (crc !== Number.parseInt(hex, 16)) throw new LineError(offset, 'checksum mismatch');
+    let value: unknown;
+    try {
+      value = JSON.parse(text.slice(textStart + 9, textNewline));
+    } catch {
+      throw new LineError(offset, 'invalid JSON');
+    }
+    lines.push({ start: offset, end: base + newline + 1, crc, value });
     start = newline + 1;
+    textStart = textNewline + 1;
   }
   return { lines, end: base + start };
-}
-
-function decodeLine(buffer: Buffer, start: number, newline: number, base: number): DecodedLine {
-  const hex = buffer.toString('latin1', start, start + 8);
-  if (newline - start < 10 || buffer[start + 8] !== SPACE || !HEX.test(hex)) {
-    throw new LineError(base + start, 'malformed line');
-  }
-  const expected = Number.parseInt(hex, 16);
-  const crc = crc32(buffer.subarray(start + 9, newline));
-  if (crc !== expected) throw new LineError(base + start, 'checksum mismatch');
-  let value: unknown;
-  try {
-    value = JSON.parse(buffer.toString('utf8', start + 9, newline));
-  } catch {
-    throw new LineError(base + start, 'invalid JSON');
-  }
-  return { start: base + start, end: base + newline + 1, crc, value };
 }

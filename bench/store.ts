@@ -1,0 +1,253 @@
+// bench/store: MemoryStore and FileStore (fsync, buffered) against raw file baselines.
+//
+// Per store: append messages one at a time to one session, load it, create 10 000 sessions, list
+// the first page and all pages. Baselines, measured in the same run on the same JSON lines (one
+// item per line):
+// - raw append, buffered: `fs.promises.appendFile(path, line)` per line (open, write, close): the
+//   same system calls FileStore makes per write;
+// - raw append, fsync: open, write, `datasync`, close per line: FileStore's calls plus nothing;
+// - raw load: `readFile` and `JSON.parse` of every line.
+// Listing goal: the first page of 10 000 sessions costs the same whether each holds 1 item or 100
+// (FileStore measured cold: a fresh store reopening the directory, then the first page).
+import { appendFile, open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Session, SessionItem } from '../src/schemas.js';
+import type { Store } from '../src/store.js';
+import { FileStore } from '../src/stores/file.js';
+import { MemoryStore } from '../src/stores/memory.js';
+import { type BenchRow, median, report, time, withTempDir } from './lib.js';
+
+const APPENDS = 10_000;
+const SESSIONS = 10_000;
+const REPEAT = 5;
+const FSYNC_BUDGET_MS = 25_000; // for the fsync'd appends of store and baseline together
+// A fsync'd create syncs the new file and the directory; 10 000 of them take about 40 s here.
+const FSYNC_SESSIONS = 2_000;
+
+function session(id: string, items: SessionItem[] = []): Session {
+  const at = new Date().toISOString();
+  return {
+    id,
+    title: `title ${id}`,
+    titleSource: 'manual',
+    createdAt: at,
+    updatedAt: at,
+    starred: false,
+    items,
+    usage: { inputTokens: 0, outputTokens: 0, cost: 0 },
+    safetyPolicy: '',
+    permissions: { allow: [], ask: [], deny: [] },
+    agentModelOverrides: {},
+    customModelsUsed: [],
+    attributes: {},
+  };
+}
+
+function messages(count: number, prefix = 'm'): SessionItem[] {
+  const at = new Date().toISOString();
+  return Array.from({ length: count }, (_, index) => ({
+    kind: 'message',
+    message: {
+      id: `${prefix}${index}`,
+      role: index % 2 === 0 ? 'user' : 'assistant',
+      content: `message ${index}: the quick brown fox jumps over the lazy dog, again and again.`,
+      createdAt: at,
+    },
+  }));
+}
+
+async function rawAppend(path: string, lines: readonly string[], sync: boolean): Promise<number> {
+  return time(async () => {
+    for (const line of lines) {
+      if (!sync) {
+        await appendFile(path, line);
+        continue;
+      }
+      const handle = await open(path, 'a');
+      await handle.write(line);
+      await handle.datasync();
+      await handle.close();
+    }
+  });
+}
+
+async function rawLoad(path: string): Promise<number> {
+  const runs: number[] = [];
+  for (let index = 0; index < REPEAT; index++) {
+    runs.push(
+      await time(async () => {
+        const text = await readFile(path, 'utf8');
+        const items: unknown[] = [];
+        for (const line of text.split('\n')) if (line.length > 0) items.push(JSON.parse(line));
+        return items;
+      }),
+    );
+  }
+  return median(runs);
+}
+
+async function listAll(store: Store): Promise<number> {
+  let pages = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await store.listSessions({ limit: 100, ...(cursor === undefined ? {} : { cursor }) });
+    cursor = page.nextCursor;
+    pages++;
+  } while (cursor !== undefined);
+  return pages;
+}
+
+// Milliseconds per fdatasync here, to size the fsync'd append run.
+async function probeFsync(directory: string): Promise<number> {
+  const handle = await open(join(directory, 'probe'), 'a');
+  const ms = await time(async () => {
+    for (let index = 0; index < 50; index++) {
+      await handle.write('probe\n');
+      await handle.datasync();
+    }
+  });
+  await handle.close();
+  return ms / 50;
+}
+
+interface Variant {
+  label: string;
+  durability?: 'fsync' | 'buffered';
+  make(directory: string): Store;
+}
+
+const variants: Variant[] = [
+  { label: 'memory', make: () => new MemoryStore() },
+  {
+    label: 'file(fsync)',
+    durability: 'fsync',
+    make: (directory) => new FileStore({ directory, durability: 'fsync' }),
+  },
+  {
+    label: 'file(buffered)',
+    durability: 'buffered',
+    make: (directory) => new FileStore({ directory, durability: 'buffered' }),
+  },
+];
+
+export async function run(): Promise<void> {
+  const rows: BenchRow[] = [];
+  const notes: string[] = [];
+  await withTempDir('store', async (root) => {
+    const fsyncMs = await probeFsync(root);
+    const fsyncAppends = Math.min(APPENDS, Math.max(200, Math.floor(FSYNC_BUDGET_MS / (2.2 * fsyncMs))));
+    if (fsyncAppends < APPENDS) {
+      notes.push(
+        `fdatasync takes ${fsyncMs.toFixed(2)} ms here: fsync'd appends reduced from ${APPENDS} to ${fsyncAppends}`,
+      );
+    }
+    for (const variant of variants) {
+      const directory = join(root, variant.label.replace(/[^a-z]/g, '-'));
+      const sync = variant.durability === 'fsync';
+      const count = sync ? fsyncAppends : APPENDS;
+      const items = messages(count);
+      const lines = items.map((item) => `${JSON.stringify(item)}\n`);
+
+      // Append, one message per call.
+      let store = variant.make(directory);
+      await store.createSession(session('big'));
+      const appendMs = await time(async () => {
+        for (const item of items) await store.appendItems('big', [item]);
+      });
+      const rawPath = join(root, `${variant.label.replace(/[^a-z]/g, '-')}.jsonl`);
+      const rawAppendMs = await rawAppend(rawPath, lines, sync);
+      const isFile = variant.durability !== undefined;
+      rows.push({
+        name: `${variant.label} append ${count} × 1`,
+        ms: appendMs,
+        baselineMs: rawAppendMs,
+        ...(isFile ? { goal: '≥ 0.5× raw', pass: rawAppendMs / appendMs >= 0.5 } : {}),
+        note: `${((appendMs * 1000) / count).toFixed(0)} µs/append`,
+      });
+
+      // Load: FileStore from a freshly opened store each time (nothing cached).
+      const loads: number[] = [];
+      for (let index = 0; index < REPEAT; index++) {
+        if (isFile) {
+          await store.close?.();
+          store = variant.make(directory);
+          await (store as FileStore).open();
+        }
+        loads.push(await time(() => store.getSession('big')));
+      }
+      const loadMs = median(loads);
+      const rawLoadMs = await rawLoad(rawPath);
+      rows.push({
+        name: `${variant.label} load ${count} items`,
+        ms: loadMs,
+        baselineMs: rawLoadMs,
+        ...(isFile ? { goal: '≥ 0.5× raw', pass: rawLoadMs / loadMs >= 0.5 } : {}),
+        note: `median of ${REPEAT}`,
+      });
+
+      // Create 10 000 sessions, then list.
+      const createCount = sync ? FSYNC_SESSIONS : SESSIONS;
+      if (sync) notes.push(`fsync'd creates reduced from ${SESSIONS} to ${FSYNC_SESSIONS} (two syncs each)`);
+      const createMs = await time(async () => {
+        for (let index = 0; index < createCount; index++) await store.createSession(session(`s${index}`));
+      });
+      rows.push({
+        name: `${variant.label} create ${createCount} sessions`,
+        ms: createMs,
+        note: `${((createMs * 1000) / createCount).toFixed(0)} µs/create${sync ? ' (2 syncs each: file + directory)' : ''}`,
+      });
+      const firstPage: number[] = [];
+      const allPages: number[] = [];
+      let pages = 0;
+      for (let index = 0; index < REPEAT; index++) {
+        firstPage.push(await time(() => store.listSessions({ limit: 100 })));
+        allPages.push(
+          await time(async () => {
+            pages = await listAll(store);
+          }),
+        );
+      }
+      rows.push({ name: `${variant.label} list first page of ${createCount + 1}`, ms: median(firstPage) });
+      rows.push({ name: `${variant.label} list all ${pages} pages`, ms: median(allPages) });
+      await store.close?.();
+    }
+
+    // Listing cost against items per session: 10 000 sessions of 1 item, then of 100. The goal is
+    // FileStore's (measured cold); MemoryStore's figure is for reference.
+    for (const variant of [variants[0]!, variants[2]!]) {
+      const firsts: number[] = [];
+      for (const perSession of [1, 100]) {
+        const directory = join(root, `${variant.label.replace(/[^a-z]/g, '-')}-list-${perSession}`);
+        let store = variant.make(directory);
+        const items = messages(perSession);
+        for (let index = 0; index < SESSIONS; index++) await store.createSession(session(`s${index}`, items));
+        const runs: number[] = [];
+        for (let index = 0; index < REPEAT; index++) {
+          if (variant.durability) {
+            // Cold: a fresh store opens the directory (reads summaries), then lists.
+            await store.close?.();
+            store = variant.make(directory);
+            runs.push(await time(() => store.listSessions({ limit: 100 })));
+          } else {
+            runs.push(await time(() => store.listSessions({ limit: 100 })));
+          }
+        }
+        await store.close?.();
+        firsts.push(median(runs));
+      }
+      const ratio = firsts[1]! / firsts[0]!;
+      rows.push({
+        name: `${variant.label} first page, ${SESSIONS} sessions × 1 item${variant.durability ? ' (open + list)' : ''}`,
+        ms: firsts[0]!,
+      });
+      rows.push({
+        name: `${variant.label} first page, ${SESSIONS} sessions × 100 items${variant.durability ? ' (open + list)' : ''}`,
+        ms: firsts[1]!,
+        ...(variant.durability ? { goal: 'ratio ≤ 1.5', pass: ratio <= 1.5 } : {}),
+        note: `ratio ${ratio.toFixed(2)}`,
+      });
+    }
+  });
+  for (const note of notes) console.log(`note: ${note}`);
+  report('store', rows, { notes });
+}
