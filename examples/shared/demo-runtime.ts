@@ -127,7 +127,7 @@ export class DemoRuntime implements Runtime {
       } else {
         result = `The tool did not run: ${decision.reason}`;
         yield { type: 'tool_call_response', toolCallId: toolCall.id, response: result, isError: true };
-        parts.push(`I could not check the weather, because you said no (${decision.reason}).`);
+        parts.push(`I could not check the weather (${decision.reason}).`);
       }
       yield {
         type: 'message_added',

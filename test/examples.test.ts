@@ -1,0 +1,94 @@
+// Runs every example and the demo as a newcomer would (`npm run example -- NAME`, `npm run demo`),
+// in a child process, so none can rot: each must exit 0 and print what it is there to show.
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, test } from 'vitest';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function run(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+      cwd: root,
+      env: { ...process.env, CI: 'true', NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, output }));
+  });
+}
+
+// What each example must print: proof that it did its job, not just that it did not crash.
+const expectations: Record<string, RegExp[]> = {
+  'basic-chat': [/agent: You said: Hello!/, /"Hello!" holds 4 items/],
+  'file-store': [/second store refused: STORE_LOCKED/, /after reopening: 1 session, "Kept on disk", 2 items/],
+  'custom-runtime': [/\[tool\] clock/, /models: .*fake\/large \(current\)/, /→ cancelled/],
+  'custom-store': [/KeyValueStore: (\d+) of \1 conformance tests passed/],
+  'human-approval': [
+    /tool result: The tool did not run: not today/,
+    /denied by pattern/,
+    /signed up as ada@example.com/,
+  ],
+  'steering-and-follow-ups': [
+    /then the retry: duplicate/,
+    /discarded: This one never runs\./,
+    /idle follow-up: started/,
+  ],
+  'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /server closed/],
+};
+
+const examples = readdirSync(resolve(root, 'examples'))
+  .filter((name) => name.endsWith('.ts'))
+  .map((name) => name.slice(0, -3))
+  .sort();
+
+// Every run starts at once (each is a separate process) and each test waits for its own.
+const runs = new Map<string, ReturnType<typeof run>>();
+function once(key: string, args: string[]): ReturnType<typeof run> {
+  let pending = runs.get(key);
+  if (!pending) {
+    pending = run(args);
+    runs.set(key, pending);
+  }
+  return pending;
+}
+
+describe('examples', { timeout: 90_000 }, () => {
+  beforeAll(() => {
+    for (const name of examples) void once(name, ['scripts/example.ts', name]);
+    void once('demo', ['scripts/demo.ts']);
+  });
+
+  test('every example has expectations here', () => {
+    expect(examples).toEqual(Object.keys(expectations).sort());
+  });
+
+  test.each(examples)('npm run example -- %s exits 0 and prints what it shows', async (name) => {
+    const { code, output } = await once(name, ['scripts/example.ts', name]);
+    expect(output).not.toMatch(/failed/i);
+    expect(code, output).toBe(0);
+    for (const pattern of expectations[name] ?? []) expect(output).toMatch(pattern);
+  });
+
+  test('npm run example -- an unknown name exits 2 and lists the examples', async () => {
+    const { code, output } = await run(['scripts/example.ts', 'no-such-example']);
+    expect(code).toBe(2);
+    expect(output).toContain('basic-chat');
+  });
+
+  test('npm run demo without a terminal passes every check and exits 0', async () => {
+    const { code, output } = await once('demo', ['scripts/demo.ts']);
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/All \d+ checks passed\./);
+    expect(output).not.toMatch(/✗/);
+  });
+});
