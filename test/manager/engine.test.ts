@@ -8,6 +8,7 @@ import type { SessionManagerOptions, TurnStream } from '../../src/manager/types.
 import type { Session } from '../../src/schemas.js';
 import { StaticSourceResolver } from '../../src/sources/static.js';
 import type { Store } from '../../src/store.js';
+import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { FailingStore, InjectedStoreError } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, type ScriptedRuntimeOptions, step } from '../../src/testing/scripted-runtime.js';
 import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
@@ -482,6 +483,61 @@ describe.each(storeFixtures())('SessionManager engine ($name)', (fixture: StoreF
   });
 
   describe('history and metadata', () => {
+    test('runSession rejects with the reason of a signal aborted during the override write and rolls it back', async () => {
+      const scripted = new ScriptedRuntime();
+      runtimes.push(scripted);
+      const inner = await fixture.create();
+      const store = new BlockingStore(inner);
+      const manager = new SessionManager({ runtime: scripted.factory, store });
+      managers.push(manager);
+      const { id } = await manager.createSession({ agentModelOverrides: { default: 'old' } });
+      const before = await inner.getSession(id);
+      const controller = new AbortController();
+      store.block('updateSession');
+      const running = rejection(
+        manager.runSession(id, { messages: ['hi'], model: 'new' }, { signal: controller.signal }),
+      );
+      await store.waitForBlocked('updateSession');
+      const reason = new Error('caller left');
+      controller.abort(reason);
+      store.release('updateSession');
+      expect(await running).toBe(reason);
+      expect(withoutUpdatedAt(await inner.getSession(id))).toEqual(withoutUpdatedAt(before));
+      expect(scripted.setModelCalls.map((call) => call.modelRef)).toEqual(['new', 'old']);
+      expect(scripted.turns).toHaveLength(0);
+      expect((await manager.getSessionSnapshot(id)).lastEventSeq).toBe(0);
+    });
+
+    test('a turn that fails after a tool call was stored appends a result for it before stream_stopped', async () => {
+      const { manager, scripted } = await setup();
+      const { id } = await manager.createSession();
+      const toolCall = { id: 'call-1', name: 'shell', arguments: '{}' };
+      scripted.turn(new Error('crashed'), {
+        before: [
+          {
+            type: 'message_added',
+            message: {
+              id: 'a1',
+              role: 'assistant',
+              content: '',
+              toolCalls: [toolCall],
+              createdAt: new Date().toISOString(),
+            },
+          },
+        ],
+      });
+      const events = await collect(await manager.runSession(id, { messages: ['run it'] }));
+      const session = await manager.getSession(id);
+      const results = session.items.flatMap((item) =>
+        item.kind === 'message' && item.message.role === 'tool' ? [item.message] : [],
+      );
+      expect(results).toHaveLength(1);
+      expect(results[0]?.toolCallId).toBe('call-1');
+      const added = events.filter((event) => event.type === 'message_added');
+      expect(added.at(-1)).toMatchObject({ message: { role: 'tool', toolCallId: 'call-1' } });
+      expect(events.at(-1)).toMatchObject({ type: 'stream_stopped', reason: 'error' });
+    });
+
     test('each message_added is persisted as it arrives, before the turn ends', async () => {
       const { manager, scripted, store } = await setup();
       const { id } = await manager.createSession();
