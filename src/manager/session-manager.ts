@@ -544,21 +544,33 @@ export class SessionManager {
     await this.#updateMetadata(this.#state(id), () => ({ starred }));
   }
 
-  /** Replaces the tool permission patterns; a running turn's next authorisation uses them. */
+  /**
+   * Replaces the tool permission patterns; a running turn's next authorisation uses them, and
+   * pending confirmations that the new patterns approve without asking are approved (never
+   * rejected: a human was asked and answers them).
+   */
   async updateSessionPermissions(id: string, permissions: Permissions): Promise<void> {
     this.#assertOpen();
     assertSessionId(id);
     const parsed = PermissionsSchema.safeParse(permissions);
     if (!parsed.success) throw invalidArgument('permissions', parsed.error);
-    await this.#updateMetadata(this.#state(id), () => ({ permissions: parsed.data }));
+    const state = this.#state(id);
+    await this.#updateMetadata(state, () => ({ permissions: parsed.data }));
+    this.#reconsiderPending(state);
   }
 
+  /**
+   * Sets the tool safety policy (`INVALID_ARGUMENT` for an unknown one). Like
+   * {@link updateSessionPermissions}, pending confirmations the new policy approves are approved.
+   */
   async setSessionSafetyPolicy(id: string, policy: SafetyPolicy): Promise<void> {
     this.#assertOpen();
     assertSessionId(id);
     const parsed = SafetyPolicySchema.safeParse(policy);
     if (!parsed.success) throw invalidArgument('safety policy', parsed.error);
-    await this.#updateMetadata(this.#state(id), () => ({ safetyPolicy: parsed.data }));
+    const state = this.#state(id);
+    await this.#updateMetadata(state, () => ({ safetyPolicy: parsed.data }));
+    this.#reconsiderPending(state);
   }
 
   /**

@@ -434,8 +434,16 @@ export class ActiveRun {
         void enqueueWrite(() => host.store.appendItems(sessionId, items));
         return messages;
       },
-      authorizeToolCall: (request) => this.#authorize(cache, turnId, signal, request),
-      elicit: (request) => this.#elicit(turnId, signal, request),
+      // A runtime that kept the context past the end of its turn gets a rejection, never a wait
+      // that no one can answer (the turn's pending requests were settled when it ended).
+      authorizeToolCall: (request) =>
+        finished && !signal.aborted
+          ? Promise.reject(cancellation(`turn ${turnId} ended`))
+          : this.#authorize(cache, turnId, signal, request),
+      elicit: (request) =>
+        finished && !signal.aborted
+          ? Promise.reject(cancellation(`turn ${turnId} ended`))
+          : this.#elicit(turnId, signal, request),
     };
 
     let pendingEnd: StopReason | undefined;

@@ -5,9 +5,9 @@ import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionEvent, SessionEventOf } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { TurnStream } from '../../src/manager/types.js';
-import type { ToolDecision } from '../../src/runtime.js';
+import type { ToolDecision, TurnContext } from '../../src/runtime.js';
 import type { Permissions, SafetyPolicy, Session } from '../../src/schemas.js';
-import type { Store } from '../../src/store.js';
+import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
 
@@ -82,12 +82,12 @@ function assertHistoryValid(session: Session): void {
 const types = (events: SessionEvent[]) => events.map((event) => event.type);
 
 describe.each(storeFixtures())('tool authorisation through the manager ($name)', (fixture) => {
-  let store: Store;
+  let store: FailingStore;
   let scripted: ScriptedRuntime;
   let manager: SessionManager;
 
   beforeEach(async () => {
-    store = await fixture.create();
+    store = new FailingStore(await fixture.create());
     scripted = new ScriptedRuntime();
     manager = new SessionManager({ runtime: scripted.factory, store });
   });
@@ -626,7 +626,8 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
   describe('cancelling a turn that waits for a confirmation', () => {
     type Canceller = {
       name: string;
-      deletes?: boolean;
+      /** What a late resumeSession rejects with when the cancel also ended the session or manager. */
+      ends?: string;
       /** Cancels; returns the reason the wait must reject with, when the caller chose one. */
       cancel(context: { id: string; stream: TurnStream; controller: AbortController }): Promise<unknown>;
     };
@@ -657,9 +658,17 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
       },
       {
         name: 'deleteSession',
-        deletes: true,
+        ends: 'SESSION_NOT_FOUND',
         async cancel({ id }) {
           await manager.deleteSession(id);
+          return undefined;
+        },
+      },
+      {
+        name: 'close',
+        ends: 'CLOSED',
+        async cancel() {
+          await manager.close();
           return undefined;
         },
       },
@@ -703,11 +712,8 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
         const record = scripted.turns[0];
         expect(record?.signal.aborted).toBe(true);
         expect(record?.aborted).toBe(true);
-        if (canceller.deletes) {
-          await expectCode(
-            manager.resumeSession(created.id, { confirmation: 'approve' }),
-            'SESSION_NOT_FOUND',
-          );
+        if (canceller.ends !== undefined) {
+          await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), canceller.ends);
           return;
         }
         await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), 'NOTHING_PENDING');
@@ -819,6 +825,102 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
         'INVALID_ARGUMENT',
       );
       expect((await store.getSession(created.id)).permissions).toEqual(noPermissions);
+    });
+  });
+
+  describe('robustness a host can rely on', () => {
+    test.each<[string, Record<string, unknown>]>([
+      ['a non-string reason', { confirmation: 'reject', reason: 5 }],
+      ['an empty toolName', { confirmation: 'approve-tool', toolName: '' }],
+      ['a non-string confirmationId', { confirmation: 'approve', confirmationId: 7 }],
+      ['a missing confirmation', {}],
+    ])('resumeSession rejects %s with INVALID_ARGUMENT and the call stays pending', async (_name, input) => {
+      const created = await session('strict');
+      scripted.turn([step.authorize({ name: 'shell' })]);
+      const stream = await manager.runSession(created.id, { messages: ['go'] });
+      const iterator = stream[Symbol.asyncIterator]();
+      await readUntil(iterator, 'tool_call_confirmation');
+      await expectCode(
+        manager.resumeSession(created.id, input as unknown as Parameters<SessionManager['resumeSession']>[1]),
+        'INVALID_ARGUMENT',
+      );
+      expect((await manager.getSessionSnapshot(created.id)).pending.confirmations).toHaveLength(1);
+      await manager.resumeSession(created.id, { confirmation: 'approve' });
+      await readRest(iterator);
+      expect(scripted.turns[0]?.decisions).toEqual([{ approved: true }]);
+    });
+
+    test.each<['approve-tool' | 'approve-session']>([['approve-tool'], ['approve-session']])(
+      'resumeSession %s whose store write fails rejects, leaves the confirmation pending, and a retry answers it',
+      async (confirmation) => {
+        const created = await session('strict');
+        scripted.turn([step.authorize({ name: 'shell' })]);
+        const stream = await manager.runSession(created.id, { messages: ['go'] });
+        const iterator = stream[Symbol.asyncIterator]();
+        const { event } = await readUntil(iterator, 'tool_call_confirmation');
+        store.failNext('updateSession');
+        await expectCode(manager.resumeSession(created.id, { confirmation }), 'STORE_LOCKED');
+        const pending = (await manager.getSessionSnapshot(created.id)).pending.confirmations;
+        expect(pending.map((entry) => entry.confirmationId)).toEqual([event.confirmationId]);
+        expect(scripted.turns[0]?.decisions).toEqual([]);
+        const stored = await store.getSession(created.id);
+        expect(stored.permissions).toEqual(noPermissions);
+        expect(stored.safetyPolicy).toBe('strict');
+        await manager.resumeSession(created.id, { confirmation, confirmationId: event.confirmationId });
+        await readRest(iterator);
+        expect(scripted.turns[0]?.decisions).toEqual([{ approved: true }]);
+      },
+    );
+
+    test('authorizeToolCall called after the turn ended rejects at once and leaves nothing pending', async () => {
+      const created = await session('strict');
+      let kept: TurnContext | undefined;
+      scripted.turn(function* (turn) {
+        kept = turn;
+        yield { type: 'agent_choice', content: 'bye' };
+      });
+      const stream = await manager.runSession(created.id, { messages: ['go'] });
+      await collect(stream);
+      const late = (kept as TurnContext).authorizeToolCall({
+        toolCall: { id: 'late', name: 'shell', arguments: '{}' },
+      });
+      await expect(late).rejects.toBeDefined();
+      const snapshot = await manager.getSessionSnapshot(created.id);
+      expect(snapshot.pending.confirmations).toEqual([]);
+      // Nothing was emitted for the ended turn after its stream_stopped.
+      const logged = await logUntil(manager, created.id, (event) => event.seq === snapshot.lastEventSeq);
+      expect(logged.at(-1)?.type).toBe('stream_stopped');
+    });
+
+    test.each<[string, (id: string) => Promise<unknown>]>([
+      ['setSessionSafetyPolicy autonomous', (id) => manager.setSessionSafetyPolicy(id, 'autonomous')],
+      [
+        'updateSessionPermissions allowing the tool',
+        (id) => manager.updateSessionPermissions(id, { allow: ['shell'], ask: [], deny: [] }),
+      ],
+    ])('%s approves a pending confirmation the new rules approve without asking', async (_name, change) => {
+      const created = await session('strict');
+      scripted.turn([step.authorize({ name: 'shell' })]);
+      const stream = await manager.runSession(created.id, { messages: ['go'] });
+      const iterator = stream[Symbol.asyncIterator]();
+      await readUntil(iterator, 'tool_call_confirmation');
+      await change(created.id);
+      await readRest(iterator);
+      expect(scripted.turns[0]?.decisions).toEqual([{ approved: true }]);
+      expect((await manager.getSessionSnapshot(created.id)).pending.confirmations).toEqual([]);
+    });
+
+    test('updateSessionPermissions adding a deny pattern leaves a pending confirmation for the human', async () => {
+      const created = await session('strict');
+      scripted.turn([step.authorize({ name: 'shell' })]);
+      const stream = await manager.runSession(created.id, { messages: ['go'] });
+      const iterator = stream[Symbol.asyncIterator]();
+      await readUntil(iterator, 'tool_call_confirmation');
+      await manager.updateSessionPermissions(created.id, { allow: [], ask: [], deny: ['shell'] });
+      expect((await manager.getSessionSnapshot(created.id)).pending.confirmations).toHaveLength(1);
+      await manager.resumeSession(created.id, { confirmation: 'reject', reason: 'denied now' });
+      await readRest(iterator);
+      expect(scripted.turns[0]?.decisions).toEqual([{ approved: false, reason: 'denied now' }]);
     });
   });
 });

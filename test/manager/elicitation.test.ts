@@ -5,7 +5,7 @@ import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionEvent, SessionEventOf } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { TurnStream } from '../../src/manager/types.js';
-import type { ElicitationResult } from '../../src/runtime.js';
+import type { ElicitationResult, TurnContext } from '../../src/runtime.js';
 import type { JsonValue } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
@@ -229,6 +229,20 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
       }),
     );
     expect((await manager.getSessionSnapshot(created.id)).pending.elicitations).toEqual([]);
+  });
+
+  test('elicit called after the turn ended rejects at once and leaves nothing pending', async () => {
+    const created = await manager.createSession();
+    let kept: TurnContext | undefined;
+    scripted.turn(function* (turn) {
+      kept = turn;
+      yield { type: 'agent_choice', content: 'bye' };
+    });
+    await collect(await manager.runSession(created.id, { messages: ['hi'] }));
+    await expect((kept as TurnContext).elicit({ message: 'too late?' })).rejects.toBeDefined();
+    const snapshot = await manager.getSessionSnapshot(created.id);
+    expect(snapshot.pending.elicitations).toEqual([]);
+    await expectCode(manager.resumeElicitation(created.id, { action: 'accept' }), 'NOTHING_PENDING');
   });
 
   describe('cancelling a turn that waits for an elicitation', () => {
