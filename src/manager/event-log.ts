@@ -13,6 +13,7 @@
 import { InvalidArgumentError, SubscriberLaggedError } from '../errors.js';
 import type { SessionEvent, SessionEventOf } from '../events.js';
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type WithoutEnvelope<E> = E extends unknown ? Omit<E, 'seq' | 'sessionId' | 'timestamp'> : never;
 
 /**
@@ -32,7 +33,8 @@ export interface EventLogOptions {
   capacity?: number;
   /**
    * Drop the kept events (keeping the seq counter) after this long with no subscriber and no
-   * append. 0 = never. @default 300_000
+   * append (checked every quarter of it, so it happens up to a quarter later). 0 = never.
+   * @default 300_000
    */
   releaseAfterMs?: number;
   /** Clock for timestamps. @default () => new Date().toISOString() */
@@ -52,6 +54,8 @@ export interface SubscribeOptions {
 
 const DEFAULT_CAPACITY = 1024;
 const DEFAULT_RELEASE_AFTER_MS = 300_000;
+/** Idle checks per `releaseAfterMs`: a log is released between 1 and 1.25 × `releaseAfterMs` after it went idle. */
+const IDLE_CHECKS = 4;
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
@@ -89,10 +93,12 @@ class Subscriber {
  * however an `append` interleaves with `subscribe` or `next()` (subscribing is synchronous and a
  * subscriber is only a position in the log).
  *
- * Memory: a log keeps at most `capacity` events (the ring grows with use up to that), plus the
- * final `session_exited` once closed; its subscribers keep only a position each. An idle log (no
- * subscriber and no append for `releaseAfterMs`) drops its events and then costs only its
- * counters and one timer-less object. A log arms at most one (unref'd) timer at a time.
+ * Memory: a log keeps at most `capacity` events (the ring grows with use up to that; about 100
+ * bytes per small text-delta event plus its strings on Node 20, so ~100 KB at the default 1024),
+ * plus the final `session_exited` once closed. A subscriber keeps only a position, never a queue.
+ * An idle log (no subscriber and no append for `releaseAfterMs`) drops its events and then costs
+ * only its counters, well under 1 KB. A log arms at most one (unref'd) timer at a time, and none
+ * once released.
  */
 export class EventLog {
   readonly sessionId: string;
@@ -110,7 +116,9 @@ export class EventLog {
   #exit: SessionEventOf<'session_exited'> | undefined;
   #subscribers: Subscriber[] = [];
 
-  #lastActivity = 0;
+  /** Appended to, or lost its last subscriber, since the last idle check. */
+  #active = false;
+  #quietChecks = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #onTimer = (): void => this.#idleCheck();
 
@@ -160,20 +168,28 @@ export class EventLog {
    * it (dropping the oldest when `capacity` are kept, which ends any subscriber that had not yet
    * received that oldest one, with `SUBSCRIBER_LAGGED`) and delivers it to waiting subscribers.
    *
+   * Ownership: `input` itself becomes the event (the envelope is written onto it) and is then shared
+   * with every subscriber, so pass a fresh object and do not change it afterwards. A frozen object,
+   * or one that already has a `seq`, is copied instead.
+   *
    * @returns the event, or `undefined` when the log is closed (a late event never revives it).
    */
   append(input: EventInput): SessionEvent | undefined {
     if (this.#exit !== undefined) return undefined;
-    const ms = Date.now();
     const seq = this.#lastSeq + 1;
-    const event = {
-      ...input,
-      sessionId: this.sessionId,
-      seq,
-      timestamp: input.timestamp ?? this.#timestamp(ms),
-    } as SessionEvent;
+    // Completing the caller's fresh object in place is what keeps append allocation-free (a spread
+    // copy costs more than the rest of append put together); an object that cannot be completed
+    // safely (frozen, or already an appended event) is copied.
+    const event = (
+      (input as Partial<SessionEvent>).seq === undefined && Object.isExtensible(input)
+        ? input
+        : Object.assign({}, input)
+    ) as Mutable<SessionEvent>;
+    event.sessionId = this.sessionId;
+    event.seq = seq;
+    event.timestamp ??= this.#timestamp();
     this.#lastSeq = seq;
-    this.#lastActivity = ms;
+    this.#active = true;
 
     const ring = this.#ring;
     let evicted = 0;
@@ -199,7 +215,7 @@ export class EventLog {
         this.#fail(subscriber, new SubscriberLaggedError(this.sessionId, subscriber.cursor - 1));
       }
     }
-    if (this.#timer === undefined) this.#armTimer(this.#releaseAfterMs);
+    if (this.#timer === undefined) this.#armTimer();
     return event;
   }
 
@@ -240,7 +256,7 @@ export class EventLog {
         nextSeq: cursor,
         sessionId: this.sessionId,
         seq: 0,
-        timestamp: this.#timestamp(Date.now()),
+        timestamp: this.#timestamp(),
       };
     }
     if (signal?.aborted) {
@@ -285,7 +301,7 @@ export class EventLog {
       reason,
       sessionId: this.sessionId,
       seq,
-      timestamp: this.#timestamp(Date.now()),
+      timestamp: this.#timestamp(),
     };
     this.#lastSeq = seq;
     this.#exit = exit;
@@ -406,14 +422,15 @@ export class EventLog {
     if (index !== -1) {
       subscribers.splice(index, 1);
       if (subscribers.length === 0) {
-        this.#lastActivity = Date.now();
-        if (this.#timer === undefined) this.#armTimer(this.#releaseAfterMs);
+        this.#active = true;
+        if (this.#timer === undefined) this.#armTimer();
       }
     }
   }
 
-  #timestamp(ms: number): string {
+  #timestamp(): string {
     if (this.#now !== undefined) return this.#now();
+    const ms = Date.now();
     if (ms !== this.#clockMs) {
       this.#clockMs = ms;
       this.#clockIso = new Date(ms).toISOString();
@@ -421,20 +438,29 @@ export class EventLog {
     return this.#clockIso;
   }
 
-  #armTimer(delay: number): void {
+  #armTimer(): void {
     if (this.#releaseAfterMs === 0 || this.#ring.length === 0) return;
-    const timer = setTimeout(this.#onTimer, delay);
+    const timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(this.#releaseAfterMs / IDLE_CHECKS)));
     if (typeof timer === 'object' && timer !== null && 'unref' in timer) timer.unref();
     this.#timer = timer;
   }
 
-  /** Re-arms lazily against the last activity instead of resetting a timer on every append. */
+  /**
+   * Idleness is sampled, not timed: an append only sets a flag (reading a clock per event would cost
+   * more than the rest of append), and the log is released after IDLE_CHECKS quiet checks in a row.
+   */
   #idleCheck(): void {
     this.#timer = undefined;
     if (this.#subscribers.length > 0) return; // re-armed when the last one leaves
-    const idleFor = Date.now() - this.#lastActivity;
-    if (idleFor >= this.#releaseAfterMs) this.release();
-    else this.#armTimer(this.#releaseAfterMs - idleFor);
+    if (this.#active) {
+      this.#active = false;
+      this.#quietChecks = 0;
+    } else if (++this.#quietChecks >= IDLE_CHECKS) {
+      this.#quietChecks = 0;
+      this.release();
+      return;
+    }
+    this.#armTimer();
   }
 }
 

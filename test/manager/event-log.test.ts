@@ -51,6 +51,26 @@ describe('EventLog.append', () => {
     expect(log.oldestSeq).toBe(1);
   });
 
+  test('append completes a fresh input object in place and returns it', () => {
+    const log = makeLog();
+    const input = delta('mine');
+    expect(log.append(input)).toBe(input);
+    expect(input).toMatchObject({ seq: 1, sessionId: 's1' });
+  });
+
+  test('append copies a frozen input or an already appended event instead of changing it', () => {
+    const log = makeLog();
+    const frozen = Object.freeze(delta('frozen'));
+    const first = log.append(frozen);
+    expect(first).not.toBe(frozen);
+    expect(first).toMatchObject({ content: 'frozen', seq: 1 });
+    expect(frozen).not.toHaveProperty('seq');
+    const again = log.append(first as unknown as EventInput);
+    expect(again).not.toBe(first);
+    expect(first?.seq).toBe(1);
+    expect(again?.seq).toBe(2);
+  });
+
   test('append keeps a given timestamp', () => {
     const log = makeLog();
     expect(log.append({ ...delta('x'), timestamp: '1999-12-31T23:59:59.999Z' })?.timestamp).toBe(
@@ -476,13 +496,13 @@ describe('EventLog.release', () => {
 });
 
 describe('EventLog idle release', () => {
-  test('releases after releaseAfterMs with no append and no subscriber', () => {
+  test('releases between releaseAfterMs and 1.25 × it after the last append, keeping lastSeq', () => {
     vi.useFakeTimers();
     const log = makeLog({ releaseAfterMs: 1000 });
     appendMany(log, 3);
     vi.advanceTimersByTime(999);
     expect(log.oldestSeq).toBe(1);
-    vi.advanceTimersByTime(1);
+    vi.advanceTimersByTime(251);
     expect(log.oldestSeq).toBe(4);
     expect(log.lastSeq).toBe(3);
     expect(vi.getTimerCount()).toBe(0);
@@ -493,13 +513,15 @@ describe('EventLog idle release', () => {
     const log = makeLog({ releaseAfterMs: 1000 });
     appendMany(log, 100);
     expect(vi.getTimerCount()).toBe(1);
-    vi.advanceTimersByTime(600);
-    appendMany(log, 100);
-    expect(vi.getTimerCount()).toBe(1);
-    vi.advanceTimersByTime(999);
+    for (let step = 0; step < 6; step++) {
+      vi.advanceTimersByTime(100);
+      appendMany(log, 100);
+      expect(vi.getTimerCount()).toBe(1);
+    }
+    vi.advanceTimersByTime(999); // 999 ms after the last append
     expect(log.oldestSeq).toBe(1);
-    vi.advanceTimersByTime(1);
-    expect(log.oldestSeq).toBe(201);
+    vi.advanceTimersByTime(251);
+    expect(log.oldestSeq).toBe(701);
   });
 
   test('a subscriber prevents idle release until it leaves', async () => {
@@ -507,12 +529,13 @@ describe('EventLog idle release', () => {
     const log = makeLog({ releaseAfterMs: 1000 });
     appendMany(log, 3);
     const iterator = log.subscribe();
+    expect(seqs(await drain(iterator, 3))).toEqual([1, 2, 3]); // caught up, yet still subscribed
     vi.advanceTimersByTime(5000);
     expect(log.oldestSeq).toBe(1);
     await iterator.return?.();
     vi.advanceTimersByTime(999);
     expect(log.oldestSeq).toBe(1);
-    vi.advanceTimersByTime(1);
+    vi.advanceTimersByTime(251);
     expect(log.oldestSeq).toBe(4);
   });
 
