@@ -1245,14 +1245,27 @@ export class SessionManager {
 
   /** Messages queued behind a turn that was then refused: run them now rather than lose them. */
   #startQueued(state: SessionState): void {
-    const steered = state.steer.drain();
-    const followUp = state.followUps.shift();
-    const messages = steered.length > 0 ? steered : followUp?.messages;
-    if (!messages) return;
-    this.#admit(state.id, { messages, onDetach: 'continue', detached: true }).catch((error: unknown) => {
-      if (followUp?.idempotencyKey !== undefined && steered.length === 0)
-        state.keys.release(followUp.idempotencyKey);
-      this.#logger.error('starting queued messages failed', { sessionId: state.id, error });
-    });
+    const start = async () => {
+      // The refused run releases the busy lock asynchronously: admitting now would be refused as
+      // busy and lose the messages. If another turn takes the session first, they stay queued and
+      // run after it.
+      for (;;) {
+        await state.busy.waitForUnlock();
+        if (this.#closed || this.#states.get(state.id) !== state || state.run) return;
+        if (!state.busy.isLocked()) break;
+      }
+      const steered = state.steer.drain();
+      // Steered messages run first; the follow-ups stay queued and run after them in the same run.
+      const followUp = steered.length > 0 ? undefined : state.followUps.shift();
+      const messages = steered.length > 0 ? steered : followUp?.messages;
+      if (!messages) return;
+      try {
+        await this.#admit(state.id, { messages, onDetach: 'continue', detached: true });
+      } catch (error) {
+        if (followUp?.idempotencyKey !== undefined) state.keys.release(followUp.idempotencyKey);
+        this.#logger.error('starting queued messages failed', { sessionId: state.id, error });
+      }
+    };
+    this.#track(state.id, start());
   }
 }

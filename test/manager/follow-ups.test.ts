@@ -6,6 +6,7 @@ import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { SessionManagerOptions } from '../../src/manager/types.js';
 import type { Session } from '../../src/schemas.js';
+import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
@@ -53,10 +54,13 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
   let scripted: ScriptedRuntime;
   let manager: SessionManager;
 
-  async function setup(options: Partial<SessionManagerOptions> = {}) {
+  let blocking: BlockingStore | undefined;
+
+  async function setup(options: Partial<SessionManagerOptions> = {}, withBlocking = false) {
     store = new FailingStore(await fixture.create());
     scripted = new ScriptedRuntime();
-    manager = new SessionManager({ runtime: scripted.factory, store, ...options });
+    blocking = withBlocking ? new BlockingStore(store) : undefined;
+    manager = new SessionManager({ runtime: scripted.factory, store: blocking ?? store, ...options });
   }
 
   beforeEach(async () => {
@@ -64,6 +68,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
   });
 
   afterEach(async () => {
+    blocking?.releaseAll();
     store.reset();
     await manager.close();
     await fixture.cleanup();
@@ -206,6 +211,46 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
     await expectCode(manager.followUpSession(created.id, []), 'INVALID_ARGUMENT');
     await expectCode(manager.followUpSession('nobody', ['hi']), 'SESSION_NOT_FOUND');
     expect(contents(await store.getSession(created.id))).toEqual([]);
+  });
+
+  test('steering and follow-ups sent while runSession is being admitted still run when that admission is refused', async () => {
+    await manager.close();
+    await setup({}, true);
+    const gate = blocking as BlockingStore;
+    const created = await manager.createSession();
+    gate.block('appendItems');
+    const running = manager.runSession(created.id, { messages: ['refused'] });
+    await gate.waitForBlocked('appendItems');
+    await manager.steerSession(created.id, ['steered']);
+    expect(await manager.followUpSession(created.id, ['follow 1'], { idempotencyKey: 'k1' })).toEqual({
+      status: 'queued',
+    });
+    expect(await manager.followUpSession(created.id, ['follow 2'])).toEqual({ status: 'queued' });
+    gate.rejectBlocked('appendItems', new Error('disk full'));
+    gate.unblock('appendItems');
+    scripted.reply('a-steered').reply('a-1').reply('a-2');
+    await expect(running).rejects.toThrow('disk full');
+    const events = await logUntil(
+      manager,
+      created.id,
+      (event) => event.type === 'user_message' && event.message.content === 'follow 2',
+    );
+    expect(
+      events.filter((event) => event.type === 'user_message').map((event) => event.message.content),
+    ).toEqual(['steered', 'follow 1', 'follow 2']);
+    await stopped(created.id);
+    expect(contents(await store.getSession(created.id))).toEqual([
+      'user:steered',
+      'assistant:a-steered',
+      'user:follow 1',
+      'assistant:a-1',
+      'user:follow 2',
+      'assistant:a-2',
+    ]);
+    // The key was delivered: a repeat is a duplicate.
+    expect(await manager.followUpSession(created.id, ['follow 1'], { idempotencyKey: 'k1' })).toEqual({
+      status: 'duplicate',
+    });
   });
 
   describe('idempotency keys', () => {
