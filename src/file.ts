@@ -1,4 +1,4 @@
 // agent-sessions/file: the Node-only entry (stores and resolvers that use the file system).
 export { DirectorySourceResolver } from './sources/directory.js';
 export type { DirectorySourceOptions, SourceFileInfo } from './sources/directory.js';
-export { FileStore, type FileStoreOptions } from './stores/file.js';
+export { FileStore, type FileStoreDurability, type FileStoreOptions } from './stores/file.js';
