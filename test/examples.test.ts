@@ -1,7 +1,7 @@
 // Runs every example and the demo as a newcomer would (`npm run example -- NAME`, `npm run demo`),
 // in a child process, so none can rot: each must exit 0 and print what it is there to show.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -90,5 +90,35 @@ describe('examples', { timeout: 90_000 }, () => {
     expect(code, output).toBe(0);
     expect(output).toMatch(/All \d+ checks passed\./);
     expect(output).not.toMatch(/✗/);
+  });
+});
+
+// Docs quote examples instead of pasting code that can drift: a block marked
+// `<!-- excerpt: FILE -->` must appear verbatim in FILE, and every relative link must resolve.
+const pages = ['README.md', ...readdirSync(resolve(root, 'docs')).map((name) => `docs/${name}`)].filter(
+  (page) => page.endsWith('.md'),
+);
+
+describe('docs', () => {
+  test.each(pages)('%s quotes its examples verbatim', (page) => {
+    const text = readFileSync(resolve(root, page), 'utf8');
+    for (const match of text.matchAll(/<!-- excerpt: (\S+) -->\n```ts\n([\s\S]*?)```/g)) {
+      const [, file, excerpt] = match as unknown as [string, string, string];
+      expect(readFileSync(resolve(root, file), 'utf8'), `${page} quotes ${file}`).toContain(excerpt);
+    }
+  });
+
+  test.each(pages)('%s links only to files that exist', (page) => {
+    const text = readFileSync(resolve(root, page), 'utf8');
+    for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+      if (/^[a-z]+:/.test(target!)) continue;
+      expect(existsSync(resolve(root, dirname(page), target!)), `${page} links to ${target}`).toBe(true);
+    }
+  });
+
+  test('at least the README quotes basic-chat', () => {
+    expect(readFileSync(resolve(root, 'README.md'), 'utf8')).toContain(
+      '<!-- excerpt: examples/basic-chat.ts -->',
+    );
   });
 });
