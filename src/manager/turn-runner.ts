@@ -195,13 +195,18 @@ export class ActiveRun {
     if (this.#cancelled || this.#ended) return;
     this.#cancelled = true;
     this.#cancelReason = reason ?? cancellation('the turn was cancelled');
+    this.#discardQueued();
+    this.#turnController?.abort(this.#cancelReason);
+  }
+
+  /** Moves queued steering and follow-ups into `discarded` (never persisted) and frees their keys. */
+  #discardQueued(): void {
     const state = this.#state;
     this.#discarded.push(...state.steer.drain());
     for (const followUp of state.followUps.drain()) {
       if (followUp.idempotencyKey !== undefined) state.keys.release(followUp.idempotencyKey);
       this.#discarded.push(...followUp.messages);
     }
-    this.#turnController?.abort(this.#cancelReason);
   }
 
   #detach(): void {
@@ -231,7 +236,12 @@ export class ActiveRun {
         error: toAgentSessionsError(error, ErrorCode.RUNTIME_FAILED, 'turn loop failed'),
       };
     } finally {
-      if (this.#cancelled) outcome = { reason: 'cancelled' };
+      if (this.#cancelled) {
+        outcome = { reason: 'cancelled' };
+        // Queued while the cancelled turn wound down: no turn of this run will take them, and left
+        // in the queues they would wait, unseen, for whatever turn comes next.
+        this.#discardQueued();
+      }
       this.#ended = true;
       this.#disposeSignal();
       this.#host.releaseRuntime(this.#state.id);

@@ -253,6 +253,54 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
     });
   });
 
+  test('follow-ups and steering sent while a cancelled turn winds down go to done.discarded, never stay queued, and free their keys', async () => {
+    await manager.close();
+    await setup({}, true);
+    const gate = blocking as BlockingStore;
+    const created = await manager.createSession();
+    scripted.turn([
+      {
+        type: 'message_added',
+        message: {
+          id: 'assistant-1',
+          role: 'assistant',
+          content: '',
+          toolCalls: [{ id: 'c1', name: 'shell', arguments: '{}' }],
+          createdAt: new Date().toISOString(),
+        },
+      },
+      step.hold('h'),
+    ]);
+    const stream = await manager.runSession(created.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('h');
+    // The cancelled turn closes its open tool call in the store: hold that write to keep it winding down.
+    gate.block('appendItems');
+    stream.cancel();
+    await gate.waitForBlocked('appendItems');
+    expect(await manager.followUpSession(created.id, ['late follow-up'], { idempotencyKey: 'k' })).toEqual({
+      status: 'queued',
+    });
+    await manager.steerSession(created.id, ['late steer']);
+    gate.release('appendItems');
+    const result = await stream.done;
+    expect(result.stopReason).toBe('cancelled');
+    expect(result.discarded.map((message) => message.content).sort()).toEqual([
+      'late follow-up',
+      'late steer',
+    ]);
+    await stopped(created.id);
+    const snapshot = await manager.getSessionSnapshot(created.id);
+    expect(snapshot.queues).toEqual({ steer: [], followUp: [] });
+    expect(snapshot.streaming).toBe(false);
+    expect(contents(snapshot.session)).not.toContain('user:late follow-up');
+    scripted.reply('now');
+    expect(await manager.followUpSession(created.id, ['late follow-up'], { idempotencyKey: 'k' })).toEqual({
+      status: 'started',
+    });
+    await stopped(created.id);
+    expect(scripted.turns.at(-1)?.messages.at(-1)?.content).toBe('late follow-up');
+  });
+
   describe('idempotency keys', () => {
     test('a repeated key while queued returns duplicate and delivers nothing', async () => {
       const created = await manager.createSession();
