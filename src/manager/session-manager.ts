@@ -409,9 +409,12 @@ export class SessionManager {
           });
         };
         return {
-          next: async () => {
-            if (finished) return { value: undefined, done: true };
-            if (!inner) {
+          // Once open, the log's own promise is handed out: an async wrapper would add ticks per
+          // event, enough for a reader to fall behind a runtime that yields without I/O.
+          next: () => {
+            if (finished) return Promise.resolve({ value: undefined, done: true });
+            if (inner) return inner.next();
+            return (async () => {
               opening ??= open();
               try {
                 inner = await opening;
@@ -419,8 +422,8 @@ export class SessionManager {
                 finished = true;
                 throw error;
               }
-            }
-            return inner.next();
+              return inner.next();
+            })();
           },
           return: async () => {
             finished = true;

@@ -63,17 +63,19 @@ export function cancellation(message: string): Error {
 const endReasons = new Set(['end_turn', 'max_tokens', 'max_turn_requests', 'refusal']);
 
 /**
- * Validates a runtime event. Text deltas, by far the most frequent, take a hand-written path; the
- * rest go through the zod schema. Anything invalid is a runtime failure.
+ * Validates a runtime event and tags it with its turn. Text deltas, by far the most frequent, take a
+ * hand-written path; the rest go through the zod schema. Anything invalid is a runtime failure.
  */
-function parseRuntimeEvent(value: unknown): RuntimeEvent {
+function parseRuntimeEvent(value: unknown, turnId: string): RuntimeEvent & { turnId: string } {
   if (typeof value === 'object' && value !== null) {
     const candidate = value as { type?: unknown; content?: unknown };
     if (
       (candidate.type === 'agent_choice' || candidate.type === 'agent_choice_reasoning') &&
       typeof candidate.content === 'string'
     ) {
-      return { type: candidate.type, content: candidate.content };
+      // One literal with turnId: a spread copy plus an added key makes V8 give each event its own
+      // shape, and every later property access on it a slow lookup (10× the cost of the pipeline).
+      return { type: candidate.type, content: candidate.content, turnId };
     }
   }
   const result = RuntimeEventSchema.safeParse(value);
@@ -85,7 +87,7 @@ function parseRuntimeEvent(value: unknown): RuntimeEvent {
       { cause: result.error },
     );
   }
-  return result.data;
+  return { ...result.data, turnId };
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
@@ -174,6 +176,8 @@ export class ActiveRun {
   /** Starts the turn loop after a successful admission. */
   start(runtime: Runtime, first: TurnInput): void {
     this.admitted = true;
+    // Cancelled while being admitted: the caller reads `done`, so what was queued is reported there.
+    if (this.#cancelled) this.#discardQueued();
     this.#runtime = runtime;
     void this.#drive(first);
   }
@@ -195,7 +199,9 @@ export class ActiveRun {
     if (this.#cancelled || this.#ended) return;
     this.#cancelled = true;
     this.#cancelReason = reason ?? cancellation('the turn was cancelled');
-    this.#discardQueued();
+    // Before admission no turn started and nobody will read `done`: what others queued meanwhile is
+    // kept, and the manager runs it when it refuses this admission.
+    if (this.admitted) this.#discardQueued();
     this.#turnController?.abort(this.#cancelReason);
   }
 
@@ -470,7 +476,7 @@ export class ActiveRun {
             settle({ reason: pendingEnd ?? 'end_turn' });
             break;
           }
-          const event = parseRuntimeEvent(step.value);
+          const event = parseRuntimeEvent(step.value, turnId);
           switch (event.type) {
             case 'message_added': {
               const message = event.message;
@@ -486,7 +492,7 @@ export class ActiveRun {
                   openToolCalls.delete(message.toolCallId);
               });
               if (finished) break;
-              this.#emit({ ...event, turnId });
+              this.#emit(event);
               break;
             }
             case 'token_usage': {
@@ -498,17 +504,17 @@ export class ActiveRun {
               };
               cache.meta.usage = total;
               void enqueueWrite(() => host.store.updateSession(sessionId, { usage: { ...total } }));
-              this.#emit({ ...event, turnId });
+              this.#emit(event);
               break;
             }
             case 'turn_end':
               if (!endReasons.has(event.reason)) break;
               pendingEnd = event.reason;
-              this.#emit({ ...event, turnId });
+              this.#emit(event);
               settle({ reason: event.reason });
               break;
             default:
-              this.#emit({ ...event, turnId });
+              this.#emit(event);
           }
         }
       } catch (error) {

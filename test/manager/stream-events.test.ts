@@ -336,6 +336,25 @@ describe.each(storeFixtures())('streamEvents through the SessionManager ($name)'
     expect(reconnected.slice(1)).toEqual(streamed.slice(-8));
   });
 
+  test('a subscriber reading concurrently keeps up with a runtime that yields without I/O (no SUBSCRIBER_LAGGED)', async () => {
+    // No await between events: only the microtask cost per event decides whether a reader falls behind.
+    const eager: Runtime = {
+      async *run() {
+        for (let index = 0; index < 5_000; index++) yield { type: 'agent_choice', content: 'x' };
+      },
+    };
+    const manager = makeManager({ runtime: () => eager, eventLogCapacity: 64 });
+    const id = await newSession(manager);
+    const { lastEventSeq } = await manager.getSessionSnapshot(id);
+    const readers = [1, 2, 3].map(() =>
+      until(manager.streamEvents(id, { since: lastEventSeq }), (event) => event.type === 'stream_stopped'),
+    );
+    const stream = await manager.runSession(id, { messages: ['go'] });
+    const streamed = await collect(stream);
+    expect(streamed).toHaveLength(5_000 + 4);
+    for (const received of await Promise.all(readers)) expect(received).toEqual(streamed);
+  });
+
   // ------------------------------------------------------------ end of a session
 
   test('deleteSession ends subscribers after session_exited (deleted); later subscribers get SESSION_NOT_FOUND', async () => {
