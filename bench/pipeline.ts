@@ -1,0 +1,266 @@
+// bench/pipeline: what the manager's event pipeline costs over the runtime it drives.
+//
+// A plain runtime (an async generator, no ScriptedRuntime) yields 200 000 `agent_choice` events. In
+// one run, interleaved repetition by repetition (median of 7 after a warm-up):
+//   raw      `for await` over the runtime's `run()` alone;
+//   stream   `runSession` on a MemoryStore, consumed through its TurnStream;
+//   +1 sub   the same while 1 `streamEvents` subscriber reads concurrently;
+//   +10 subs the same with 10 subscribers.
+// Goal: ≥ 0.33× raw with one subscriber. Every consumer is checked to receive every event.
+//
+// Then the heap of 10 000 idle sessions that each ran one short turn (~10 events), measured with
+// `gc()` (exposed through v8 flags), before and after the idle release of event logs and runtimes,
+// with the MemoryStore's own growth (the turn's two messages) measured apart.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { RuntimeEvent, SessionEvent } from '../src/events.js';
+import { SessionManager } from '../src/manager/session-manager.js';
+import type { Runtime, TurnContext } from '../src/runtime.js';
+import type { SessionItem } from '../src/schemas.js';
+import { MemoryStore } from '../src/stores/memory.js';
+import { type BenchRow, median, report } from './lib.js';
+
+/** Events a turn of `events` deltas produces besides them: stream_started, user_message, session_title, stream_stopped. */
+const TURN_OVERHEAD = 4;
+
+/** A runtime yielding `events` text deltas per turn, each a fresh object as a real model adapter makes. */
+export function deltaRuntime(events: number): Runtime {
+  return {
+    async *run(): AsyncGenerator<RuntimeEvent> {
+      for (let index = 0; index < events; index++) yield { type: 'agent_choice', content: 'tok ' };
+    },
+  };
+}
+
+/** A runtime answering each turn with a short reply: 8 deltas and the assistant message. */
+function replyRuntime(): Runtime {
+  return {
+    async *run(): AsyncGenerator<RuntimeEvent> {
+      const words = ['Sure', ', ', 'here ', 'is ', 'a ', 'short ', 'answer', '.'];
+      for (const word of words) yield { type: 'agent_choice', content: word };
+      yield {
+        type: 'message_added',
+        message: {
+          id: `msg-${Math.random().toString(36).slice(2)}`,
+          role: 'assistant',
+          content: words.join(''),
+          createdAt: new Date().toISOString(),
+        },
+      };
+    },
+  };
+}
+
+async function consume(iterable: AsyncIterable<SessionEvent>, until?: string): Promise<number> {
+  let count = 0;
+  for await (const event of iterable) {
+    count++;
+    if (until !== undefined && event.type === until) break;
+  }
+  return count;
+}
+
+/** Milliseconds of a raw `for await` over the runtime. */
+async function timeRaw(events: number): Promise<number> {
+  const runtime = deltaRuntime(events);
+  const start = performance.now();
+  let count = 0;
+  for await (const _event of runtime.run({} as TurnContext)) count++;
+  const ms = performance.now() - start;
+  if (count !== events) throw new Error(`raw: got ${count} events, expected ${events}`);
+  return ms;
+}
+
+/** Milliseconds of one turn through `runSession`, read through its TurnStream and by `subscribers` streamEvents readers. */
+async function timeManager(events: number, subscribers: number): Promise<number> {
+  const manager = new SessionManager({ runtime: () => deltaRuntime(events), store: new MemoryStore() });
+  try {
+    const { id } = await manager.createSession();
+    const { lastEventSeq } = await manager.getSessionSnapshot(id);
+    const expected = events + TURN_OVERHEAD;
+    const start = performance.now();
+    const readers = Array.from({ length: subscribers }, () =>
+      consume(manager.streamEvents(id, { since: lastEventSeq }), 'stream_stopped'),
+    );
+    const stream = await manager.runSession(id, { messages: ['go'] });
+    const counts = await Promise.all([consume(stream), ...readers]);
+    const ms = performance.now() - start;
+    const result = await stream.done;
+    if (result.stopReason !== 'end_turn') throw new Error(`turn stopped with ${result.stopReason}`);
+    for (const count of counts) {
+      if (count !== expected) throw new Error(`a reader got ${count} events, expected ${expected}`);
+    }
+    return ms;
+  } finally {
+    await manager.close();
+  }
+}
+
+/** One configuration of {@link measurePipeline}. */
+export interface PipelineResult {
+  name: string;
+  /** Median milliseconds. */
+  ms: number;
+  eventsPerSecond: number;
+  /** Speed relative to raw in the same run (1 = as fast as raw). */
+  ratio: number;
+}
+
+/**
+ * Measures raw, TurnStream, and TurnStream with 1 and 10 subscribers, interleaved per repetition.
+ * Throws if any reader misses or duplicates an event (or a subscriber lags).
+ */
+export async function measurePipeline(
+  options: { events?: number; repetitions?: number; warmups?: number } = {},
+): Promise<PipelineResult[]> {
+  const events = options.events ?? 200_000;
+  const repetitions = options.repetitions ?? 7;
+  const warmups = options.warmups ?? 1;
+  const configs: Array<{ name: string; measure: () => Promise<number> }> = [
+    { name: 'raw for await', measure: () => timeRaw(events) },
+    { name: 'runSession → TurnStream', measure: () => timeManager(events, 0) },
+    { name: '+ 1 streamEvents subscriber', measure: () => timeManager(events, 1) },
+    { name: '+ 10 streamEvents subscribers', measure: () => timeManager(events, 10) },
+  ];
+  const samples = configs.map(() => [] as number[]);
+  for (let round = 0; round < warmups + repetitions; round++) {
+    for (const [index, config] of configs.entries()) {
+      const ms = await config.measure();
+      if (round >= warmups) samples[index]!.push(ms);
+    }
+  }
+  const medians = samples.map((values) => median(values));
+  const raw = medians[0]!;
+  return configs.map((config, index) => ({
+    name: config.name,
+    ms: medians[index]!,
+    eventsPerSecond: events / (medians[index]! / 1000),
+    ratio: raw / medians[index]!,
+  }));
+}
+
+/** A `gc()` function: the global one under `--expose-gc`, else one exposed through v8 flags. */
+export function exposeGc(): () => void {
+  const existing = (globalThis as { gc?: () => void }).gc;
+  if (typeof existing === 'function') return existing;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+function heapUsed(gc: () => void): number {
+  for (let pass = 0; pass < 3; pass++) gc();
+  return process.memoryUsage().heapUsed;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Heap bytes per idle session. */
+export interface IdleSessionsResult {
+  sessions: number;
+  /** What the manager and store hold per session after one turn, before any idle release. */
+  afterTurnBytes: number;
+  /** The same once event logs were released and runtimes (with the cached history) closed. */
+  afterReleaseBytes: number;
+  /** The MemoryStore's own growth per session for the turn's two messages (included in the above). */
+  storeItemsBytes: number;
+  /** Events in the turn each session ran. */
+  eventsPerTurn: number;
+}
+
+/**
+ * Creates `sessions` sessions, runs one short turn in each, and measures the heap after the turns
+ * and after the idle release (`releaseAfterMs` for both event logs and runtimes).
+ */
+export async function measureIdleSessions(
+  options: { sessions?: number; releaseAfterMs?: number; gc?: () => void } = {},
+): Promise<IdleSessionsResult> {
+  const sessions = options.sessions ?? 10_000;
+  const releaseAfterMs = options.releaseAfterMs ?? 300;
+  const gc = options.gc ?? exposeGc();
+
+  // The store's share: the same two messages appended directly.
+  const control = new MemoryStore();
+  const controlManager = new SessionManager({ runtime: replyRuntime, store: control });
+  const controlIds: string[] = [];
+  for (let index = 0; index < sessions; index++) controlIds.push((await controlManager.createSession()).id);
+  const controlBefore = heapUsed(gc);
+  for (const id of controlIds) {
+    const now = new Date().toISOString();
+    const items: SessionItem[] = [
+      { kind: 'message', message: { id: `u-${id}`, role: 'user', content: 'hello', createdAt: now } },
+      {
+        kind: 'message',
+        message: {
+          id: `a-${id}`,
+          role: 'assistant',
+          content: 'Sure, here is a short answer.',
+          createdAt: now,
+        },
+      },
+    ];
+    await control.appendItems(id, items);
+    await control.updateSession(id, { title: 'hello', titleSource: 'heuristic' });
+  }
+  const controlAfter = heapUsed(gc);
+  await controlManager.close();
+
+  const manager = new SessionManager({
+    runtime: replyRuntime,
+    store: new MemoryStore(),
+    eventLogReleaseAfterMs: releaseAfterMs,
+    idleRuntimeTtlMs: releaseAfterMs,
+  });
+  try {
+    const ids: string[] = [];
+    for (let index = 0; index < sessions; index++) ids.push((await manager.createSession()).id);
+    const before = heapUsed(gc);
+    let eventsPerTurn = 0;
+    for (const id of ids) {
+      const stream = await manager.runSession(id, { messages: ['hello'] });
+      eventsPerTurn = await consume(stream);
+    }
+    const afterTurn = heapUsed(gc);
+    // Every log and runtime was last active at most `releaseAfterMs` ago by now plus timer slack.
+    await sleep(releaseAfterMs * 3 + 100);
+    const afterRelease = heapUsed(gc);
+    return {
+      sessions,
+      afterTurnBytes: (afterTurn - before) / sessions,
+      afterReleaseBytes: (afterRelease - before) / sessions,
+      storeItemsBytes: (controlAfter - controlBefore) / sessions,
+      eventsPerTurn,
+    };
+  } finally {
+    await manager.close();
+  }
+}
+
+/** `npm run bench -- pipeline`: prints the table and one BENCH_JSON line. */
+export async function run(): Promise<void> {
+  const events = Number(process.env.PIPELINE_EVENTS ?? 200_000);
+  const pipeline = await measurePipeline({ events });
+  const raw = pipeline[0]!;
+  const rows: BenchRow[] = pipeline.map((result, index) => ({
+    name: `${result.name} (${events} events)`,
+    ms: result.ms,
+    ...(index === 0 ? {} : { baselineMs: raw.ms }),
+    ...(result.name.startsWith('+ 1 ') ? { goal: '≥ 0.33× raw', pass: result.ratio >= 0.33 } : {}),
+    note: `${Math.round(result.eventsPerSecond).toLocaleString('en-US')} events/s`,
+  }));
+  const idle = await measureIdleSessions();
+  const kb = (bytes: number) => `${Math.round(bytes).toLocaleString('en-US')} B/session`;
+  rows.push(
+    {
+      name: `heap: ${idle.sessions} idle sessions after 1 turn (${idle.eventsPerTurn} events)`,
+      ms: 0,
+      note: kb(idle.afterTurnBytes),
+    },
+    { name: 'heap: the same after idle release', ms: 0, note: kb(idle.afterReleaseBytes) },
+    { name: "heap: of which MemoryStore's 2 messages", ms: 0, note: kb(idle.storeItemsBytes) },
+  );
+  report('pipeline', rows, {
+    events,
+    pipeline: pipeline.map(({ name, ms, eventsPerSecond, ratio }) => ({ name, ms, eventsPerSecond, ratio })),
+    idle,
+  });
+}
