@@ -892,6 +892,41 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
       expect(logged.at(-1)?.type).toBe('stream_stopped');
     });
 
+    test('a turn that fails while a confirmation is pending settles it: the snapshot drops it and resumeSession gets NOTHING_PENDING', async () => {
+      const created = await session('strict');
+      const settled: unknown[] = [];
+      scripted.turn(async function* (turn) {
+        const waiting = turn.authorizeToolCall({ toolCall: { id: 'c1', name: 'shell', arguments: '{}' } });
+        waiting.catch((error: unknown) => settled.push(error));
+        yield { type: 'agent_choice', content: 'thinking' };
+        await Promise.resolve();
+        throw new Error('model crashed');
+      });
+      const stream = await manager.runSession(created.id, { messages: ['go'] });
+      await collect(stream);
+      expect((await stream.done).stopReason).toBe('error');
+      expect(settled).toHaveLength(1);
+      expect((await manager.getSessionSnapshot(created.id)).pending.confirmations).toEqual([]);
+      await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), 'NOTHING_PENDING');
+    });
+
+    test('authorizeToolCall rejects an invalid tool call with INVALID_ARGUMENT and emits nothing', async () => {
+      const created = await session('strict');
+      const errors: unknown[] = [];
+      scripted.turn(async function* (turn) {
+        try {
+          await turn.authorizeToolCall({ toolCall: { id: '', name: 'shell', arguments: '{}' } });
+        } catch (error) {
+          errors.push(error);
+        }
+        yield { type: 'agent_choice', content: 'ok' };
+      });
+      const events = await collect(await manager.runSession(created.id, { messages: ['go'] }));
+      expect(AgentSessionsError.hasCode(errors[0], 'INVALID_ARGUMENT')).toBe(true);
+      expect(events.filter((event) => event.type === 'tool_call_confirmation')).toEqual([]);
+      expect((await manager.getSessionSnapshot(created.id)).pending.confirmations).toEqual([]);
+    });
+
     test.each<[string, (id: string) => Promise<unknown>]>([
       ['setSessionSafetyPolicy autonomous', (id) => manager.setSessionSafetyPolicy(id, 'autonomous')],
       [

@@ -245,6 +245,27 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     await expectCode(manager.resumeElicitation(created.id, { action: 'accept' }), 'NOTHING_PENDING');
   });
 
+  test.each<[string, Record<string, unknown>]>([
+    ['a non-string message', { message: 5 }],
+    ['an unknown mode', { message: 'm', mode: 'popup' }],
+    ['url mode without a url', { message: 'm', mode: 'url' }],
+  ])('elicit rejects %s with INVALID_ARGUMENT and emits nothing', async (_name, request) => {
+    const created = await manager.createSession();
+    const errors: unknown[] = [];
+    scripted.turn(async function* (turn) {
+      try {
+        await turn.elicit(request as unknown as Parameters<TurnContext['elicit']>[0]);
+      } catch (error) {
+        errors.push(error);
+      }
+      yield { type: 'agent_choice', content: 'ok' };
+    });
+    const events = await collect(await manager.runSession(created.id, { messages: ['hi'] }));
+    expect(AgentSessionsError.hasCode(errors[0], 'INVALID_ARGUMENT')).toBe(true);
+    expect(events.filter((event) => event.type === 'elicitation_request')).toEqual([]);
+    expect((await manager.getSessionSnapshot(created.id)).pending.elicitations).toEqual([]);
+  });
+
   describe('cancelling a turn that waits for an elicitation', () => {
     type Canceller = {
       name: string;
