@@ -329,6 +329,8 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
     });
     const snapshot = await manager.getSessionSnapshot(created.id);
     await store.getSession(created.id);
+    // Flush every pending microtask: a turn that did not wait would have emitted by now.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(nextSettled).toBe(false);
     expect(snapshot.lastEventSeq).toBe(event.seq);
     expect(scripted.turns[0]?.decisions).toEqual([]);

@@ -99,6 +99,8 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     });
     const snapshot = await manager.getSessionSnapshot(created.id);
     await store.getSession(created.id);
+    // Flush every pending microtask: a turn that did not wait would have emitted by now.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(nextSettled).toBe(false);
     expect(snapshot.lastEventSeq).toBe(request.seq);
     expect(scripted.turns[0]?.elicitations).toEqual([]);
