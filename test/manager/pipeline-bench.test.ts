@@ -20,7 +20,7 @@ describe('bench/pipeline', () => {
   });
 
   test('measureIdleSessions runs one short turn per session and reports bytes before and after release', async () => {
-    const result = await measureIdleSessions({ sessions: 20, releaseAfterMs: 20, gc: () => {} });
+    const result = await measureIdleSessions({ sessions: 20, releaseAfterMs: 5, gc: () => {} });
     expect(result.sessions).toBe(20);
     expect(result.eventsPerTurn).toBeGreaterThanOrEqual(10);
     for (const bytes of [result.afterTurnBytes, result.afterReleaseBytes, result.storeItemsBytes]) {
