@@ -1,12 +1,21 @@
 // Smoke test of the built package: every subpath loads with import() and require(), from the
 // package's own name (resolved through "exports"), and errors are recognised across the two builds.
-import { createRequire } from 'node:module';
+
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const subpaths = ['agent-sessions', 'agent-sessions/file', 'agent-sessions/testing'];
 const expected = {
-  'agent-sessions': ['SessionManager', 'MemoryStore', 'AgentSessionsError', 'stableSourceKey', 'StaticSourceResolver', 'RefreshingSourceResolver', 'SessionSchema'],
+  'agent-sessions': [
+    'SessionManager',
+    'MemoryStore',
+    'AgentSessionsError',
+    'stableSourceKey',
+    'StaticSourceResolver',
+    'RefreshingSourceResolver',
+    'SessionSchema',
+  ],
   'agent-sessions/file': ['FileStore', 'DirectorySourceResolver'],
   'agent-sessions/testing': ['ScriptedRuntime', 'describeStoreConformance', 'FailingStore', 'BlockingStore'],
 };
@@ -41,7 +50,10 @@ for (const lib of [esm, cjs]) {
   const stream = await manager.runSession(session.id, { messages: ['hello'] });
   const types = [];
   for await (const event of stream) types.push(event.type);
-  assert.ok(types.includes('agent_choice') && types.at(-1) === 'stream_stopped', `turn events: ${types.join(',')}`);
+  assert.ok(
+    types.includes('agent_choice') && types.at(-1) === 'stream_stopped',
+    `turn events: ${types.join(',')}`,
+  );
   await manager.close();
 }
 console.log(`smoke: ${subpaths.length} subpaths load through import and require`);

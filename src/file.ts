@@ -1,4 +1,5 @@
 // agent-sessions/file: the Node-only entry (stores and resolvers that use the file system).
-export { DirectorySourceResolver } from './sources/directory.js';
+
 export type { DirectorySourceOptions, SourceFileInfo } from './sources/directory.js';
+export { DirectorySourceResolver } from './sources/directory.js';
 export { FileStore, type FileStoreDurability, type FileStoreOptions } from './stores/file.js';

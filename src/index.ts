@@ -37,11 +37,11 @@ export type {
   TurnContext,
 } from './runtime.js';
 export * from './schemas.js';
-export type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from './sources.js';
 export { stableSourceKey } from './sources/key.js';
-export { RefreshingSourceResolver } from './sources/refreshing.js';
 export type { ListableSourceResolver, RefreshingSourceOptions, SourceLoader } from './sources/refreshing.js';
+export { RefreshingSourceResolver } from './sources/refreshing.js';
 export { StaticSourceResolver } from './sources/static.js';
+export type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from './sources.js';
 export type { ListOptions, ListPosition, Page, Store } from './store.js';
 export {
   compareListPosition,

@@ -44,7 +44,9 @@ function fileFixture(): StoreFixture {
       return new FileStore({ directory: (store as FileStore).directory, durability: 'buffered' });
     },
     async cleanup() {
-      await Promise.all(directories.splice(0).map((directory) => rm(directory, { recursive: true, force: true })));
+      await Promise.all(
+        directories.splice(0).map((directory) => rm(directory, { recursive: true, force: true })),
+      );
     },
   };
 }
