@@ -86,7 +86,10 @@ export interface TurnContext {
   signal: AbortSignal;
   /**
    * Drains messages steered into this turn. Call it at safe points (after tool results); each
-   * returned message is already persisted and emitted as `user_message`.
+   * returned message is persisted and emitted as `user_message`. While an assistant message of this
+   * turn has tool calls without a stored `role: 'tool'` result, it returns `[]` and the messages
+   * stay queued (a user message between a call and its result is a history providers reject);
+   * messages no call takes run as the next turn.
    */
   takeSteering(): Message[];
   /** Decides a tool call (deny → allow → ask → policy); may wait for a human. Rejects if the turn is cancelled. */

@@ -441,7 +441,9 @@ export class ActiveRun {
       ...(model === undefined ? {} : { model }),
       signal,
       takeSteering: () => {
-        if (finished) return [];
+        // A user message between an assistant's tool calls and their results makes a history that
+        // model providers reject: steering waits until every call of the turn has its result.
+        if (finished || openToolCalls.size > 0) return [];
         const messages = state.steer.drain();
         if (messages.length === 0) return [];
         const items: SessionItem[] = messages.map((message) => ({ kind: 'message', message }));

@@ -94,6 +94,31 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
     expect((await manager.getSessionSnapshot(created.id)).queues.steer).toEqual([]);
   });
 
+  test('takeSteering returns nothing while a tool call of the turn has no result, and the messages wait for the result', async () => {
+    const created = await manager.createSession();
+    const call = { id: 'call-1', name: 'shell', arguments: '{}' };
+    const at = () => new Date().toISOString();
+    scripted.turn([
+      { type: 'message_added', message: { id: 'a1', role: 'assistant', content: '', toolCalls: [call], createdAt: at() } },
+      step.hold('between'),
+      step.takeSteering(),
+      { type: 'message_added', message: { id: 't1', role: 'tool', toolCallId: 'call-1', content: 'done', createdAt: at() } },
+      step.takeSteering(),
+      step.reply('ok'),
+    ]);
+    const stream = await manager.runSession(created.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('between');
+    await manager.steerSession(created.id, ['wait for the tool']);
+    scripted.release('between');
+    await collect(stream);
+    expect(scripted.turns[0]?.steered.map((taken) => taken.map((message) => message.content))).toEqual([
+      [],
+      ['wait for the tool'],
+    ]);
+    const session = await manager.getSession(created.id);
+    expect(contents(session)).toEqual(['user:go', 'assistant:', 'tool:done', 'user:wait for the tool', 'assistant:ok']);
+  });
+
   test('steerSession past steerCapacity rejects with QUEUE_FULL and changes nothing queued', async () => {
     const created = await manager.createSession();
     scripted.turn([step.hold('h'), step.takeSteering()]);
