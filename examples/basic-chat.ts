@@ -13,13 +13,8 @@ const echo: Runtime = {
     const last = turn.session.items.at(-1);
     const answer = `You said: ${last?.kind === 'message' ? last.message.content : ''}`;
     for (const word of answer.split(/(?<= )/)) yield { type: 'agent_choice', content: word };
-    const message = {
-      id: crypto.randomUUID(),
-      role: 'assistant',
-      content: answer,
-      createdAt: new Date().toISOString(),
-    } as const;
-    yield { type: 'message_added', message }; // the manager stores it
+    // The complete message: the manager stores it (and fills in its id and createdAt).
+    yield { type: 'message_added', message: { role: 'assistant', content: answer } };
   },
 };
 

@@ -13,10 +13,9 @@
  */
 import assert from 'node:assert/strict';
 import {
-  type Message,
   type ModelChoice,
   type Runtime,
-  type RuntimeEvent,
+  type RuntimeEventInput,
   type RuntimeFactory,
   SessionManager,
   type ToolCall,
@@ -80,10 +79,6 @@ const MODELS: ModelChoice[] = [
 ];
 const MAX_MODEL_CALLS = 8;
 
-function newMessage(fields: Omit<Message, 'id' | 'createdAt'>): Message {
-  return { id: crypto.randomUUID(), createdAt: new Date().toISOString(), ...fields };
-}
-
 /** The session's history as the model's messages (the session is frozen and shared: read, never copy). */
 function toChat(turn: TurnContext): ChatMessage[] {
   const chat: ChatMessage[] = [{ role: 'system', content: 'You are a helpful agent.' }];
@@ -104,7 +99,7 @@ class ChatRuntime implements Runtime {
     this.#model = model;
   }
 
-  async *run(turn: TurnContext): AsyncIterable<RuntimeEvent> {
+  async *run(turn: TurnContext): AsyncIterable<RuntimeEventInput> {
     const model = turn.model ?? this.#models.get(turn.agent ?? 'default') ?? MODELS[0]!.ref;
     const chat = toChat(turn);
     for (let call = 0; call < MAX_MODEL_CALLS; call++) {
@@ -127,13 +122,11 @@ class ChatRuntime implements Runtime {
         }
       }
       const toolCalls = [...calls.values()];
-      const assistant = newMessage({
-        role: 'assistant',
-        content: text,
-        model,
-        ...(toolCalls.length ? { toolCalls } : {}),
-      });
-      yield { type: 'message_added', message: assistant };
+      // The manager fills in a message's id and createdAt when a runtime leaves them out.
+      yield {
+        type: 'message_added',
+        message: { role: 'assistant', content: text, model, ...(toolCalls.length ? { toolCalls } : {}) },
+      };
       chat.push({ role: 'assistant', content: text, toolCalls });
       if (toolCalls.length === 0) return; // answered: the turn ends with end_turn
 
@@ -148,10 +141,7 @@ class ChatRuntime implements Runtime {
         else if (!decision.approved) [result, isError] = [`rejected: ${decision.reason}`, true];
         else result = await tool.run(JSON.parse(toolCall.arguments) as Record<string, unknown>);
         yield { type: 'tool_call_response', toolCallId: toolCall.id, response: result, isError };
-        yield {
-          type: 'message_added',
-          message: newMessage({ role: 'tool', content: result, toolCallId: toolCall.id }),
-        };
+        yield { type: 'message_added', message: { role: 'tool', content: result, toolCallId: toolCall.id } };
         chat.push({ role: 'tool', content: result, toolCallId: toolCall.id });
       }
       // A safe point: tool results are in. Steered messages join the conversation now.

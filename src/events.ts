@@ -13,8 +13,9 @@
  * ```
  */
 import * as z from 'zod';
+import { newId } from './internal/ids.js';
 import type { Message, ToolCall } from './schemas.js';
-import { JsonValueSchema, MessageSchema, ToolCallSchema } from './schemas.js';
+import { JsonValueSchema, MessageSchema, TimestampSchema, ToolCallSchema } from './schemas.js';
 
 /** Why a turn stopped. The first five are ACP's. */
 export const StopReasonSchema = z.enum([
@@ -46,6 +47,18 @@ export const PlanEntrySchema = z.object({
 });
 export type PlanEntry = z.infer<typeof PlanEntrySchema>;
 
+/**
+ * A complete message as a runtime reports it: like {@link MessageSchema}, but `id` and `createdAt`
+ * may be omitted and the manager fills them in.
+ */
+export const RuntimeMessageSchema = MessageSchema.extend({
+  id: z
+    .string()
+    .min(1)
+    .default(() => newId('msg')),
+  createdAt: TimestampSchema.default(() => new Date().toISOString()),
+});
+
 /** Every event a runtime may yield, as a zod schema the manager validates with. */
 export const RuntimeEventSchema = z.discriminatedUnion('type', [
   /** A text delta of the answer. */
@@ -66,7 +79,7 @@ export const RuntimeEventSchema = z.discriminatedUnion('type', [
     isError: z.boolean().optional(),
   }),
   /** A complete assistant or tool message: the manager persists it. */
-  z.object({ type: z.literal('message_added'), message: MessageSchema }),
+  z.object({ type: z.literal('message_added'), message: RuntimeMessageSchema }),
   /** Usage of one model call: the manager adds it to the session's usage. */
   z.object({ type: z.literal('token_usage'), usage: TokenUsageSchema }),
   /** The agent's plan changed. */
@@ -83,8 +96,11 @@ export const RuntimeEventSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-/** An event a runtime yields. */
-export type RuntimeEvent = z.infer<typeof RuntimeEventSchema>;
+/** A runtime event as validated: what the manager emits (a `message_added` message has its `id` and `createdAt`). */
+export type RuntimeEvent = z.output<typeof RuntimeEventSchema>;
+
+/** What a runtime may yield: a {@link RuntimeEvent}, where a `message_added` message may omit `id` and `createdAt`. */
+export type RuntimeEventInput = z.input<typeof RuntimeEventSchema>;
 
 /** The `type`s of runtime events. */
 export type RuntimeEventType = RuntimeEvent['type'];

@@ -6,11 +6,12 @@
  * is deleted, the manager closes, or it has been idle `idleRuntimeTtlMs`.
  *
  * A runtime MUST:
- * - yield {@link RuntimeEvent}s from `run(turn)`; ending the iterable ends the turn (`end_turn`,
+ * - yield runtime events ({@link RuntimeEventInput}) from `run(turn)`; ending the iterable ends the turn (`end_turn`,
  *   unless the last event is `turn_end` with another reason); throwing ends it with an `error`
  *   event and stop reason `error`;
  * - report each complete assistant or tool message with `message_added` (the manager persists it
- *   as it arrives) and each model call's usage with `token_usage`;
+ *   as it arrives, filling in a missing `id` or `createdAt`) and each model call's usage with
+ *   `token_usage`;
  * - stop promptly when `turn.signal` aborts (cancel, delete, close);
  * - treat `turn.session` as read-only: it is deeply frozen and shared, never copied.
  *
@@ -21,7 +22,7 @@
  * - implement `setModel` and `availableModels` if it can switch models; without `setModel`, model
  *   overrides are refused with `MODEL_SWITCHING_NOT_SUPPORTED`.
  */
-import type { RuntimeEvent } from './events.js';
+import type { RuntimeEventInput } from './events.js';
 import type { Message, Session, ToolCall } from './schemas.js';
 import type { ResolvedSource } from './sources.js';
 
@@ -101,7 +102,7 @@ export interface TurnContext {
 /** The agent loop of one session. */
 export interface Runtime {
   /** Runs one turn. */
-  run(turn: TurnContext): AsyncIterable<RuntimeEvent>;
+  run(turn: TurnContext): AsyncIterable<RuntimeEventInput>;
   /** Switches (or with `undefined`, clears) the model of an agent. */
   setModel?(agent: string, modelRef: string | undefined): Promise<void>;
   /** The models an agent can use. */

@@ -15,10 +15,9 @@
  * The words are deterministic; only ids and timestamps differ between runs.
  */
 import type {
-  Message,
   ModelChoice,
   Runtime,
-  RuntimeEvent,
+  RuntimeEventInput,
   RuntimeFactory,
   RuntimeInit,
   ToolCall,
@@ -64,10 +63,6 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-function message(fields: Omit<Message, 'id' | 'createdAt'>): Message {
-  return { id: crypto.randomUUID(), createdAt: new Date().toISOString(), ...fields };
-}
-
 function words(text: string): string[] {
   return text.match(/\S+\s*/g) ?? [];
 }
@@ -95,7 +90,7 @@ export class DemoRuntime implements Runtime {
     this.#delayMs = options.delayMs ?? 0;
   }
 
-  async *run(turn: TurnContext): AsyncIterable<RuntimeEvent> {
+  async *run(turn: TurnContext): AsyncIterable<RuntimeEventInput> {
     const model = turn.model ?? this.#models.get(turn.agent ?? 'default') ?? DEMO_MODELS[0]!.ref;
     const prompt = lastUserText(turn);
     let outputWords = 0;
@@ -113,7 +108,7 @@ export class DemoRuntime implements Runtime {
       // The call is part of the history: an assistant message with toolCalls, then its result.
       yield {
         type: 'message_added',
-        message: message({ role: 'assistant', content: '', toolCalls: [toolCall], model }),
+        message: { role: 'assistant', content: '', toolCalls: [toolCall], model },
       };
       yield { type: 'tool_call', toolCall };
       const decision = await turn.authorizeToolCall({ toolCall });
@@ -131,7 +126,7 @@ export class DemoRuntime implements Runtime {
       }
       yield {
         type: 'message_added',
-        message: message({ role: 'tool', content: result, toolCallId: toolCall.id }),
+        message: { role: 'tool', content: result, toolCallId: toolCall.id },
       };
     } else if (/sign me up/i.test(prompt)) {
       const answer = await turn.elicit({
@@ -159,7 +154,7 @@ export class DemoRuntime implements Runtime {
       outputWords++;
       yield { type: 'agent_choice', content: word };
     }
-    yield { type: 'message_added', message: message({ role: 'assistant', content: answer, model }) };
+    yield { type: 'message_added', message: { role: 'assistant', content: answer, model } };
     yield {
       type: 'token_usage',
       usage: {
@@ -187,7 +182,7 @@ export class DemoRuntime implements Runtime {
     type: 'agent_choice' | 'agent_choice_reasoning',
     text: string,
     signal: AbortSignal,
-  ): AsyncIterable<RuntimeEvent> {
+  ): AsyncIterable<RuntimeEventInput> {
     for (const word of words(text)) {
       await sleep(this.#delayMs, signal);
       yield { type, content: word };

@@ -46,6 +46,7 @@ import type {
   FollowUpOptions,
   ImportOptions,
   ManagerEvents,
+  MessageInput,
   ResumeElicitationInput,
   ResumeInput,
   RunInput,
@@ -255,7 +256,7 @@ export class SessionManager {
    * `SESSION_NOT_FOUND` for an unknown session, `QUEUE_FULL` past `steerCapacity` (nothing of the
    * call is queued), `INVALID_ARGUMENT` for an empty list.
    */
-  async steerSession(id: string, messages: Message[] | unknown[]): Promise<void> {
+  async steerSession(id: string, messages: MessageInput[]): Promise<void> {
     this.#assertOpen();
     assertSessionId(id);
     const normalized = normalizeMessages(messages);
@@ -282,7 +283,7 @@ export class SessionManager {
    */
   async followUpSession(
     id: string,
-    messages: Message[] | unknown[],
+    messages: MessageInput[],
     options: FollowUpOptions = {},
   ): Promise<{ status: 'queued' | 'started' | 'duplicate' }> {
     this.#assertOpen();

@@ -420,7 +420,7 @@ describe.each(storeFixtures())('SessionManager engine ($name)', (fixture: StoreF
     });
 
     test.each([
-      ['an invalid message_added', { type: 'message_added', message: { role: 'assistant', content: 'x' } }],
+      ['an invalid message_added', { type: 'message_added', message: { role: 'robot', content: 'x' } }],
       ['an unknown event type', { type: 'telepathy', content: 'x' }],
       ['a delta without content', { type: 'agent_choice' }],
     ])('%s from the runtime ends the turn as a runtime error and is never stored', async (_, raw) => {
@@ -559,6 +559,25 @@ describe.each(storeFixtures())('SessionManager engine ($name)', (fixture: StoreF
         'two',
         'three',
       ]);
+    });
+
+    test('a message_added without id or createdAt is stored and emitted with both filled in', async () => {
+      const { manager, scripted } = await setup();
+      const { id } = await manager.createSession();
+      scripted.turn([
+        step.raw({ type: 'message_added', message: { role: 'assistant', content: 'no id' } }),
+        step.raw({ type: 'message_added', message: { id: 'mine', role: 'assistant', content: 'kept id' } }),
+      ]);
+      const events = await collect(await manager.runSession(id, { messages: ['go'] }));
+      const added = events.flatMap((event) => (event.type === 'message_added' ? [event.message] : []));
+      expect(added).toHaveLength(2);
+      expect(added[0]?.id).toMatch(/^msg_/);
+      expect(Date.parse(added[0]?.createdAt ?? '')).not.toBeNaN();
+      expect(added[1]?.id).toBe('mine');
+      const stored = (await manager.getSession(id)).items.flatMap((item) =>
+        item.kind === 'message' && item.message.role === 'assistant' ? [item.message] : [],
+      );
+      expect(stored).toEqual(added);
     });
 
     test('token_usage events are added to session.usage (cost optional)', async () => {

@@ -99,10 +99,16 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
     const call = { id: 'call-1', name: 'shell', arguments: '{}' };
     const at = () => new Date().toISOString();
     scripted.turn([
-      { type: 'message_added', message: { id: 'a1', role: 'assistant', content: '', toolCalls: [call], createdAt: at() } },
+      {
+        type: 'message_added',
+        message: { id: 'a1', role: 'assistant', content: '', toolCalls: [call], createdAt: at() },
+      },
       step.hold('between'),
       step.takeSteering(),
-      { type: 'message_added', message: { id: 't1', role: 'tool', toolCallId: 'call-1', content: 'done', createdAt: at() } },
+      {
+        type: 'message_added',
+        message: { id: 't1', role: 'tool', toolCallId: 'call-1', content: 'done', createdAt: at() },
+      },
       step.takeSteering(),
       step.reply('ok'),
     ]);
@@ -116,7 +122,13 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
       ['wait for the tool'],
     ]);
     const session = await manager.getSession(created.id);
-    expect(contents(session)).toEqual(['user:go', 'assistant:', 'tool:done', 'user:wait for the tool', 'assistant:ok']);
+    expect(contents(session)).toEqual([
+      'user:go',
+      'assistant:',
+      'tool:done',
+      'user:wait for the tool',
+      'assistant:ok',
+    ]);
   });
 
   test('steerSession past steerCapacity rejects with QUEUE_FULL and changes nothing queued', async () => {

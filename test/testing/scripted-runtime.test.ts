@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import type { RuntimeEvent } from '../../src/events.js';
+import type { RuntimeEvent, RuntimeEventInput } from '../../src/events.js';
 import type {
   ElicitationRequest,
   ElicitationResult,
@@ -92,18 +92,18 @@ function fakeTurn(options: FakeTurnOptions = {}) {
   return { context, controller, authorizations, elicitations, session };
 }
 
-async function collect(iterable: AsyncIterable<RuntimeEvent>): Promise<RuntimeEvent[]> {
+async function collect(iterable: AsyncIterable<RuntimeEventInput>): Promise<RuntimeEvent[]> {
   const events: RuntimeEvent[] = [];
-  for await (const event of iterable) events.push(event);
+  for await (const event of iterable) events.push(event as RuntimeEvent);
   return events;
 }
 
 async function collectFailure(
-  iterable: AsyncIterable<RuntimeEvent>,
+  iterable: AsyncIterable<RuntimeEventInput>,
 ): Promise<{ events: RuntimeEvent[]; error: unknown }> {
   const events: RuntimeEvent[] = [];
   try {
-    for await (const event of iterable) events.push(event);
+    for await (const event of iterable) events.push(event as RuntimeEvent);
   } catch (error) {
     return { events, error };
   }
@@ -750,7 +750,7 @@ describe('ScriptedRuntime holds', () => {
       done: false,
       value: { type: 'agent_choice', content: 'before' },
     });
-    let next: IteratorResult<RuntimeEvent> | undefined;
+    let next: IteratorResult<RuntimeEventInput> | undefined;
     const pending = iterator.next().then((result) => {
       next = result;
     });
