@@ -75,7 +75,16 @@ function parseRuntimeEvent(value: unknown, turnId: string): RuntimeEvent & { tur
     ) {
       // One literal with turnId: a spread copy plus an added key makes V8 give each event its own
       // shape, and every later property access on it a slow lookup (10× the cost of the pipeline).
-      return { type: candidate.type, content: candidate.content, turnId };
+      // The envelope fields are declared up front (undefined) so the log completes the event
+      // without changing its hidden class.
+      return {
+        type: candidate.type,
+        content: candidate.content,
+        turnId,
+        sessionId: undefined,
+        seq: undefined,
+        timestamp: undefined,
+      } as unknown as RuntimeEvent & { turnId: string };
     }
   }
   const result = RuntimeEventSchema.safeParse(value);
