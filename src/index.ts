@@ -50,6 +50,7 @@ export {
   encodeCursor,
   MAX_LIST_LIMIT,
   nextTimestamp,
+  pageSortedSummaries,
   pageSummaries,
   validateListOptions,
 } from './store.js';

@@ -164,20 +164,45 @@ export function pageSummaries(
   all: Iterable<SessionSummary>,
   options: ListOptions = {},
 ): Page<SessionSummary> {
+  validateListOptions(options);
+  return pageSortedSummaries([...all].sort(compareListPosition), options);
+}
+
+/**
+ * Like {@link pageSummaries} over summaries already in listing order: the cursor's position is
+ * found by binary search, so a page costs O(log n + page) however many sessions there are. The
+ * returned summaries are the given objects: copy them if the caller must not share them.
+ */
+export function pageSortedSummaries(
+  sorted: readonly SessionSummary[],
+  options: ListOptions = {},
+): Page<SessionSummary> {
   const limit = validateListOptions(options);
   const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
-  const matching: SessionSummary[] = [];
-  for (const summary of all) {
+  let index = 0;
+  if (after) {
+    let high = sorted.length;
+    while (index < high) {
+      const middle = (index + high) >>> 1;
+      if (compareListPosition(sorted[middle]!, after) <= 0) index = middle + 1;
+      else high = middle;
+    }
+  }
+  const sessions: SessionSummary[] = [];
+  let more = false;
+  for (; index < sorted.length; index++) {
+    const summary = sorted[index]!;
     if (options.workingDir !== undefined && summary.workingDir !== options.workingDir) continue;
     if (options.starred !== undefined && summary.starred !== options.starred) continue;
-    if (after && compareListPosition(summary, after) <= 0) continue;
-    matching.push(summary);
+    if (sessions.length === limit) {
+      more = true;
+      break;
+    }
+    sessions.push(summary);
   }
-  matching.sort(compareListPosition);
-  const sessions = matching.slice(0, limit);
   const page: Page<SessionSummary> = { sessions };
   const last = sessions[sessions.length - 1];
-  if (matching.length > limit && last) page.nextCursor = encodeCursor(last);
+  if (more && last) page.nextCursor = encodeCursor(last);
   return page;
 }
 

@@ -15,7 +15,6 @@ import { crc32 } from 'node:zlib';
 
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
-const HEX = /^[0-9a-f]{8}$/;
 
 /** One encoded line and what is needed to recognise it later. */
 export interface EncodedLine {
@@ -69,12 +68,18 @@ export function decodeLines(buffer: Buffer, base = 0): { lines: DecodedLine[]; e
     if (newline < 0) break;
     const textNewline = text.indexOf('\n', textStart);
     const offset = base + start;
-    const hex = text.slice(textStart, textStart + 8);
-    if (newline - start < 10 || buffer[start + 8] !== SPACE || !HEX.test(hex)) {
-      throw new LineError(offset, 'malformed line');
+    if (newline - start < 10 || buffer[start + 8] !== SPACE) throw new LineError(offset, 'malformed line');
+    // The checksum's 8 lowercase hex digits, read from the bytes (no substring, no regex per line).
+    let expected = 0;
+    for (let index = start; index < start + 8; index++) {
+      const byte = buffer[index]!;
+      const digit =
+        byte >= 0x30 && byte <= 0x39 ? byte - 0x30 : byte >= 0x61 && byte <= 0x66 ? byte - 0x57 : -1;
+      if (digit < 0) throw new LineError(offset, 'malformed line');
+      expected = expected * 16 + digit;
     }
     const crc = crc32(buffer.subarray(start + 9, newline));
-    if (crc !== Number.parseInt(hex, 16)) throw new LineError(offset, 'checksum mismatch');
+    if (crc !== expected) throw new LineError(offset, 'checksum mismatch');
     let value: unknown;
     try {
       value = JSON.parse(text.slice(textStart + 9, textNewline));

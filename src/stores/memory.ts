@@ -15,11 +15,23 @@ import {
   type SessionSummary,
   toSummary,
 } from '../schemas.js';
-import { type ListOptions, nextTimestamp, type Page, pageSummaries, type Store } from '../store.js';
+import {
+  compareListPosition,
+  type ListOptions,
+  nextTimestamp,
+  type Page,
+  pageSortedSummaries,
+  type Store,
+  validateListOptions,
+} from '../store.js';
 
 interface Entry {
   session: Session;
   messageCount: number;
+}
+
+function copySummary(summary: SessionSummary): SessionSummary {
+  return { ...summary, usage: { ...summary.usage } };
 }
 
 /**
@@ -29,6 +41,8 @@ interface Entry {
 export class MemoryStore implements Store {
   readonly name = 'memory';
   readonly #sessions = new Map<string, Entry>();
+  /** Summaries in listing order, rebuilt on the first listing after a write. */
+  #sorted: SessionSummary[] | undefined;
 
   async createSession(session: Session): Promise<void> {
     assertSessionId((session as Partial<Session> | undefined)?.id);
@@ -41,6 +55,7 @@ export class MemoryStore implements Store {
     }
     const stored = cloneRecord(parsed);
     this.#sessions.set(stored.id, { session: stored, messageCount: countMessages(stored.items) });
+    this.#sorted = undefined;
   }
 
   async getSession(id: string): Promise<Session> {
@@ -48,10 +63,12 @@ export class MemoryStore implements Store {
   }
 
   async listSessions(options?: ListOptions): Promise<Page<SessionSummary>> {
-    const summaries = function* (entries: Iterable<Entry>) {
-      for (const entry of entries) yield toSummary(entry.session, entry.messageCount);
-    };
-    return pageSummaries(summaries(this.#sessions.values()), options);
+    validateListOptions(options);
+    this.#sorted ??= [...this.#sessions.values()]
+      .map((entry) => toSummary(entry.session, entry.messageCount))
+      .sort(compareListPosition);
+    const page = pageSortedSummaries(this.#sorted, options);
+    return { ...page, sessions: page.sessions.map(copySummary) };
   }
 
   async updateSession(id: string, patch: SessionPatch): Promise<void> {
@@ -59,6 +76,7 @@ export class MemoryStore implements Store {
     const parsed = parsePatch(patch);
     applyPatch(entry.session, cloneRecord(parsed));
     entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
+    this.#sorted = undefined;
   }
 
   async appendItems(id: string, items: SessionItem[]): Promise<void> {
@@ -69,6 +87,7 @@ export class MemoryStore implements Store {
     entry.session.items.push(...copies);
     entry.messageCount += countMessages(copies);
     entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
+    this.#sorted = undefined;
   }
 
   async updateMessage(id: string, messageId: string, message: Message): Promise<void> {
@@ -86,11 +105,13 @@ export class MemoryStore implements Store {
     }
     entry.session.items[index] = { kind: 'message', message: cloneRecord(result.data) };
     entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
+    this.#sorted = undefined;
   }
 
   async deleteSession(id: string): Promise<void> {
     this.#entry(id);
     this.#sessions.delete(id);
+    this.#sorted = undefined;
   }
 
   async close(): Promise<void> {}
