@@ -39,6 +39,10 @@ export interface EventLogOptions {
   releaseAfterMs?: number;
   /** Clock for timestamps. @default () => new Date().toISOString() */
   now?: () => string;
+  /** The log continues a numbering: its first event gets this seq. @default 1 */
+  firstSeq?: number;
+  /** Called after an idle release (not after an explicit {@link EventLog.release}). */
+  onIdleRelease?: (log: EventLog) => void;
 }
 
 /** Options of {@link EventLog.subscribe}. */
@@ -113,6 +117,7 @@ export class EventLog {
   /** Seq of the oldest event in the ring (meaningful while the ring is not empty). */
   #oldestInRing = 1;
   #lastSeq = 0;
+  readonly #onIdleRelease: ((log: EventLog) => void) | undefined;
   #exit: SessionEventOf<'session_exited'> | undefined;
   #subscribers: Subscriber[] = [];
 
@@ -140,6 +145,14 @@ export class EventLog {
     this.#capacity = capacity;
     this.#releaseAfterMs = releaseAfterMs === Number.POSITIVE_INFINITY ? 0 : releaseAfterMs;
     this.#now = options.now;
+    const firstSeq = options.firstSeq ?? 1;
+    if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) {
+      throw new InvalidArgumentError(`invalid event log firstSeq: ${String(firstSeq)}`);
+    }
+    this.#lastSeq = firstSeq - 1;
+    this.#base = firstSeq;
+    this.#oldestInRing = firstSeq;
+    this.#onIdleRelease = options.onIdleRelease;
   }
 
   /** Seq of the last appended event (`session_exited` included); 0 when nothing was ever appended. */
@@ -458,6 +471,7 @@ export class EventLog {
     } else if (++this.#quietChecks >= IDLE_CHECKS) {
       this.#quietChecks = 0;
       this.release();
+      this.#onIdleRelease?.(this);
       return;
     }
     this.#armTimer();
@@ -465,27 +479,49 @@ export class EventLog {
 }
 
 /** Options of {@link EventLogs}: those of {@link EventLog} for every log it creates. */
-export type EventLogsOptions = Omit<EventLogOptions, 'sessionId'>;
+export type EventLogsOptions = Omit<EventLogOptions, 'sessionId' | 'firstSeq' | 'onIdleRelease'>;
 
-/** One {@link EventLog} per session id: created on demand, closed and forgotten on delete. */
+/**
+ * One {@link EventLog} per session id: created on demand, closed and forgotten on delete.
+ *
+ * Memory: a log released for idleness with no subscriber is dropped, and only its `lastSeq` is
+ * remembered (a map entry of a few dozen bytes); `get` or `getOrCreate` makes it again, empty,
+ * numbering on from that seq, so to a caller it is the same log with its kept events released.
+ */
 export class EventLogs {
   readonly #options: EventLogsOptions;
   readonly #logs = new Map<string, EventLog>();
+  /** lastSeq of logs dropped after an idle release. */
+  readonly #released = new Map<string, number>();
+  readonly #onIdleRelease = (log: EventLog): void => {
+    if (log.subscriberCount > 0 || log.closed || this.#logs.get(log.sessionId) !== log) return;
+    this.#logs.delete(log.sessionId);
+    this.#released.set(log.sessionId, log.lastSeq);
+  };
 
   constructor(options: EventLogsOptions = {}) {
     this.#options = options;
   }
 
-  /** The log of a session, if one exists. */
+  /** The log of a session, if one exists (a released one is made again, its numbering kept). */
   get(sessionId: string): EventLog | undefined {
-    return this.#logs.get(sessionId);
+    return (
+      this.#logs.get(sessionId) ?? (this.#released.has(sessionId) ? this.getOrCreate(sessionId) : undefined)
+    );
   }
 
   /** The log of a session, created (empty, `lastSeq` 0) when there is none. */
   getOrCreate(sessionId: string): EventLog {
     let log = this.#logs.get(sessionId);
     if (log === undefined) {
-      log = new EventLog({ ...this.#options, sessionId });
+      const lastSeq = this.#released.get(sessionId) ?? 0;
+      this.#released.delete(sessionId);
+      log = new EventLog({
+        ...this.#options,
+        sessionId,
+        firstSeq: lastSeq + 1,
+        onIdleRelease: this.#onIdleRelease,
+      });
       this.#logs.set(sessionId, log);
     }
     return log;
@@ -497,6 +533,7 @@ export class EventLogs {
    * a new, empty log. No-op for an unknown id.
    */
   delete(sessionId: string): void {
+    this.#released.delete(sessionId);
     const log = this.#logs.get(sessionId);
     if (log === undefined) return;
     this.#logs.delete(sessionId);
@@ -509,7 +546,7 @@ export class EventLogs {
     for (const log of this.#logs.values()) log.close('closed');
   }
 
-  /** Number of logs held. */
+  /** Number of logs held in memory (released ones not counted). */
   get size(): number {
     return this.#logs.size;
   }

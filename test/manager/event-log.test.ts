@@ -590,6 +590,48 @@ describe('EventLogs', () => {
     expect(() => logs.delete('unknown')).not.toThrow();
   });
 
+  test('a log released for idleness with no subscriber is dropped, and made again with its numbering kept', async () => {
+    vi.useFakeTimers();
+    const logs = new EventLogs({ releaseAfterMs: 1000 });
+    const log = logs.getOrCreate('a');
+    appendMany(log, 5);
+    vi.advanceTimersByTime(1250);
+    expect(logs.size).toBe(0);
+    const again = logs.get('a');
+    expect(again).toBeDefined();
+    expect(again).not.toBe(log);
+    expect(again?.lastSeq).toBe(5);
+    expect(again?.append(delta('x'))?.seq).toBe(6);
+    const events = await drain(again!.subscribe({ since: 0 }), 2);
+    expect(events[0]).toMatchObject({ type: 'gap', reason: 'dropped', nextSeq: 6 });
+    expect(seqs(events.slice(1))).toEqual([6]);
+  });
+
+  test('a log released for idleness while a subscriber waits is kept, and delete forgets a dropped log', () => {
+    vi.useFakeTimers();
+    const logs = new EventLogs({ releaseAfterMs: 1000 });
+    const kept = logs.getOrCreate('kept');
+    appendMany(kept, 2);
+    const iterator = kept.subscribe({ since: 2 });
+    vi.advanceTimersByTime(5000);
+    expect(logs.get('kept')).toBe(kept);
+    void iterator.return?.();
+    const dropped = logs.getOrCreate('dropped');
+    appendMany(dropped, 3);
+    vi.advanceTimersByTime(1250);
+    logs.delete('dropped');
+    expect(logs.get('dropped')).toBeUndefined();
+    expect(logs.getOrCreate('dropped').lastSeq).toBe(0);
+  });
+
+  test('firstSeq continues a numbering and must be a positive integer', () => {
+    const log = makeLog({ firstSeq: 10 });
+    expect(log.lastSeq).toBe(9);
+    expect(log.oldestSeq).toBe(10);
+    expect(log.append(delta('x'))?.seq).toBe(10);
+    expect(() => makeLog({ firstSeq: 0 })).toThrow(InvalidArgumentError);
+  });
+
   test('closeAll closes every log with session_exited closed', async () => {
     const logs = new EventLogs({});
     const a = logs.getOrCreate('a');
