@@ -5,36 +5,17 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason;
 }
 
-/** An AbortController whose abort also follows `parents`; `dispose` removes the listeners. */
-export function linkedController(...parents: Array<AbortSignal | undefined>): {
-  controller: AbortController;
-  dispose: () => void;
-} {
-  const controller = new AbortController();
-  const cleanups: Array<() => void> = [];
-  for (const parent of parents) {
-    if (!parent) continue;
-    if (parent.aborted) {
-      controller.abort(parent.reason);
-      break;
-    }
-    const onAbort = () => controller.abort(parent.reason);
-    parent.addEventListener('abort', onAbort, { once: true });
-    cleanups.push(() => parent.removeEventListener('abort', onAbort));
-  }
-  return {
-    controller,
-    dispose: () => {
-      for (const cleanup of cleanups) cleanup();
-      cleanups.length = 0;
-    },
-  };
-}
-
-/** Resolves or rejects with `promise`, or rejects with the signal's reason when it aborts first. */
-export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+/**
+ * Waits for `promise`, but rejects with `signal.reason` as soon as `signal` aborts (at once if it
+ * already has). The promise itself keeps running; its outcome is then ignored.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // The abandoned promise may still reject: observe it so it is not reported as unhandled.
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });

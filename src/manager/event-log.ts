@@ -12,6 +12,7 @@
  */
 import { InvalidArgumentError, SubscriberLaggedError } from '../errors.js';
 import type { SessionEvent, SessionEventOf } from '../events.js';
+import { unrefTimer } from '../internal/abort.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type WithoutEnvelope<E> = E extends unknown ? Omit<E, 'seq' | 'sessionId' | 'timestamp'> : never;
@@ -454,7 +455,7 @@ export class EventLog {
   #armTimer(): void {
     if (this.#releaseAfterMs === 0 || this.#ring.length === 0) return;
     const timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(this.#releaseAfterMs / IDLE_CHECKS)));
-    if (typeof timer === 'object' && timer !== null && 'unref' in timer) timer.unref();
+    unrefTimer(timer);
     this.#timer = timer;
   }
 

@@ -2,8 +2,9 @@ import { constants, type Dirent } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { AgentSessionsError, ErrorCode, InvalidArgumentError } from '../errors.js';
+import { abortable } from '../internal/abort.js';
 import type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from '../sources.js';
-import { abortable, matchSourceKey, sourceNotFound } from './match.js';
+import { matchSourceKey, sourceNotFound } from './match.js';
 
 /** What a {@link DirectorySourceOptions.parse} function is told about the file it parses. */
 export interface SourceFileInfo {

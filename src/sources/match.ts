@@ -34,30 +34,3 @@ export function sourceNotFound(ref: string, detail?: string): AgentSessionsError
     `source ${JSON.stringify(ref)} not found${detail ? `: ${detail}` : ''}`,
   );
 }
-
-/**
- * Waits for `promise`, but rejects with `signal.reason` as soon as `signal` aborts (at once if it
- * already has). The promise itself keeps running; its outcome is then ignored.
- */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) {
-    // The abandoned promise may still reject: observe it so it is not reported as unhandled.
-    promise.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}

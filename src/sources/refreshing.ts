@@ -1,7 +1,8 @@
 import { AgentSessionsError, ErrorCode, InvalidArgumentError } from '../errors.js';
+import { abortable, unrefTimer } from '../internal/abort.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from '../sources.js';
-import { abortable, matchSourceKey } from './match.js';
+import { matchSourceKey } from './match.js';
 
 /**
  * Loads every agent definition at once, by source key. It is given a signal that aborts when the
@@ -191,8 +192,7 @@ export class RefreshingSourceResolver implements SourceResolver {
       this.#timer = undefined;
       this.#startLoad();
     }, this.#intervalMs);
-    // Not every runtime's timers have unref (browsers return a number).
-    (timer as { unref?: () => void }).unref?.();
+    unrefTimer(timer);
     this.#timer = timer;
   }
 }

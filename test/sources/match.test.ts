@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
-import { abortable, matchSourceKey } from '../../src/sources/match.js';
+import { abortable } from '../../src/internal/abort.js';
+import { matchSourceKey } from '../../src/sources/match.js';
 
 function notFound(run: () => unknown): AgentSessionsError {
   try {
