@@ -1,6 +1,5 @@
-import type { Message, Session, SessionItem, SessionPatch, SessionSummary } from '../schemas.js';
-import type { ListOptions, Page, Store } from '../store.js';
 import type { StoreMethod, StoreMethodArgs } from './failing-store.js';
+import { InterceptingStore } from './intercepting-store.js';
 
 interface Paused {
   args: readonly unknown[];
@@ -38,21 +37,10 @@ interface Waiter {
  * await running;
  * ```
  */
-export class BlockingStore implements Store {
-  /** The wrapped store. */
-  readonly inner: Store;
+export class BlockingStore extends InterceptingStore {
   readonly #blocking = new Set<StoreMethod>();
   readonly #paused = new Map<StoreMethod, Paused[]>();
   readonly #waiters = new Map<StoreMethod, Waiter[]>();
-
-  constructor(inner: Store) {
-    this.inner = inner;
-  }
-
-  /** The inner store's name. */
-  get name(): string {
-    return this.inner.name;
-  }
 
   /** Makes the following calls of `method` pause before reaching the inner store. */
   block(method: StoreMethod): this {
@@ -125,44 +113,7 @@ export class BlockingStore implements Store {
     return this;
   }
 
-  createSession(session: Session): Promise<void> {
-    return this.#call('createSession', [session], () => this.inner.createSession(session));
-  }
-
-  getSession(id: string): Promise<Session> {
-    return this.#call('getSession', [id], () => this.inner.getSession(id));
-  }
-
-  listSessions(options?: ListOptions): Promise<Page<SessionSummary>> {
-    return this.#call('listSessions', [options], () => this.inner.listSessions(options));
-  }
-
-  updateSession(id: string, patch: SessionPatch): Promise<void> {
-    return this.#call('updateSession', [id, patch], () => this.inner.updateSession(id, patch));
-  }
-
-  appendItems(id: string, items: SessionItem[]): Promise<void> {
-    return this.#call('appendItems', [id, items], () => this.inner.appendItems(id, items));
-  }
-
-  updateMessage(id: string, messageId: string, message: Message): Promise<void> {
-    return this.#call('updateMessage', [id, messageId, message], () =>
-      this.inner.updateMessage(id, messageId, message),
-    );
-  }
-
-  deleteSession(id: string): Promise<void> {
-    return this.#call('deleteSession', [id], () => this.inner.deleteSession(id));
-  }
-
-  /** Closes the inner store (if it can be closed). */
-  close(): Promise<void> {
-    return this.#call('close', [], async () => {
-      await this.inner.close?.();
-    });
-  }
-
-  async #call<M extends StoreMethod, R>(
+  protected override async intercept<M extends StoreMethod, R>(
     method: M,
     args: StoreMethodArgs[M],
     forward: () => Promise<R>,

@@ -1,6 +1,7 @@
 import { AgentSessionsError, ErrorCode } from '../errors.js';
-import type { Message, Session, SessionItem, SessionPatch, SessionSummary } from '../schemas.js';
-import type { ListOptions, Page, Store } from '../store.js';
+import type { Message, Session, SessionItem, SessionPatch } from '../schemas.js';
+import type { ListOptions } from '../store.js';
+import { InterceptingStore } from './intercepting-store.js';
 
 /** The methods of a {@link Store} that the test wrappers can fail or block (`close` included). */
 export type StoreMethod =
@@ -81,22 +82,11 @@ interface Rule {
  * await manager.runSession(id, { messages: ['hi'] }); // rejects with the injected error
  * ```
  */
-export class FailingStore implements Store {
-  /** The wrapped store. */
-  readonly inner: Store;
+export class FailingStore extends InterceptingStore {
   /** Every call, in order, including failed ones. Clear it with `calls.length = 0`. */
   readonly calls: StoreCall[] = [];
   readonly #once = new Map<StoreMethod, Rule[]>();
   readonly #rules = new Map<StoreMethod, Rule[]>();
-
-  constructor(inner: Store) {
-    this.inner = inner;
-  }
-
-  /** The inner store's name. */
-  get name(): string {
-    return this.inner.name;
-  }
 
   /**
    * Makes the next call of `method` reject with `error` (default an {@link InjectedStoreError}).
@@ -149,43 +139,6 @@ export class FailingStore implements Store {
     return this.calls.filter((call): call is Extract<StoreCall, { method: M }> => call.method === method);
   }
 
-  createSession(session: Session): Promise<void> {
-    return this.#call('createSession', [session], () => this.inner.createSession(session));
-  }
-
-  getSession(id: string): Promise<Session> {
-    return this.#call('getSession', [id], () => this.inner.getSession(id));
-  }
-
-  listSessions(options?: ListOptions): Promise<Page<SessionSummary>> {
-    return this.#call('listSessions', [options], () => this.inner.listSessions(options));
-  }
-
-  updateSession(id: string, patch: SessionPatch): Promise<void> {
-    return this.#call('updateSession', [id, patch], () => this.inner.updateSession(id, patch));
-  }
-
-  appendItems(id: string, items: SessionItem[]): Promise<void> {
-    return this.#call('appendItems', [id, items], () => this.inner.appendItems(id, items));
-  }
-
-  updateMessage(id: string, messageId: string, message: Message): Promise<void> {
-    return this.#call('updateMessage', [id, messageId, message], () =>
-      this.inner.updateMessage(id, messageId, message),
-    );
-  }
-
-  deleteSession(id: string): Promise<void> {
-    return this.#call('deleteSession', [id], () => this.inner.deleteSession(id));
-  }
-
-  /** Closes the inner store (if it can be closed). */
-  close(): Promise<void> {
-    return this.#call('close', [], async () => {
-      await this.inner.close?.();
-    });
-  }
-
   #add(table: Map<StoreMethod, Rule[]>, method: StoreMethod, rule: Rule): this {
     const rules = table.get(method) ?? [];
     rules.push(rule);
@@ -193,7 +146,7 @@ export class FailingStore implements Store {
     return this;
   }
 
-  async #call<M extends StoreMethod, R>(
+  protected override async intercept<M extends StoreMethod, R>(
     method: M,
     args: StoreMethodArgs[M],
     forward: () => Promise<R>,
