@@ -1,5 +1,4 @@
 import { describe, expect, test } from 'vitest';
-import { AgentSessionsError, type InvalidArgumentError } from '../src/errors.js';
 import {
   applyPatch,
   assertSessionId,
@@ -24,6 +23,7 @@ import {
   TimestampSchema,
   toSummary,
 } from '../src/schemas.js';
+import { expectInvalidArgument } from './helpers/assertions.js';
 
 const T0 = '2024-01-02T03:04:05.000Z';
 
@@ -53,16 +53,6 @@ const items: SessionItem[] = [
   { kind: 'message', message: { ...message, id: 'm2', role: 'assistant' } },
   { kind: 'error', id: 'e', message: 'failed', createdAt: T0 },
 ];
-
-function expectInvalidArgument(call: () => unknown): InvalidArgumentError {
-  try {
-    call();
-  } catch (error) {
-    expect(AgentSessionsError.hasCode(error, 'INVALID_ARGUMENT')).toBe(true);
-    return error as InvalidArgumentError;
-  }
-  throw new Error('expected INVALID_ARGUMENT, but nothing was thrown');
-}
 
 describe('SessionIdSchema and assertSessionId', () => {
   test.each(['a', '0', 'Z9', 'a-b_c', 'A'.repeat(128), '01J0ABCDEF'])('accept %j', (id) => {

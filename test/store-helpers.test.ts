@@ -12,6 +12,7 @@ import {
   pageSummaries,
   validateListOptions,
 } from '../src/store.js';
+import { expectInvalidArgument } from './helpers/assertions.js';
 
 // Any code point but lone surrogates. fast-check's own `unit: codePointArb` spends seconds building
 // its tables on first use; this is as wide and instant.
@@ -25,19 +26,6 @@ const timestampArb = fc
     noInvalidDate: true,
   })
   .map((date) => date.toISOString());
-
-function expectInvalidArgument(call: () => unknown): void {
-  let thrown: unknown;
-  try {
-    call();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(
-    AgentSessionsError.hasCode(thrown, 'INVALID_ARGUMENT'),
-    `expected INVALID_ARGUMENT, got ${String(thrown)}`,
-  ).toBe(true);
-}
 
 function summary(id: string, updatedAt: string, extra: Partial<SessionSummary> = {}): SessionSummary {
   return {

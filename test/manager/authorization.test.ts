@@ -6,80 +6,14 @@ import type { SessionEvent, SessionEventOf } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { TurnStream } from '../../src/manager/types.js';
 import type { ToolDecision, TurnContext } from '../../src/runtime.js';
-import type { Permissions, SafetyPolicy, Session } from '../../src/schemas.js';
+import type { Permissions, SafetyPolicy } from '../../src/schemas.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { expectRejectsWithCode } from '../helpers/assertions.js';
+import { assertHistoryValid, logUntil, readRest, readUntil, types } from '../helpers/history.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
 
 const noPermissions: Permissions = { allow: [], ask: [], deny: [] };
-
-/** Reads the stream until an event of `type` (inclusive); fails if the stream ends first. */
-async function readUntil<T extends SessionEvent['type']>(
-  iterator: AsyncIterator<SessionEvent>,
-  type: T,
-): Promise<{ events: SessionEvent[]; event: SessionEventOf<T> }> {
-  const events: SessionEvent[] = [];
-  for (;;) {
-    const result = await iterator.next();
-    if (result.done) throw new Error(`the stream ended before a ${type} event`);
-    events.push(result.value);
-    if (result.value.type === type) return { events, event: result.value as SessionEventOf<T> };
-  }
-}
-
-/** Reads the rest of a stream. */
-async function readRest(iterator: AsyncIterator<SessionEvent>): Promise<SessionEvent[]> {
-  const events: SessionEvent[] = [];
-  for (;;) {
-    const result = await iterator.next();
-    if (result.done) return events;
-    events.push(result.value);
-  }
-}
-
-/** Reads the session's event log from the start until an event matches. */
-async function logUntil(
-  manager: SessionManager,
-  id: string,
-  predicate: (event: SessionEvent) => boolean,
-): Promise<SessionEvent[]> {
-  const events: SessionEvent[] = [];
-  for await (const event of manager.streamEvents(id)) {
-    events.push(event);
-    if (predicate(event)) break;
-  }
-  return events;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await rejection(promise);
-  expect(AgentSessionsError.isInstance(error), String(error)).toBe(true);
-  expect((error as AgentSessionsError).code).toBe(code);
-}
-
-/** Every assistant tool call has a later `role: 'tool'` message with its id. */
-function assertHistoryValid(session: Session): void {
-  const messages = session.items.flatMap((item) => (item.kind === 'message' ? [item.message] : []));
-  messages.forEach((message, index) => {
-    for (const call of message.role === 'assistant' ? (message.toolCalls ?? []) : []) {
-      const answered = messages
-        .slice(index + 1)
-        .some((later) => later.role === 'tool' && later.toolCallId === call.id);
-      expect(answered, `tool call ${call.id} (${call.name}) has no result in history`).toBe(true);
-    }
-  });
-}
-
-const types = (events: SessionEvent[]) => events.map((event) => event.type);
 
 describe.each(storeFixtures())('tool authorisation through the manager ($name)', (fixture) => {
   let store: FailingStore;
@@ -516,7 +450,7 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
       const stream = await manager.runSession(created.id, { messages: ['go'] });
       const iterator = stream[Symbol.asyncIterator]();
       await readUntil(iterator, 'tool_call_confirmation');
-      await expectCode(
+      await expectRejectsWithCode(
         manager.resumeSession(created.id, { confirmation: 'yes' as 'approve' }),
         'INVALID_ARGUMENT',
       );
@@ -528,7 +462,10 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
 
     test('resumeSession rejects with NOTHING_PENDING on an idle session', async () => {
       const created = await session();
-      await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), 'NOTHING_PENDING');
+      await expectRejectsWithCode(
+        manager.resumeSession(created.id, { confirmation: 'approve' }),
+        'NOTHING_PENDING',
+      );
     });
 
     test('resumeSession rejects with NOTHING_PENDING while a turn runs without a pending confirmation', async () => {
@@ -536,7 +473,10 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
       scripted.turn([step.hold('running')]);
       const stream = await manager.runSession(created.id, { messages: ['go'] });
       await scripted.waitUntilHeld('running');
-      await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), 'NOTHING_PENDING');
+      await expectRejectsWithCode(
+        manager.resumeSession(created.id, { confirmation: 'approve' }),
+        'NOTHING_PENDING',
+      );
       scripted.release('running');
       await collect(stream);
     });
@@ -547,7 +487,7 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
       const stream = await manager.runSession(created.id, { messages: ['go'] });
       const iterator = stream[Symbol.asyncIterator]();
       await readUntil(iterator, 'tool_call_confirmation');
-      await expectCode(
+      await expectRejectsWithCode(
         manager.resumeSession(created.id, { confirmation: 'approve', confirmationId: 'conf-nope' }),
         'NOTHING_PENDING',
       );
@@ -556,7 +496,10 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
     });
 
     test('resumeSession rejects with SESSION_NOT_FOUND for an unknown session', async () => {
-      await expectCode(manager.resumeSession('nobody', { confirmation: 'approve' }), 'SESSION_NOT_FOUND');
+      await expectRejectsWithCode(
+        manager.resumeSession('nobody', { confirmation: 'approve' }),
+        'SESSION_NOT_FOUND',
+      );
     });
 
     test('resumeSession with several pending rejects without an id (INVALID_ARGUMENT) and answers the one named by id', async () => {
@@ -583,7 +526,10 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
         { confirmationId: second.confirmationId, turnId: stream.turnId, toolCall: b },
       ]);
 
-      await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), 'INVALID_ARGUMENT');
+      await expectRejectsWithCode(
+        manager.resumeSession(created.id, { confirmation: 'approve' }),
+        'INVALID_ARGUMENT',
+      );
       expect((await manager.getSessionSnapshot(created.id)).pending.confirmations).toHaveLength(2);
 
       await manager.resumeSession(created.id, {
@@ -715,10 +661,16 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
         expect(record?.signal.aborted).toBe(true);
         expect(record?.aborted).toBe(true);
         if (canceller.ends !== undefined) {
-          await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), canceller.ends);
+          await expectRejectsWithCode(
+            manager.resumeSession(created.id, { confirmation: 'approve' }),
+            canceller.ends,
+          );
           return;
         }
-        await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), 'NOTHING_PENDING');
+        await expectRejectsWithCode(
+          manager.resumeSession(created.id, { confirmation: 'approve' }),
+          'NOTHING_PENDING',
+        );
         expect((await manager.getSessionSnapshot(created.id)).pending.confirmations).toEqual([]);
         assertHistoryValid(await store.getSession(created.id));
       },
@@ -728,7 +680,7 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
   describe('policy and permission edits', () => {
     test('setSessionSafetyPolicy rejects an unknown policy with INVALID_ARGUMENT and keeps the stored one', async () => {
       const created = await session('balanced');
-      await expectCode(
+      await expectRejectsWithCode(
         manager.setSessionSafetyPolicy(created.id, 'yolo' as SafetyPolicy),
         'INVALID_ARGUMENT',
       );
@@ -822,7 +774,7 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
 
     test('updateSessionPermissions rejects invalid permissions with INVALID_ARGUMENT', async () => {
       const created = await session();
-      await expectCode(
+      await expectRejectsWithCode(
         manager.updateSessionPermissions(created.id, { allow: 'shell' } as unknown as Permissions),
         'INVALID_ARGUMENT',
       );
@@ -842,7 +794,7 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
       const stream = await manager.runSession(created.id, { messages: ['go'] });
       const iterator = stream[Symbol.asyncIterator]();
       await readUntil(iterator, 'tool_call_confirmation');
-      await expectCode(
+      await expectRejectsWithCode(
         manager.resumeSession(created.id, input as unknown as Parameters<SessionManager['resumeSession']>[1]),
         'INVALID_ARGUMENT',
       );
@@ -861,7 +813,7 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
         const iterator = stream[Symbol.asyncIterator]();
         const { event } = await readUntil(iterator, 'tool_call_confirmation');
         store.failNext('updateSession');
-        await expectCode(manager.resumeSession(created.id, { confirmation }), 'STORE_LOCKED');
+        await expectRejectsWithCode(manager.resumeSession(created.id, { confirmation }), 'STORE_LOCKED');
         const pending = (await manager.getSessionSnapshot(created.id)).pending.confirmations;
         expect(pending.map((entry) => entry.confirmationId)).toEqual([event.confirmationId]);
         expect(scripted.turns[0]?.decisions).toEqual([]);
@@ -909,7 +861,10 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
       expect((await stream.done).stopReason).toBe('error');
       expect(settled).toHaveLength(1);
       expect((await manager.getSessionSnapshot(created.id)).pending.confirmations).toEqual([]);
-      await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), 'NOTHING_PENDING');
+      await expectRejectsWithCode(
+        manager.resumeSession(created.id, { confirmation: 'approve' }),
+        'NOTHING_PENDING',
+      );
     });
 
     test('authorizeToolCall rejects an invalid tool call with INVALID_ARGUMENT and emits nothing', async () => {

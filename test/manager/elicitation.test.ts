@@ -2,58 +2,15 @@
 // resumeElicitation and getSessionSnapshot).
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
-import type { SessionEvent, SessionEventOf } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { TurnStream } from '../../src/manager/types.js';
 import type { ElicitationResult, TurnContext } from '../../src/runtime.js';
 import type { JsonValue } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { expectRejectsWithCode } from '../helpers/assertions.js';
+import { logUntil, readRest, readUntil } from '../helpers/history.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
-
-async function readUntil<T extends SessionEvent['type']>(
-  iterator: AsyncIterator<SessionEvent>,
-  type: T,
-): Promise<SessionEventOf<T>> {
-  for (;;) {
-    const result = await iterator.next();
-    if (result.done) throw new Error(`the stream ended before a ${type} event`);
-    if (result.value.type === type) return result.value as SessionEventOf<T>;
-  }
-}
-
-async function readRest(iterator: AsyncIterator<SessionEvent>): Promise<SessionEvent[]> {
-  const events: SessionEvent[] = [];
-  for (;;) {
-    const result = await iterator.next();
-    if (result.done) return events;
-    events.push(result.value);
-  }
-}
-
-async function logUntil(
-  manager: SessionManager,
-  id: string,
-  predicate: (event: SessionEvent) => boolean,
-): Promise<SessionEvent[]> {
-  const events: SessionEvent[] = [];
-  for await (const event of manager.streamEvents(id)) {
-    events.push(event);
-    if (predicate(event)) break;
-  }
-  return events;
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  expect(AgentSessionsError.isInstance(caught), `expected ${code}, got ${String(caught)}`).toBe(true);
-  expect((caught as AgentSessionsError).code).toBe(code);
-}
 
 describe.each(storeFixtures())('elicitation through the manager ($name)', (fixture) => {
   let store: Store;
@@ -79,7 +36,7 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     scripted.turn([step.elicit({ message: 'Your name?', schema }), step.reply('thanks')]);
     const stream = await manager.runSession(created.id, { messages: ['hi'] });
     const iterator = stream[Symbol.asyncIterator]();
-    const request = await readUntil(iterator, 'elicitation_request');
+    const request = (await readUntil(iterator, 'elicitation_request')).event;
     expect(request).toMatchObject({
       sessionId: created.id,
       turnId: stream.turnId,
@@ -120,7 +77,7 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     scripted.turn([step.elicit({ message: 'Sign in', mode: 'url', url: 'https://auth.example/login' })]);
     const stream = await manager.runSession(created.id, { messages: ['hi'] });
     const iterator = stream[Symbol.asyncIterator]();
-    const request = await readUntil(iterator, 'elicitation_request');
+    const request = (await readUntil(iterator, 'elicitation_request')).event;
     expect(request).toMatchObject({ message: 'Sign in', mode: 'url', url: 'https://auth.example/login' });
     expect(request).not.toHaveProperty('schema');
     await manager.resumeElicitation(created.id, { action: 'accept' });
@@ -155,7 +112,7 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     const stream = await manager.runSession(created.id, { messages: ['hi'] });
     const iterator = stream[Symbol.asyncIterator]();
     await readUntil(iterator, 'elicitation_request');
-    await expectCode(
+    await expectRejectsWithCode(
       manager.resumeElicitation(created.id, { action: 'approve' as 'accept' }),
       'INVALID_ARGUMENT',
     );
@@ -167,11 +124,17 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
 
   test('resumeElicitation rejects with NOTHING_PENDING on an idle session', async () => {
     const created = await manager.createSession();
-    await expectCode(manager.resumeElicitation(created.id, { action: 'accept' }), 'NOTHING_PENDING');
+    await expectRejectsWithCode(
+      manager.resumeElicitation(created.id, { action: 'accept' }),
+      'NOTHING_PENDING',
+    );
   });
 
   test('resumeElicitation rejects with SESSION_NOT_FOUND for an unknown session', async () => {
-    await expectCode(manager.resumeElicitation('nobody', { action: 'accept' }), 'SESSION_NOT_FOUND');
+    await expectRejectsWithCode(
+      manager.resumeElicitation('nobody', { action: 'accept' }),
+      'SESSION_NOT_FOUND',
+    );
   });
 
   test('confirmations and elicitations are answered separately: resumeSession does not answer an elicitation', async () => {
@@ -180,7 +143,10 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     const stream = await manager.runSession(created.id, { messages: ['hi'] });
     const iterator = stream[Symbol.asyncIterator]();
     await readUntil(iterator, 'elicitation_request');
-    await expectCode(manager.resumeSession(created.id, { confirmation: 'approve' }), 'NOTHING_PENDING');
+    await expectRejectsWithCode(
+      manager.resumeSession(created.id, { confirmation: 'approve' }),
+      'NOTHING_PENDING',
+    );
     await manager.resumeElicitation(created.id, { action: 'cancel' });
     await readRest(iterator);
   });
@@ -196,8 +162,8 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     });
     const stream = await manager.runSession(created.id, { messages: ['hi'] });
     const iterator = stream[Symbol.asyncIterator]();
-    const first = await readUntil(iterator, 'elicitation_request');
-    const second = await readUntil(iterator, 'elicitation_request');
+    const first = (await readUntil(iterator, 'elicitation_request')).event;
+    const second = (await readUntil(iterator, 'elicitation_request')).event;
 
     const snapshot = await manager.getSessionSnapshot(created.id);
     expect(snapshot.pending.elicitations).toEqual([
@@ -212,8 +178,11 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     ]);
     expect(snapshot.pending.confirmations).toEqual([]);
 
-    await expectCode(manager.resumeElicitation(created.id, { action: 'accept' }), 'INVALID_ARGUMENT');
-    await expectCode(
+    await expectRejectsWithCode(
+      manager.resumeElicitation(created.id, { action: 'accept' }),
+      'INVALID_ARGUMENT',
+    );
+    await expectRejectsWithCode(
       manager.resumeElicitation(created.id, { action: 'accept', elicitationId: 'elic-nope' }),
       'NOTHING_PENDING',
     );
@@ -244,7 +213,10 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
     await expect((kept as TurnContext).elicit({ message: 'too late?' })).rejects.toBeDefined();
     const snapshot = await manager.getSessionSnapshot(created.id);
     expect(snapshot.pending.elicitations).toEqual([]);
-    await expectCode(manager.resumeElicitation(created.id, { action: 'accept' }), 'NOTHING_PENDING');
+    await expectRejectsWithCode(
+      manager.resumeElicitation(created.id, { action: 'accept' }),
+      'NOTHING_PENDING',
+    );
   });
 
   test.each<[string, Record<string, unknown>]>([
@@ -336,10 +308,16 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
         if (reason !== undefined) expect(settled[0]).toBe(reason);
         expect(scripted.turns[0]?.signal.aborted).toBe(true);
         if (canceller.deletes) {
-          await expectCode(manager.resumeElicitation(created.id, { action: 'accept' }), 'SESSION_NOT_FOUND');
+          await expectRejectsWithCode(
+            manager.resumeElicitation(created.id, { action: 'accept' }),
+            'SESSION_NOT_FOUND',
+          );
           return;
         }
-        await expectCode(manager.resumeElicitation(created.id, { action: 'accept' }), 'NOTHING_PENDING');
+        await expectRejectsWithCode(
+          manager.resumeElicitation(created.id, { action: 'accept' }),
+          'NOTHING_PENDING',
+        );
         expect((await manager.getSessionSnapshot(created.id)).pending.elicitations).toEqual([]);
       },
     );

@@ -1,42 +1,19 @@
 // The SessionManager engine (SPEC §4–§6): admission before writes, the TurnStream, cancellation,
 // history, usage, the frozen TurnContext.session, runtime lifecycle and the manager's own events.
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { AgentSessionsError, ErrorCode, SessionBusyError } from '../../src/errors.js';
+import { type AgentSessionsError, ErrorCode, SessionBusyError } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { SessionManagerOptions, TurnStream } from '../../src/manager/types.js';
-import type { Session } from '../../src/schemas.js';
 import { StaticSourceResolver } from '../../src/sources/static.js';
 import type { Store } from '../../src/store.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { FailingStore, InjectedStoreError } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, type ScriptedRuntimeOptions, step } from '../../src/testing/scripted-runtime.js';
+import { deferred, expectCode, rejection } from '../helpers/assertions.js';
+import { types } from '../helpers/history.js';
+import { withoutUpdatedAt } from '../helpers/sessions.js';
 import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
-
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((done) => {
-    resolve = done;
-  });
-  return { promise, resolve };
-}
-
-const types = (events: SessionEvent[]) => events.map((event) => event.type);
-
-/** Rejects with what `promise` rejected with (fails when it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-function expectCode(error: unknown, code: string): void {
-  expect(AgentSessionsError.isInstance(error), String(error)).toBe(true);
-  expect((error as AgentSessionsError).code).toBe(code);
-}
 
 /** The session's whole event log so far, read through streamEvents up to lastEventSeq. */
 async function readLog(manager: SessionManager, id: string): Promise<SessionEvent[]> {
@@ -49,8 +26,6 @@ async function readLog(manager: SessionManager, id: string): Promise<SessionEven
   }
   return events;
 }
-
-const withoutUpdatedAt = ({ updatedAt: _, ...rest }: Session) => rest;
 
 describe.each(storeFixtures())('SessionManager engine ($name)', (fixture: StoreFixture) => {
   const managers: SessionManager[] = [];

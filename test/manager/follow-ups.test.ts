@@ -1,53 +1,14 @@
 // Follow-ups (SPEC §6 followUpSession): queued behind the running turn, or started at once when
 // idle; idempotency keys; capacity; discard on cancel; keys and queues die with the session.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { AgentSessionsError } from '../../src/errors.js';
-import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { SessionManagerOptions } from '../../src/manager/types.js';
-import type { Session } from '../../src/schemas.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { expectRejectsWithCode } from '../helpers/assertions.js';
+import { logUntil, messageContents, outline } from '../helpers/history.js';
 import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  expect(AgentSessionsError.isInstance(caught), `expected ${code}, got ${String(caught)}`).toBe(true);
-  expect((caught as AgentSessionsError).code).toBe(code);
-}
-
-const contents = (session: Session) =>
-  session.items.flatMap((item) =>
-    item.kind === 'message' ? [`${item.message.role}:${item.message.content}`] : [],
-  );
-
-const outline = (events: SessionEvent[]) =>
-  events.flatMap((event) => {
-    if (event.type === 'stream_started') return [`start ${event.turnId}`];
-    if (event.type === 'stream_stopped') return [`stop ${event.turnId} ${event.reason}`];
-    if (event.type === 'user_message') return [`user ${event.turnId} ${event.message.content}`];
-    return [];
-  });
-
-/** Reads the session's event log from the start until an event matches. */
-async function logUntil(
-  manager: SessionManager,
-  id: string,
-  predicate: (event: SessionEvent) => boolean,
-): Promise<SessionEvent[]> {
-  const events: SessionEvent[] = [];
-  for await (const event of manager.streamEvents(id)) {
-    events.push(event);
-    if (predicate(event)) break;
-  }
-  return events;
-}
 
 describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture) => {
   let store: FailingStore;
@@ -90,7 +51,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       (await manager.getSessionSnapshot(created.id)).queues.followUp.map((m) => m.map((x) => x.content)),
     ).toEqual([['q1'], ['q2a', 'q2b']]);
     // Not persisted while queued.
-    expect(contents(await store.getSession(created.id))).toEqual(['user:q0']);
+    expect(messageContents(await store.getSession(created.id))).toEqual(['user:q0']);
     scripted.release('first');
     const events = await collect(stream);
     expect(await stream.done).toEqual({ stopReason: 'end_turn', discarded: [] });
@@ -114,7 +75,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       (event) => event.type === 'stream_stopped' && event.turnId === t2,
     );
     expect(outline(logged)).toEqual(outline(events));
-    expect(contents(await store.getSession(created.id))).toEqual([
+    expect(messageContents(await store.getSession(created.id))).toEqual([
       'user:q0',
       'assistant:a0',
       'user:q1',
@@ -156,11 +117,11 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
     await scripted.waitUntilHeld('h');
     await manager.followUpSession(created.id, ['one']);
     await manager.followUpSession(created.id, ['two']);
-    await expectCode(manager.followUpSession(created.id, ['three']), 'QUEUE_FULL');
+    await expectRejectsWithCode(manager.followUpSession(created.id, ['three']), 'QUEUE_FULL');
     expect((await manager.getSessionSnapshot(created.id)).queues.followUp).toHaveLength(2);
     scripted.release('h');
     await collect(stream);
-    expect(contents(await store.getSession(created.id))).toEqual([
+    expect(messageContents(await store.getSession(created.id))).toEqual([
       'user:go',
       'user:one',
       'assistant:1',
@@ -175,7 +136,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
     expect(await manager.followUpSession(created.id, ['hello'])).toEqual({ status: 'started' });
     expect((await manager.getSessionSnapshot(created.id)).streaming).toBe(true);
     // Persisted before it resolved.
-    expect(contents(await store.getSession(created.id))).toEqual(['user:hello']);
+    expect(messageContents(await store.getSession(created.id))).toEqual(['user:hello']);
     const held = await scripted.waitUntilHeld('h');
     expect((await manager.getSessionSnapshot(created.id)).streaming).toBe(true);
     // A second delivery meanwhile queues behind it.
@@ -198,7 +159,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       `user ${second} again`,
       `stop ${second} end_turn`,
     ]);
-    expect(contents(await store.getSession(created.id))).toEqual([
+    expect(messageContents(await store.getSession(created.id))).toEqual([
       'user:hello',
       'assistant:answer',
       'user:again',
@@ -208,9 +169,9 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
 
   test('followUpSession rejects an empty list with INVALID_ARGUMENT and an unknown session with SESSION_NOT_FOUND', async () => {
     const created = await manager.createSession();
-    await expectCode(manager.followUpSession(created.id, []), 'INVALID_ARGUMENT');
-    await expectCode(manager.followUpSession('nobody', ['hi']), 'SESSION_NOT_FOUND');
-    expect(contents(await store.getSession(created.id))).toEqual([]);
+    await expectRejectsWithCode(manager.followUpSession(created.id, []), 'INVALID_ARGUMENT');
+    await expectRejectsWithCode(manager.followUpSession('nobody', ['hi']), 'SESSION_NOT_FOUND');
+    expect(messageContents(await store.getSession(created.id))).toEqual([]);
   });
 
   test('steering and follow-ups sent while runSession is being admitted still run when that admission is refused', async () => {
@@ -239,7 +200,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       events.filter((event) => event.type === 'user_message').map((event) => event.message.content),
     ).toEqual(['steered', 'follow 1', 'follow 2']);
     await stopped(created.id);
-    expect(contents(await store.getSession(created.id))).toEqual([
+    expect(messageContents(await store.getSession(created.id))).toEqual([
       'user:steered',
       'assistant:a-steered',
       'user:follow 1',
@@ -292,7 +253,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
     const snapshot = await manager.getSessionSnapshot(created.id);
     expect(snapshot.queues).toEqual({ steer: [], followUp: [] });
     expect(snapshot.streaming).toBe(false);
-    expect(contents(snapshot.session)).not.toContain('user:late follow-up');
+    expect(messageContents(snapshot.session)).not.toContain('user:late follow-up');
     scripted.reply('now');
     expect(await manager.followUpSession(created.id, ['late follow-up'], { idempotencyKey: 'k' })).toEqual({
       status: 'started',
@@ -317,7 +278,11 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       expect((await manager.getSessionSnapshot(created.id)).queues.followUp).toHaveLength(1);
       scripted.release('h');
       await collect(stream);
-      expect(contents(await store.getSession(created.id))).toEqual(['user:go', 'user:x', 'assistant:once']);
+      expect(messageContents(await store.getSession(created.id))).toEqual([
+        'user:go',
+        'user:x',
+        'assistant:once',
+      ]);
     });
 
     test('a repeated key after its turn ran returns duplicate and starts nothing', async () => {
@@ -332,7 +297,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       });
       expect((await manager.getSessionSnapshot(created.id)).streaming).toBe(false);
       expect(scripted.turns).toHaveLength(1);
-      expect(contents(await store.getSession(created.id))).toEqual(['user:x', 'assistant:once']);
+      expect(messageContents(await store.getSession(created.id))).toEqual(['user:x', 'assistant:once']);
     });
 
     test('only the last idempotencyKeys keys are remembered: the oldest is evicted and delivers again', async () => {
@@ -369,28 +334,40 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       const stream = await manager.runSession(created.id, { messages: ['go'] });
       await scripted.waitUntilHeld('h');
       await manager.followUpSession(created.id, ['filler']);
-      await expectCode(manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' }), 'QUEUE_FULL');
-      await expectCode(manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' }), 'QUEUE_FULL');
+      await expectRejectsWithCode(
+        manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' }),
+        'QUEUE_FULL',
+      );
+      await expectRejectsWithCode(
+        manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' }),
+        'QUEUE_FULL',
+      );
       scripted.release('h');
       await collect(stream);
       expect(await manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' })).toEqual({
         status: 'started',
       });
       await stopped(created.id);
-      expect(contents(await store.getSession(created.id)).slice(-2)).toEqual(['user:x', 'assistant:retried']);
+      expect(messageContents(await store.getSession(created.id)).slice(-2)).toEqual([
+        'user:x',
+        'assistant:retried',
+      ]);
     });
 
     test('a started delivery whose messages cannot be stored rejects and releases its key', async () => {
       const created = await manager.createSession();
       store.failNext('appendItems');
-      await expectCode(manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' }), 'STORE_LOCKED');
+      await expectRejectsWithCode(
+        manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' }),
+        'STORE_LOCKED',
+      );
       expect((await manager.getSessionSnapshot(created.id)).streaming).toBe(false);
       scripted.reply('stored now');
       expect(await manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' })).toEqual({
         status: 'started',
       });
       await stopped(created.id);
-      expect(contents(await store.getSession(created.id))).toEqual(['user:x', 'assistant:stored now']);
+      expect(messageContents(await store.getSession(created.id))).toEqual(['user:x', 'assistant:stored now']);
     });
 
     test('a queued delivery whose turn fails to store its messages releases its key; the stream goes on', async () => {
@@ -414,7 +391,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       expect(failed).toBe(true);
       const stops = events.filter((event) => event.type === 'stream_stopped').map((event) => event.reason);
       expect(stops).toEqual(['end_turn', 'error', 'end_turn']);
-      expect(contents(await store.getSession(created.id))).toEqual([
+      expect(messageContents(await store.getSession(created.id))).toEqual([
         'user:go',
         'user:y',
         'assistant:after the failure',
@@ -424,7 +401,10 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
         status: 'started',
       });
       await stopped(created.id);
-      expect(contents(await store.getSession(created.id)).slice(-2)).toEqual(['user:x', 'assistant:retried']);
+      expect(messageContents(await store.getSession(created.id)).slice(-2)).toEqual([
+        'user:x',
+        'assistant:retried',
+      ]);
     });
 
     test('50 concurrent calls with one key on an idle session deliver exactly once', async () => {
@@ -439,7 +419,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       expect(results.filter((result) => result.status === 'duplicate')).toHaveLength(49);
       await stopped(created.id);
       expect(scripted.turns).toHaveLength(1);
-      expect(contents(await store.getSession(created.id))).toEqual(['user:x', 'assistant:once']);
+      expect(messageContents(await store.getSession(created.id))).toEqual(['user:x', 'assistant:once']);
     });
 
     test('50 concurrent calls with one key while a turn runs queue exactly once', async () => {
@@ -457,7 +437,11 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       expect(results.filter((result) => result.status === 'duplicate')).toHaveLength(49);
       scripted.release('h');
       await collect(stream);
-      expect(contents(await store.getSession(created.id))).toEqual(['user:go', 'user:x', 'assistant:once']);
+      expect(messageContents(await store.getSession(created.id))).toEqual([
+        'user:go',
+        'user:x',
+        'assistant:once',
+      ]);
     });
 
     test('cancel discards queued follow-ups into done.discarded, never stores them, and releases their keys', async () => {
@@ -472,14 +456,14 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       const result = await stream.done;
       expect(result.stopReason).toBe('cancelled');
       expect(result.discarded.map((message) => message.content)).toEqual(['a', 'b1', 'b2']);
-      expect(contents(await store.getSession(created.id))).toEqual(['user:go']);
+      expect(messageContents(await store.getSession(created.id))).toEqual(['user:go']);
       expect(scripted.turns).toHaveLength(1);
       scripted.reply('redelivered');
       expect(await manager.followUpSession(created.id, ['a'], { idempotencyKey: 'ka' })).toEqual({
         status: 'started',
       });
       await stopped(created.id);
-      expect(contents(await store.getSession(created.id))).toEqual([
+      expect(messageContents(await store.getSession(created.id))).toEqual([
         'user:go',
         'user:a',
         'assistant:redelivered',
@@ -500,7 +484,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
         status: 'started',
       });
       await stopped('reused');
-      expect(contents(await store.getSession('reused'))).toEqual(['user:x', 'assistant:second life']);
+      expect(messageContents(await store.getSession('reused'))).toEqual(['user:x', 'assistant:second life']);
     });
 
     test('queues die with the session: follow-ups queued before a delete never run in the recreated session', async () => {
@@ -521,7 +505,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       });
       await stopped('reused');
       expect(scripted.turns).toHaveLength(2);
-      expect(contents(await store.getSession('reused'))).toEqual(['user:queued', 'assistant:fresh']);
+      expect(messageContents(await store.getSession('reused'))).toEqual(['user:queued', 'assistant:fresh']);
     });
   });
 });

@@ -7,20 +7,8 @@ import type { Message, Session, ToolCall } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { ScriptedRuntime, type ScriptStep, step } from '../../src/testing/scripted-runtime.js';
+import { assertHistoryValid } from '../helpers/history.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
-
-/** Every assistant tool call has a later `role: 'tool'` message with its id. */
-function assertHistoryValid(session: Session): void {
-  const messages = session.items.flatMap((item) => (item.kind === 'message' ? [item.message] : []));
-  messages.forEach((message, index) => {
-    for (const call of message.role === 'assistant' ? (message.toolCalls ?? []) : []) {
-      const answered = messages
-        .slice(index + 1)
-        .some((later) => later.role === 'tool' && later.toolCallId === call.id);
-      expect(answered, `tool call ${call.id} (${call.name}) has no result in history`).toBe(true);
-    }
-  });
-}
 
 const messagesOf = (session: Session): Message[] =>
   session.items.flatMap((item) => (item.kind === 'message' ? [item.message] : []));

@@ -3,35 +3,14 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
+import { ErrorCode } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { ExportBundle, Session } from '../../src/schemas.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { deferred, expectCode, rejection } from '../helpers/assertions.js';
 import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
-
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((done) => {
-    resolve = done;
-  });
-  return { promise, resolve };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-function expectCode(error: unknown, code: string): void {
-  expect(AgentSessionsError.isInstance(error), String(error)).toBe(true);
-  expect((error as AgentSessionsError).code).toBe(code);
-}
 
 const contents = (session: Session) =>
   session.items.map((item) =>

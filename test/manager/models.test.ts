@@ -1,28 +1,13 @@
 // Model switching (SPEC §6 setSessionModel / getAvailableModels, runSession({ model })): where the
 // override is persisted, what the runtime and TurnContext see, and the rollback rules.
 import { afterEach, describe, expect, test } from 'vitest';
-import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
+import { type AgentSessionsError, ErrorCode } from '../../src/errors.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
-import type { Session } from '../../src/schemas.js';
 import { FailingStore, InjectedStoreError } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, type ScriptedRuntimeOptions } from '../../src/testing/scripted-runtime.js';
+import { expectCode, rejection } from '../helpers/assertions.js';
+import { withoutUpdatedAt } from '../helpers/sessions.js';
 import { type StoreFixture, storeFixtures } from '../helpers/stores.js';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-function expectCode(error: unknown, code: string): void {
-  expect(AgentSessionsError.isInstance(error), String(error)).toBe(true);
-  expect((error as AgentSessionsError).code).toBe(code);
-}
-
-const withoutUpdatedAt = ({ updatedAt: _, ...rest }: Session) => rest;
 
 describe.each(storeFixtures())('SessionManager models ($name)', (fixture: StoreFixture) => {
   const managers: SessionManager[] = [];

@@ -4,32 +4,17 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
+import { type AgentSessionsError, ErrorCode } from '../../src/errors.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
-import type { Session } from '../../src/schemas.js';
 import { DirectorySourceResolver } from '../../src/sources/directory.js';
 import { StaticSourceResolver } from '../../src/sources/static.js';
 import type { SourceResolver } from '../../src/sources.js';
 import type { Store } from '../../src/store.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime } from '../../src/testing/scripted-runtime.js';
+import { expectCode, rejection } from '../helpers/assertions.js';
+import { withoutUpdatedAt } from '../helpers/sessions.js';
 import { type StoreFixture, storeFixtures } from '../helpers/stores.js';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
-function expectCode(error: unknown, code: string): void {
-  expect(AgentSessionsError.isInstance(error), String(error)).toBe(true);
-  expect((error as AgentSessionsError).code).toBe(code);
-}
-
-const withoutUpdatedAt = ({ updatedAt: _, ...rest }: Session) => rest;
 
 const CODER_V2 = 'https://hub.example/agents/coder?tag=v2';
 const CODER_V3 = 'https://hub.example/agents/coder?tag=v3';

@@ -1,38 +1,13 @@
 // Steering (SPEC §4 TurnContext.takeSteering, §6 steerSession): messages for the running turn,
 // drained by the runtime at safe points; those never taken run as the next turn, never lost.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { AgentSessionsError } from '../../src/errors.js';
-import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
-import type { Message, Session } from '../../src/schemas.js';
+import type { Message } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { expectRejectsWithCode } from '../helpers/assertions.js';
+import { messageContents, outline } from '../helpers/history.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  expect(AgentSessionsError.isInstance(caught), `expected ${code}, got ${String(caught)}`).toBe(true);
-  expect((caught as AgentSessionsError).code).toBe(code);
-}
-
-const contents = (session: Session) =>
-  session.items.flatMap((item) =>
-    item.kind === 'message' ? [`${item.message.role}:${item.message.content}`] : [],
-  );
-
-/** `stream_started`/`stream_stopped`/`user_message` of each turn, in order, as short strings. */
-const outline = (events: SessionEvent[]) =>
-  events.flatMap((event) => {
-    if (event.type === 'stream_started') return [`start ${event.turnId}`];
-    if (event.type === 'stream_stopped') return [`stop ${event.turnId} ${event.reason}`];
-    if (event.type === 'user_message') return [`user ${event.turnId} ${event.message.content}`];
-    return [];
-  });
 
 describe.each(storeFixtures())('steering ($name)', (fixture) => {
   let store: Store;
@@ -83,7 +58,7 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
       (event) => event.type === 'user_message' && event.message.content === 'and that',
     );
     expect(lastSteer).toBeLessThan(takenAt);
-    expect(contents(await store.getSession(created.id))).toEqual([
+    expect(messageContents(await store.getSession(created.id))).toEqual([
       'user:go',
       'user:also this',
       'user:and that',
@@ -122,7 +97,7 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
       ['wait for the tool'],
     ]);
     const session = await manager.getSession(created.id);
-    expect(contents(session)).toEqual([
+    expect(messageContents(session)).toEqual([
       'user:go',
       'assistant:',
       'tool:done',
@@ -137,12 +112,12 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
     const stream = await manager.runSession(created.id, { messages: ['go'] });
     await scripted.waitUntilHeld('h');
     await manager.steerSession(created.id, ['one']);
-    await expectCode(manager.steerSession(created.id, ['two', 'three']), 'QUEUE_FULL');
+    await expectRejectsWithCode(manager.steerSession(created.id, ['two', 'three']), 'QUEUE_FULL');
     expect((await manager.getSessionSnapshot(created.id)).queues.steer.map((m) => m.content)).toEqual([
       'one',
     ]);
     await manager.steerSession(created.id, ['two']);
-    await expectCode(manager.steerSession(created.id, ['three']), 'QUEUE_FULL');
+    await expectRejectsWithCode(manager.steerSession(created.id, ['three']), 'QUEUE_FULL');
     expect((await manager.getSessionSnapshot(created.id)).queues.steer.map((m) => m.content)).toEqual([
       'one',
       'two',
@@ -150,17 +125,17 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
     scripted.release('h');
     await collect(stream);
     expect(scripted.turns[0]?.steered[0]?.map((message) => message.content)).toEqual(['one', 'two']);
-    expect(contents(await store.getSession(created.id))).toEqual(['user:go', 'user:one', 'user:two']);
+    expect(messageContents(await store.getSession(created.id))).toEqual(['user:go', 'user:one', 'user:two']);
   });
 
   test('steerSession rejects with SESSION_NOT_RUNNING when no turn runs', async () => {
     const created = await manager.createSession();
-    await expectCode(manager.steerSession(created.id, ['hello']), 'SESSION_NOT_RUNNING');
-    expect(contents(await store.getSession(created.id))).toEqual([]);
+    await expectRejectsWithCode(manager.steerSession(created.id, ['hello']), 'SESSION_NOT_RUNNING');
+    expect(messageContents(await store.getSession(created.id))).toEqual([]);
   });
 
   test('steerSession rejects with SESSION_NOT_FOUND for an unknown session', async () => {
-    await expectCode(manager.steerSession('nobody', ['hello']), 'SESSION_NOT_FOUND');
+    await expectRejectsWithCode(manager.steerSession('nobody', ['hello']), 'SESSION_NOT_FOUND');
   });
 
   test('steerSession rejects an empty list with INVALID_ARGUMENT, even while a turn runs', async () => {
@@ -168,7 +143,7 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
     scripted.turn([step.hold('h')]);
     const stream = await manager.runSession(created.id, { messages: ['go'] });
     await scripted.waitUntilHeld('h');
-    await expectCode(manager.steerSession(created.id, []), 'INVALID_ARGUMENT');
+    await expectRejectsWithCode(manager.steerSession(created.id, []), 'INVALID_ARGUMENT');
     expect((await manager.getSessionSnapshot(created.id)).queues.steer).toEqual([]);
     scripted.release('h');
     await collect(stream);
@@ -222,7 +197,7 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
       'steer a',
       'steer b',
     ]);
-    expect(contents(await store.getSession(created.id))).toEqual([
+    expect(messageContents(await store.getSession(created.id))).toEqual([
       'user:go',
       'assistant:first answer',
       'user:steer a',
@@ -248,7 +223,7 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
     expect(result.stopReason).toBe('cancelled');
     expect(result.discarded.map((message) => message.content)).toEqual(['dropped 1', 'dropped 2']);
     expect(scripted.turns).toHaveLength(1);
-    expect(contents(await store.getSession(created.id))).toEqual(['user:go', 'user:taken']);
+    expect(messageContents(await store.getSession(created.id))).toEqual(['user:go', 'user:taken']);
     expect((await manager.getSessionSnapshot(created.id)).queues.steer).toEqual([]);
   });
 });

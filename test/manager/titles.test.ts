@@ -5,17 +5,8 @@ import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { TitleGenerator } from '../../src/manager/types.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { deferred } from '../helpers/assertions.js';
 import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
-
-function deferred<T = void>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((done, fail) => {
-    resolve = done;
-    reject = fail;
-  });
-  return { promise, resolve, reject };
-}
 
 /** Lets every pending microtask (and macrotask-free chain) run: nothing here does I/O. */
 async function settle(): Promise<void> {

@@ -3,22 +3,7 @@ import { AgentSessionsError } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import { RefreshingSourceResolver, type SourceLoader } from '../../src/sources/refreshing.js';
 import { StaticSourceResolver } from '../../src/sources/static.js';
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { type Deferred, deferred } from '../helpers/assertions.js';
 
 /** A loader whose every call waits for the test to settle it. */
 function controlledLoader() {

@@ -14,12 +14,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { AgentSessionsError } from '../../src/errors.js';
+import type { AgentSessionsError } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import type { Session, SessionItem } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { decodeSessionName, encodeSessionName, FileStore } from '../../src/stores/file.js';
 import { describeStoreConformance } from '../../src/testing/conformance.js';
+import { expectRejectsWithCode } from '../helpers/assertions.js';
 
 const directories = new Map<Store, string>();
 
@@ -102,15 +103,6 @@ function logPath(id: string): string {
   return join(directory, 'sessions', `${encodeSessionName(id)}.log`);
 }
 
-async function expectCode(promise: Promise<unknown>, code: string): Promise<AgentSessionsError> {
-  const error = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  expect(AgentSessionsError.hasCode(error, code as AgentSessionsError['code'])).toBe(true);
-  return error as AgentSessionsError;
-}
-
 function recordingLogger(): Logger & { warnings: unknown[][] } {
   const warnings: unknown[][] = [];
   return { warnings, debug() {}, info() {}, warn: (...args) => warnings.push(args), error() {} };
@@ -131,7 +123,7 @@ describe('FileStore persistence', () => {
     const reopened = await reopen(store);
     expect(await reopened.getSession('one')).toEqual(before);
     expect(await reopened.listSessions()).toEqual(listed);
-    await expectCode(reopened.getSession('two'), 'SESSION_NOT_FOUND');
+    await expectRejectsWithCode(reopened.getSession('two'), 'SESSION_NOT_FOUND');
   });
 
   test('listSessions after a reopen rebuilds summaries from the logs when summary files are missing', async () => {
@@ -211,7 +203,7 @@ describe('FileStore crash leftovers', () => {
     await writeFile(logPath('half'), '12345678 {"t":"session","sess');
     const store = storeAt();
     expect((await store.listSessions()).sessions).toEqual([]);
-    await expectCode(store.getSession('half'), 'SESSION_NOT_FOUND');
+    await expectRejectsWithCode(store.getSession('half'), 'SESSION_NOT_FOUND');
     expect(existsSync(logPath('half'))).toBe(false);
     await store.createSession(session('half'));
   });
@@ -228,15 +220,15 @@ describe('FileStore damaged files', () => {
 
     const logger = recordingLogger();
     const reopened = storeAt({ logger });
-    const error = await expectCode(reopened.getSession('bad'), 'STORE_CORRUPT');
+    const error = await expectRejectsWithCode(reopened.getSession('bad'), 'STORE_CORRUPT');
     expect((error as AgentSessionsError & { path: string }).path).toBe(logPath('bad'));
-    await expectCode(reopened.appendItems('bad', [message('m2')]), 'STORE_CORRUPT');
+    await expectRejectsWithCode(reopened.appendItems('bad', [message('m2')]), 'STORE_CORRUPT');
     expect((await reopened.listSessions()).sessions.map((summary) => summary.id)).toEqual(['good']);
     expect(logger.warnings.length).toBeGreaterThan(0);
     await reopened.appendItems('good', [message('g1')]);
     expect((await reopened.getSession('good')).items).toHaveLength(1);
     await reopened.deleteSession('bad');
-    await expectCode(reopened.getSession('bad'), 'SESSION_NOT_FOUND');
+    await expectRejectsWithCode(reopened.getSession('bad'), 'SESSION_NOT_FOUND');
   });
 
   test('a hand-edited line that is valid JSON still gives STORE_CORRUPT (its checksum does not match)', async () => {
@@ -246,7 +238,7 @@ describe('FileStore damaged files', () => {
     await store.close();
     const text = await readFile(logPath('s'), 'utf8');
     await writeFile(logPath('s'), text.replace('"content":"m1"', '"content":"m2"'));
-    await expectCode(storeAt().getSession('s'), 'STORE_CORRUPT');
+    await expectRejectsWithCode(storeAt().getSession('s'), 'STORE_CORRUPT');
   });
 
   test('a complete line of garbage after the summary offset marks the session damaged on open', async () => {
@@ -255,7 +247,7 @@ describe('FileStore damaged files', () => {
     await store.close();
     await appendFile(logPath('s'), 'not a record\n');
     const reopened = storeAt({ logger: recordingLogger() });
-    await expectCode(reopened.getSession('s'), 'STORE_CORRUPT');
+    await expectRejectsWithCode(reopened.getSession('s'), 'STORE_CORRUPT');
     expect((await reopened.listSessions()).sessions).toEqual([]);
   });
 });
@@ -289,7 +281,7 @@ describe('FileStore path safety', () => {
         () => store.updateMessage(id, 'm', { id: 'm', role: 'user', content: '', createdAt: at }),
         () => store.deleteSession(id),
       ];
-      for (const call of calls) await expectCode(call(), 'INVALID_ARGUMENT');
+      for (const call of calls) await expectRejectsWithCode(call(), 'INVALID_ARGUMENT');
       // The store opens lazily: had any call reached the file system, the directory would exist.
       expect(existsSync(directory)).toBe(false);
     },
@@ -329,9 +321,9 @@ describe('FileStore path safety', () => {
     const before = await readFile(outside, 'utf8');
 
     const reopened = storeAt({ logger: recordingLogger() });
-    await expectCode(reopened.getSession('link'), 'STORE_CORRUPT');
-    await expectCode(reopened.appendItems('link', [message('m2')]), 'STORE_CORRUPT');
-    await expectCode(reopened.createSession(session('link')), 'STORE_CORRUPT');
+    await expectRejectsWithCode(reopened.getSession('link'), 'STORE_CORRUPT');
+    await expectRejectsWithCode(reopened.appendItems('link', [message('m2')]), 'STORE_CORRUPT');
+    await expectRejectsWithCode(reopened.createSession(session('link')), 'STORE_CORRUPT');
     expect((await reopened.listSessions()).sessions.map((summary) => summary.id)).toEqual(['real']);
     await reopened.deleteSession('link');
     await reopened.close();
@@ -362,7 +354,7 @@ describe('FileStore path safety', () => {
     await mkdir(directory, { recursive: true });
     await mkdir(join(root, 'elsewhere'));
     await symlink(join(root, 'elsewhere'), join(directory, 'sessions'));
-    await expectCode(storeAt().listSessions(), 'STORE_CORRUPT');
+    await expectRejectsWithCode(storeAt().listSessions(), 'STORE_CORRUPT');
   });
 });
 
@@ -371,7 +363,7 @@ describe('FileStore lock and close', () => {
     const first = storeAt();
     await first.createSession(session('s'));
     const second = storeAt();
-    await expectCode(second.listSessions(), 'STORE_LOCKED');
+    await expectRejectsWithCode(second.listSessions(), 'STORE_LOCKED');
     await first.close();
     expect((await second.listSessions()).sessions).toHaveLength(1);
   });
@@ -382,11 +374,11 @@ describe('FileStore lock and close', () => {
     const pending = store.appendItems('s', [message('m1')]);
     await Promise.all([store.close(), store.close()]);
     await pending;
-    await expectCode(store.getSession('s'), 'CLOSED');
-    await expectCode(store.listSessions(), 'CLOSED');
-    await expectCode(store.createSession(session('t')), 'CLOSED');
-    await expectCode(store.appendItems('s', [message('m2')]), 'CLOSED');
-    await expectCode(store.open(), 'CLOSED');
+    await expectRejectsWithCode(store.getSession('s'), 'CLOSED');
+    await expectRejectsWithCode(store.listSessions(), 'CLOSED');
+    await expectRejectsWithCode(store.createSession(session('t')), 'CLOSED');
+    await expectRejectsWithCode(store.appendItems('s', [message('m2')]), 'CLOSED');
+    await expectRejectsWithCode(store.open(), 'CLOSED');
     expect((await storeAt().getSession('s')).items).toEqual([message('m1')]);
   });
 
