@@ -24,27 +24,11 @@ import {
   toSummary,
 } from '../src/schemas.js';
 import { expectInvalidArgument } from './helpers/assertions.js';
+import { sessionRecord } from './helpers/sessions.js';
 
 const T0 = '2024-01-02T03:04:05.000Z';
 
-function session(overrides: Partial<Session> = {}): Session {
-  return {
-    id: 's1',
-    title: '',
-    titleSource: 'none',
-    createdAt: T0,
-    updatedAt: T0,
-    starred: false,
-    items: [],
-    usage: emptyUsage(),
-    safetyPolicy: '',
-    permissions: { allow: [], ask: [], deny: [] },
-    agentModelOverrides: {},
-    customModelsUsed: [],
-    attributes: {},
-    ...overrides,
-  };
-}
+const session = (overrides: Partial<Session> = {}): Session => sessionRecord('s1', overrides, T0);
 
 const message = { id: 'm1', role: 'user', content: 'hi', createdAt: T0 } as const;
 const items: SessionItem[] = [

@@ -21,6 +21,7 @@ import type { Store } from '../../src/store.js';
 import { decodeSessionName, encodeSessionName, FileStore } from '../../src/stores/file.js';
 import { describeStoreConformance } from '../../src/testing/conformance.js';
 import { expectRejectsWithCode } from '../helpers/assertions.js';
+import { sessionRecord } from '../helpers/sessions.js';
 
 const directories = new Map<Store, string>();
 
@@ -76,24 +77,7 @@ async function reopen(store: FileStore, options: Partial<ConstructorParameters<t
 
 const at = '2024-01-01T00:00:00.000Z';
 
-function session(id: string, overrides: Partial<Session> = {}): Session {
-  return {
-    id,
-    title: '',
-    titleSource: 'none',
-    createdAt: at,
-    updatedAt: at,
-    starred: false,
-    items: [],
-    usage: { inputTokens: 0, outputTokens: 0, cost: 0 },
-    safetyPolicy: '',
-    permissions: { allow: [], ask: [], deny: [] },
-    agentModelOverrides: {},
-    customModelsUsed: [],
-    attributes: {},
-    ...overrides,
-  };
-}
+const session = (id: string, overrides: Partial<Session> = {}): Session => sessionRecord(id, overrides, at);
 
 function message(id: string, content = id): SessionItem {
   return { kind: 'message', message: { id, role: 'user', content, createdAt: at } };

@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { emptyUsage, type Session } from '../../src/schemas.js';
+import type { Session } from '../../src/schemas.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { describeStoreConformance } from '../../src/testing/conformance.js';
+import { sessionRecord } from '../helpers/sessions.js';
 
 describeStoreConformance({
   test,
@@ -10,23 +11,7 @@ describeStoreConformance({
   createStore: () => new MemoryStore(),
 });
 
-function session(id: string): Session {
-  return {
-    id,
-    title: '',
-    titleSource: 'none',
-    createdAt: '2024-01-01T00:00:00.000Z',
-    updatedAt: '2024-01-01T00:00:00.000Z',
-    starred: false,
-    items: [],
-    usage: emptyUsage(),
-    safetyPolicy: '',
-    permissions: { allow: [], ask: [], deny: [] },
-    agentModelOverrides: {},
-    customModelsUsed: [],
-    attributes: {},
-  };
-}
+const session = (id: string): Session => sessionRecord(id);
 
 describe('MemoryStore', () => {
   test('name is "memory" and close resolves', async () => {

@@ -22,6 +22,7 @@ import {
 } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { MemoryStore } from '../../src/stores/memory.js';
+import { sessionRecord, withoutUpdatedAt } from '../helpers/sessions.js';
 
 /** A store under test, and a way to tell whether a call touched its storage. */
 interface Harness {
@@ -294,33 +295,15 @@ const invalidIdArb: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom(undefined, null, 0, 1, true, {}, [], ['a']),
 );
 
-function withoutUpdatedAt(session: Session): Omit<Session, 'updatedAt'> {
-  const { updatedAt: _updatedAt, ...rest } = session;
-  return rest;
-}
-
-function validSession(id: string): Session {
-  return {
-    id,
-    title: '',
-    titleSource: 'none',
-    createdAt: '2024-01-01T00:00:00.000Z',
-    updatedAt: '2024-01-01T00:00:00.000Z',
-    starred: false,
+const validSession = (id: string): Session =>
+  sessionRecord(id, {
     items: [
       {
         kind: 'message',
         message: { id: 'm1', role: 'user', content: 'hi', createdAt: '2024-01-01T00:00:00.000Z' },
       },
     ],
-    usage: { inputTokens: 0, outputTokens: 0, cost: 0 },
-    safetyPolicy: '',
-    permissions: { allow: [], ask: [], deny: [] },
-    agentModelOverrides: {},
-    customModelsUsed: [],
-    attributes: {},
-  };
-}
+  });
 
 function assertPristinePrototypes(): void {
   expect(({} as Record<string, unknown>).polluted).toBeUndefined();

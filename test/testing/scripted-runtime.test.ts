@@ -10,13 +10,13 @@ import type {
   TurnContext,
 } from '../../src/runtime.js';
 import type { Message, Session, SessionItem } from '../../src/schemas.js';
-import { emptyUsage } from '../../src/schemas.js';
 import {
   isScriptDirective,
   ScriptedRuntime,
   type ScriptedSessionRuntime,
   step,
 } from '../../src/testing/scripted-runtime.js';
+import { sessionRecord } from '../helpers/sessions.js';
 
 const NOW = '2025-01-02T03:04:05.000Z';
 
@@ -32,23 +32,7 @@ function userMessage(id: string, content: string): Message {
   return { id, role: 'user', content, createdAt: NOW };
 }
 
-function makeSession(id = 's1', items: SessionItem[] = []): Session {
-  return {
-    id,
-    createdAt: NOW,
-    updatedAt: NOW,
-    title: '',
-    titleSource: 'none',
-    starred: false,
-    usage: emptyUsage(),
-    safetyPolicy: '',
-    permissions: { allow: [], ask: [], deny: [] },
-    agentModelOverrides: {},
-    customModelsUsed: [],
-    attributes: {},
-    items,
-  };
-}
+const makeSession = (id = 's1', items: SessionItem[] = []): Session => sessionRecord(id, { items }, NOW);
 
 function makeInit(sessionId = 's1'): RuntimeInit {
   return { session: makeSession(sessionId), agent: 'root', signal: new AbortController().signal };

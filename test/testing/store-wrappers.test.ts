@@ -6,26 +6,11 @@ import { MemoryStore } from '../../src/stores/memory.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { describeStoreConformance } from '../../src/testing/conformance.js';
 import { FailingStore, InjectedStoreError } from '../../src/testing/failing-store.js';
+import { sessionRecord } from '../helpers/sessions.js';
 
 const T0 = '2024-01-02T03:04:05.000Z';
 
-function session(id: string): Session {
-  return {
-    id,
-    title: '',
-    titleSource: 'none',
-    createdAt: T0,
-    updatedAt: T0,
-    starred: false,
-    items: [],
-    usage: { inputTokens: 0, outputTokens: 0, cost: 0 },
-    safetyPolicy: '',
-    permissions: { allow: [], ask: [], deny: [] },
-    agentModelOverrides: {},
-    customModelsUsed: [],
-    attributes: {},
-  };
-}
+const session = (id: string): Session => sessionRecord(id, {}, T0);
 
 function item(id: string): SessionItem {
   return { kind: 'message', message: { id, role: 'user', content: id, createdAt: T0 } };
