@@ -8,6 +8,7 @@ import type { Session } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { closeManager, startManager } from '../helpers/manager.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
 
 const userContents = (session: Session) =>
@@ -21,16 +22,10 @@ describe.each(storeFixtures())('turn admission ($name)', (fixture) => {
   let manager: SessionManager;
 
   beforeEach(async () => {
-    store = await fixture.create();
-    scripted = new ScriptedRuntime();
-    manager = new SessionManager({ runtime: scripted.factory, store });
+    ({ store, scripted, manager } = startManager(await fixture.create()));
   });
 
-  afterEach(async () => {
-    await manager.close();
-    await fixture.cleanup();
-    scripted.assertConsumed();
-  });
+  afterEach(() => closeManager(fixture, { manager, scripted }));
 
   test('1000 concurrent runSession calls on one session: exactly one resolves, every other rejects with SESSION_BUSY, only the winner is stored', async () => {
     const created = await manager.createSession();

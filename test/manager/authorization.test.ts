@@ -3,14 +3,15 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionEvent, SessionEventOf } from '../../src/events.js';
-import { SessionManager } from '../../src/manager/session-manager.js';
+import type { SessionManager } from '../../src/manager/session-manager.js';
 import type { TurnStream } from '../../src/manager/types.js';
 import type { ToolDecision, TurnContext } from '../../src/runtime.js';
 import type { Permissions, SafetyPolicy } from '../../src/schemas.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
-import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { type ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { expectRejectsWithCode } from '../helpers/assertions.js';
 import { assertHistoryValid, logUntil, readRest, readUntil, types } from '../helpers/history.js';
+import { closeManager, startManager } from '../helpers/manager.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
 
 const noPermissions: Permissions = { allow: [], ask: [], deny: [] };
@@ -21,16 +22,10 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
   let manager: SessionManager;
 
   beforeEach(async () => {
-    store = new FailingStore(await fixture.create());
-    scripted = new ScriptedRuntime();
-    manager = new SessionManager({ runtime: scripted.factory, store });
+    ({ store, scripted, manager } = startManager(new FailingStore(await fixture.create())));
   });
 
-  afterEach(async () => {
-    await manager.close();
-    await fixture.cleanup();
-    scripted.assertConsumed();
-  });
+  afterEach(() => closeManager(fixture, { manager, scripted }));
 
   async function session(safetyPolicy: SafetyPolicy = '', permissions: Permissions = noPermissions) {
     return manager.createSession({ safetyPolicy, permissions });

@@ -2,14 +2,15 @@
 // resumeElicitation and getSessionSnapshot).
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
-import { SessionManager } from '../../src/manager/session-manager.js';
+import type { SessionManager } from '../../src/manager/session-manager.js';
 import type { TurnStream } from '../../src/manager/types.js';
 import type { ElicitationResult, TurnContext } from '../../src/runtime.js';
 import type { JsonValue } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
-import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { type ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { expectRejectsWithCode } from '../helpers/assertions.js';
 import { logUntil, readRest, readUntil } from '../helpers/history.js';
+import { closeManager, startManager } from '../helpers/manager.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
 
 describe.each(storeFixtures())('elicitation through the manager ($name)', (fixture) => {
@@ -18,16 +19,10 @@ describe.each(storeFixtures())('elicitation through the manager ($name)', (fixtu
   let manager: SessionManager;
 
   beforeEach(async () => {
-    store = await fixture.create();
-    scripted = new ScriptedRuntime();
-    manager = new SessionManager({ runtime: scripted.factory, store });
+    ({ store, scripted, manager } = startManager(await fixture.create()));
   });
 
-  afterEach(async () => {
-    await manager.close();
-    await fixture.cleanup();
-    scripted.assertConsumed();
-  });
+  afterEach(() => closeManager(fixture, { manager, scripted }));
 
   const schema = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] };
 

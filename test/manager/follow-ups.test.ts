@@ -8,6 +8,7 @@ import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { expectRejectsWithCode } from '../helpers/assertions.js';
 import { logUntil, messageContents, outline } from '../helpers/history.js';
+import { closeManager } from '../helpers/manager.js';
 import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
 
 describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture) => {
@@ -31,9 +32,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
   afterEach(async () => {
     blocking?.releaseAll();
     store.reset();
-    await manager.close();
-    await fixture.cleanup();
-    scripted.assertConsumed();
+    await closeManager(fixture, { manager, scripted });
   });
 
   /** Waits until the session's running turns have all ended and the busy lock is free. */

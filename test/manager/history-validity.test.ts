@@ -8,6 +8,7 @@ import type { Store } from '../../src/store.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { ScriptedRuntime, type ScriptStep, step } from '../../src/testing/scripted-runtime.js';
 import { assertHistoryValid } from '../helpers/history.js';
+import { closeManager, startManager } from '../helpers/manager.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
 
 const messagesOf = (session: Session): Message[] =>
@@ -51,16 +52,10 @@ describe.each(storeFixtures())('history validity ($name)', (fixture) => {
   let manager: SessionManager;
 
   beforeEach(async () => {
-    store = await fixture.create();
-    scripted = new ScriptedRuntime();
-    manager = new SessionManager({ runtime: scripted.factory, store });
+    ({ store, scripted, manager } = startManager(await fixture.create()));
   });
 
-  afterEach(async () => {
-    await manager.close();
-    await fixture.cleanup();
-    scripted.assertConsumed();
-  });
+  afterEach(() => closeManager(fixture, { manager, scripted }));
 
   /** Checks the closing tool messages were emitted as message_added before stream_stopped. */
   function expectClosedBeforeStop(events: SessionEvent[], toolCallIds: string[]): void {

@@ -1,12 +1,13 @@
 // Steering (SPEC §4 TurnContext.takeSteering, §6 steerSession): messages for the running turn,
 // drained by the runtime at safe points; those never taken run as the next turn, never lost.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { SessionManager } from '../../src/manager/session-manager.js';
+import type { SessionManager } from '../../src/manager/session-manager.js';
 import type { Message } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
-import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { type ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { expectRejectsWithCode } from '../helpers/assertions.js';
 import { messageContents, outline } from '../helpers/history.js';
+import { closeManager, startManager } from '../helpers/manager.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
 
 describe.each(storeFixtures())('steering ($name)', (fixture) => {
@@ -15,16 +16,10 @@ describe.each(storeFixtures())('steering ($name)', (fixture) => {
   let manager: SessionManager;
 
   beforeEach(async () => {
-    store = await fixture.create();
-    scripted = new ScriptedRuntime();
-    manager = new SessionManager({ runtime: scripted.factory, store, steerCapacity: 2 });
+    ({ store, scripted, manager } = startManager(await fixture.create(), { steerCapacity: 2 }));
   });
 
-  afterEach(async () => {
-    await manager.close();
-    await fixture.cleanup();
-    scripted.assertConsumed();
-  });
+  afterEach(() => closeManager(fixture, { manager, scripted }));
 
   test('steerSession queues for the running turn; takeSteering drains it, persists each message and emits user_message', async () => {
     const created = await manager.createSession();
