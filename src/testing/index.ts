@@ -10,6 +10,7 @@ export {
   type StoreMethod,
   type StoreMethodArgs,
 } from './failing-store.js';
+export { InterceptingStore } from './intercepting-store.js';
 export {
   type AuthorizeStep,
   type AuthorizeStepOptions,

@@ -1,12 +1,13 @@
 import type { Message, Session, SessionItem, SessionPatch, SessionSummary } from '../schemas.js';
 import type { ListOptions, Page, Store } from '../store.js';
-import type { StoreMethod, StoreMethodArgs } from './failing-store.js';
+import type { BlockingStore } from './blocking-store.js';
+import type { FailingStore, StoreMethod, StoreMethodArgs } from './failing-store.js';
 
 /**
  * A {@link Store} that forwards every call to `inner` through {@link intercept}, where a test
  * wrapper decides what happens first (fail it, pause it, log it). Only the methods of `Store` are
- * forwarded; optional capabilities of the inner store are not exposed.
- * @internal
+ * forwarded; optional capabilities of the inner store are not exposed. The base of
+ * {@link FailingStore} and {@link BlockingStore}.
  */
 export abstract class InterceptingStore implements Store {
   /** The wrapped store. */
