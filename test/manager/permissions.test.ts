@@ -172,10 +172,9 @@ describe('matchesPattern', () => {
   test('matchesPattern handles a backtracking-prone pattern on a long value quickly', () => {
     const pattern = `shell:cmd=${'*a'.repeat(30)}*b`;
     const value = 'a'.repeat(20_000);
-    const started = performance.now();
+    // Linear-with-backtrack-point matching does ~30 × 20 000 steps; a naive regex would not return,
+    // and the test timeout would fail this test (no wall-clock bound here).
     expect(matchesPattern(pattern, call('shell', { cmd: value }))).toBe(false);
-    // Linear-with-backtrack-point matching does ~30 × 20 000 steps; a naive regex would not return.
-    expect(performance.now() - started).toBeLessThan(5_000);
   });
 });
 
