@@ -47,7 +47,9 @@ export interface AgentSessionsErrorOptions {
 
 /** The base class of every error the library raises on purpose. */
 export class AgentSessionsError extends Error {
+  /** What went wrong, as one of {@link ErrorCode}: branch on this, not on the message. */
   readonly code: ErrorCode;
+  /** The error from outside (file system, zod, runtime, store) this one wraps, when there is one. */
   declare readonly cause?: unknown;
 
   constructor(code: ErrorCode, message: string, options: AgentSessionsErrorOptions = {}) {
@@ -77,6 +79,7 @@ export interface ValidationIssue {
 
 /** `INVALID_ARGUMENT`: input failed validation. `issues` lists what was wrong (zod's issues when zod found it). */
 export class InvalidArgumentError extends AgentSessionsError {
+  /** Each problem found: where (`path`) and what (`message`). */
   readonly issues: ValidationIssue[];
   constructor(message: string, options: AgentSessionsErrorOptions & { issues?: ValidationIssue[] } = {}) {
     super(ErrorCode.INVALID_ARGUMENT, message, options);
@@ -86,6 +89,7 @@ export class InvalidArgumentError extends AgentSessionsError {
 
 /** `SESSION_NOT_FOUND`: no session has this id. */
 export class SessionNotFoundError extends AgentSessionsError {
+  /** The id that was not found. */
   readonly sessionId: string;
   constructor(sessionId: string, options: AgentSessionsErrorOptions = {}) {
     super(ErrorCode.SESSION_NOT_FOUND, `session ${JSON.stringify(sessionId)} not found`, options);
@@ -95,6 +99,7 @@ export class SessionNotFoundError extends AgentSessionsError {
 
 /** `SESSION_BUSY`: a turn is already running in this session. */
 export class SessionBusyError extends AgentSessionsError {
+  /** The busy session. */
   readonly sessionId: string;
   /** The turn that holds the session. */
   readonly turnId: string | undefined;
@@ -121,6 +126,7 @@ export class StoreCorruptError extends AgentSessionsError {
 
 /** `SUBSCRIBER_LAGGED`: an event subscriber fell too far behind; reconnect with `since: lastSeq`. */
 export class SubscriberLaggedError extends AgentSessionsError {
+  /** The session whose events the subscriber read. */
   readonly sessionId: string;
   /** The seq of the last event this subscriber received (0 if none). */
   readonly lastSeq: number;

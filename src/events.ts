@@ -26,6 +26,7 @@ export const StopReasonSchema = z.enum([
   'cancelled',
   'error',
 ]);
+/** Why a turn stopped: `'end_turn' | 'max_tokens' | 'max_turn_requests' | 'refusal' | 'cancelled' | 'error'`. */
 export type StopReason = z.infer<typeof StopReasonSchema>;
 
 /** Token usage reported by a runtime for one model call. */
@@ -37,6 +38,7 @@ export const TokenUsageSchema = z.object({
   contextLimit: z.number().finite().nonnegative().optional(),
   model: z.string().optional(),
 });
+/** Token usage a runtime reports for one model call (`token_usage`). */
 export type TokenUsage = z.infer<typeof TokenUsageSchema>;
 
 /** One entry of an agent's plan. */
@@ -45,6 +47,7 @@ export const PlanEntrySchema = z.object({
   status: z.enum(['pending', 'in_progress', 'completed']),
   priority: z.enum(['high', 'medium', 'low']).optional(),
 });
+/** One entry of an agent's plan (`plan_updated`). */
 export type PlanEntry = z.infer<typeof PlanEntrySchema>;
 
 /**

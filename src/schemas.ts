@@ -98,6 +98,7 @@ export const UsageSchema = z.object({
   outputTokens: nonNegative,
   cost: nonNegative,
 });
+/** Accumulated token usage and cost of a session or message. */
 export type Usage = z.infer<typeof UsageSchema>;
 
 /** One part of multi-part message content. */
@@ -119,6 +120,7 @@ export const MessagePartSchema = z.discriminatedUnion('type', [
     mimeType: z.string().optional(),
   }),
 ]);
+/** One part of multi-part message content: text, an image (by URL or data) or a file reference. */
 export type MessagePart = z.infer<typeof MessagePartSchema>;
 
 /** A tool call an assistant message makes; `arguments` is JSON text. */
@@ -127,10 +129,12 @@ export const ToolCallSchema = z.object({
   name: z.string().min(1),
   arguments: z.string(),
 });
+/** A tool call an assistant message makes; `arguments` is JSON text. */
 export type ToolCall = z.infer<typeof ToolCallSchema>;
 
 /** Roles a message may have. */
 export const MessageRoleSchema = z.enum(['user', 'assistant', 'tool', 'system']);
+/** A message's role: `'user' | 'assistant' | 'tool' | 'system'`. */
 export type MessageRole = z.infer<typeof MessageRoleSchema>;
 
 /** A chat message. */
@@ -147,6 +151,7 @@ export const MessageSchema = z.object({
   usage: UsageSchema.optional(),
   createdAt: TimestampSchema,
 });
+/** A chat message (see {@link MessageSchema}). */
 export type Message = z.infer<typeof MessageSchema>;
 
 /** A compaction summary replacing the items before `firstKeptItem` when history is sent to a model. */
@@ -160,6 +165,7 @@ export const SummaryItemSchema = z.object({
   model: z.string().optional(),
   usage: UsageSchema.optional(),
 });
+/** A compaction summary in history: it replaces the items before `firstKeptItem` when history is sent to a model. */
 export type SummaryItem = z.infer<typeof SummaryItemSchema>;
 
 /** An error recorded in history (a failed turn). */
@@ -171,10 +177,12 @@ export const ErrorItemSchema = z.object({
   agent: z.string().optional(),
   createdAt: TimestampSchema,
 });
+/** An error recorded in history (a turn that failed). */
 export type ErrorItem = z.infer<typeof ErrorItemSchema>;
 
 /** A message in history. */
 export const MessageItemSchema = z.object({ kind: z.literal('message'), message: MessageSchema });
+/** A message in history. */
 export type MessageItem = z.infer<typeof MessageItemSchema>;
 
 /** One entry of a session's ordered history. */
@@ -183,14 +191,17 @@ export const SessionItemSchema = z.discriminatedUnion('kind', [
   SummaryItemSchema,
   ErrorItemSchema,
 ]);
+/** One entry of a session's ordered history, discriminated on `kind`. */
 export type SessionItem = z.infer<typeof SessionItemSchema>;
 
 /** How a session got its title. */
 export const TitleSourceSchema = z.enum(['none', 'heuristic', 'generated', 'manual']);
+/** How a session got its title: `'none' | 'heuristic' | 'generated' | 'manual'`. */
 export type TitleSource = z.infer<typeof TitleSourceSchema>;
 
 /** Safety policies for tool calls (see tool authorisation). `''` is the default policy. */
 export const SafetyPolicySchema = z.enum(['', 'strict', 'balanced', 'restricted', 'autonomous']);
+/** A session's policy for tool calls (see tool authorisation); `''` is the default. */
 export type SafetyPolicy = z.infer<typeof SafetyPolicySchema>;
 
 /** Tool permission patterns. */
@@ -199,6 +210,7 @@ export const PermissionsSchema = z.object({
   ask: z.array(z.string()),
   deny: z.array(z.string()),
 });
+/** Tool permission patterns: `deny` first, then `allow`, then `ask`, then the policy decides. */
 export type Permissions = z.infer<typeof PermissionsSchema>;
 
 /** Where a fork came from. */
@@ -207,6 +219,7 @@ export const ForkedFromSchema = z.object({
   /** The 0-based index among the parent's user messages before which the fork was cut (omitted: all items). */
   beforeUserMessage: z.number().int().nonnegative().optional(),
 });
+/** Where a fork came from: the parent session and the user message it was cut before. */
 export type ForkedFrom = z.infer<typeof ForkedFromSchema>;
 
 const sessionMetadataShape = {
@@ -239,6 +252,7 @@ export const SessionSchema = z.object({
   ...sessionMetadataShape,
   items: z.array(SessionItemSchema),
 });
+/** A whole session record: metadata and the ordered `items` (see {@link SessionSchema}). */
 export type Session = z.infer<typeof SessionSchema>;
 
 /**
@@ -264,6 +278,7 @@ export const SessionPatchSchema = z
   })
   .partial()
   .strict();
+/** A metadata patch: only the fields it names change; a named optional field set to `undefined` is removed. */
 export type SessionPatch = z.infer<typeof SessionPatchSchema>;
 
 /** The fields a patch may name. */
@@ -290,6 +305,7 @@ export const SessionSummarySchema = z.object({
   messageCount: z.number().int().nonnegative(),
   usage: UsageSchema,
 });
+/** What listings return for a session: never its items. */
 export type SessionSummary = z.infer<typeof SessionSummarySchema>;
 
 /** An export bundle (`exportSessions` / `importSessions`). */
@@ -298,6 +314,7 @@ export const ExportBundleSchema = z.object({
   exportedAt: TimestampSchema,
   sessions: z.array(SessionSchema),
 });
+/** What `exportSessions` returns and `importSessions` takes: full session records, version 1. */
 export type ExportBundle = z.infer<typeof ExportBundleSchema>;
 
 /** A zero usage record. */

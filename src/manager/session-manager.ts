@@ -537,6 +537,7 @@ export class SessionManager {
     this.#logs.get(id)?.append({ type: 'session_title', title });
   }
 
+  /** Stars or unstars a session (listings can filter on it). Allowed during a turn. */
   async setSessionStarred(id: string, starred: boolean): Promise<void> {
     this.#assertOpen();
     assertSessionId(id);
