@@ -504,6 +504,9 @@ export class FileStore implements Store {
   }
 
   async #shutdown(): Promise<void> {
+    // A call made just before close() may not have started opening yet; it opens the store (and
+    // takes the lock) when it runs, so let it run before looking for a lock to release.
+    while (this.#queues.size > 0) await Promise.all(this.#queues.values());
     try {
       await this.#opening;
     } catch {
