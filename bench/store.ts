@@ -215,26 +215,32 @@ export async function run(): Promise<void> {
     // Listing cost against items per session: 10 000 sessions of 1 item, then of 100. The goal is
     // FileStore's (measured cold); MemoryStore's figure is for reference.
     for (const variant of [variants[0]!, variants[2]!]) {
-      const firsts: number[] = [];
-      for (const perSession of [1, 100]) {
+      const sizes = [1, 100];
+      const stores: Store[] = [];
+      const directories: string[] = [];
+      for (const perSession of sizes) {
         const directory = join(root, `${variant.label.replace(/[^a-z]/g, '-')}-list-${perSession}`);
-        let store = variant.make(directory);
+        const store = variant.make(directory);
         const items = messages(perSession);
         for (let index = 0; index < SESSIONS; index++) await store.createSession(session(`s${index}`, items));
-        const runs: number[] = [];
-        for (let index = 0; index < REPEAT; index++) {
+        stores.push(store);
+        directories.push(directory);
+      }
+      // The two sizes alternate, so the machine's load drifts over both alike.
+      const runs: number[][] = sizes.map(() => []);
+      for (let round = 0; round < REPEAT; round++) {
+        for (const [index] of sizes.entries()) {
           if (variant.durability) {
             // Cold: a fresh store opens the directory (reads summaries), then lists.
-            await store.close?.();
-            store = variant.make(directory);
-            runs.push(await time(() => store.listSessions({ limit: 100 })));
-          } else {
-            runs.push(await time(() => store.listSessions({ limit: 100 })));
+            await stores[index]!.close?.();
+            stores[index] = variant.make(directories[index]!);
           }
+          const store = stores[index]!;
+          runs[index]!.push(await time(() => store.listSessions({ limit: 100 })));
         }
-        await store.close?.();
-        firsts.push(median(runs));
       }
+      for (const store of stores) await store.close?.();
+      const firsts = runs.map((values) => median(values));
       const ratio = firsts[1]! / firsts[0]!;
       rows.push({
         name: `${variant.label} first page, ${SESSIONS} sessions × 1 item${variant.durability ? ' (open + list)' : ''}`,
