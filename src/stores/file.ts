@@ -651,10 +651,19 @@ export class FileStore implements Store {
 
   // After a write: compact a log full of overwritten records, refresh a summary file gone stale.
   async #maintain(entry: Entry): Promise<void> {
-    if (entry.overwriteBytes > this.#compactMinBytes && entry.overwriteBytes * 2 > entry.logSize) {
-      await this.#compact(entry);
-    } else if (entry.logSize - Math.max(entry.summarized, 0) > this.#summaryEveryBytes) {
-      await this.#writeSummary(entry);
+    try {
+      if (entry.overwriteBytes > this.#compactMinBytes && entry.overwriteBytes * 2 > entry.logSize) {
+        await this.#compact(entry);
+      } else if (entry.logSize - Math.max(entry.summarized, 0) > this.#summaryEveryBytes) {
+        await this.#writeSummary(entry);
+      }
+    } catch (error) {
+      // The write's line is already in the log and applied: rejecting now would report a write that
+      // happened as failed, and a retry would apply it twice. Maintenance is tried after later writes.
+      this.#logger.warn('file store: could not compact a log or write a summary file', {
+        sessionId: entry.id,
+        error,
+      });
     }
   }
 

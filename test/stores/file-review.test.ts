@@ -1,8 +1,9 @@
 // Regression tests from a correctness review of FileStore.
+import { promises as fsPromises } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { SessionItem } from '../../src/schemas.js';
 import { FileStore } from '../../src/stores/file.js';
 import { sessionRecord } from '../helpers/sessions.js';
@@ -42,5 +43,50 @@ describe('FileStore close', () => {
     const next = storeAt();
     await next.open();
     expect((await next.getSession('a')).id).toBe('a');
+  });
+});
+
+describe('FileStore maintenance after a write', () => {
+  test('appendItems resolves when the summary rewrite after its durable line fails, and the items are kept once', async () => {
+    const store = storeAt({ tuning: { summaryEveryBytes: 1 } });
+    await store.createSession(sessionRecord('a', {}, at));
+    const writeFile = fsPromises.writeFile;
+    const spy = vi.spyOn(fsPromises, 'writeFile').mockImplementation((async (
+      ...args: Parameters<typeof writeFile>
+    ) => {
+      if (String(args[0]).endsWith('.tmp')) {
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      }
+      return writeFile(...args);
+    }) as typeof writeFile);
+    try {
+      await store.appendItems('a', [message('m1')]);
+    } finally {
+      spy.mockRestore();
+    }
+    const items = (await store.getSession('a')).items;
+    expect(items.map((item) => (item.kind === 'message' ? item.message.id : item.id))).toEqual(['m1']);
+  });
+
+  test('updateSession resolves when compaction after its durable line fails, and the patch is kept', async () => {
+    const store = storeAt({ tuning: { compactMinBytes: 1 } });
+    await store.createSession(sessionRecord('a', {}, at));
+    // A patch line longer than the rest of the log makes the store compact right after writing it.
+    const title = 'k'.repeat(2000);
+    const open = fsPromises.open;
+    const spy = vi.spyOn(fsPromises, 'open').mockImplementation((async (...args: Parameters<typeof open>) => {
+      if (String(args[0]).endsWith('.tmp')) {
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      }
+      return open(...args);
+    }) as typeof open);
+    try {
+      await store.updateSession('a', { title });
+      expect(spy.mock.calls.some((call) => String(call[0]).endsWith('.tmp'))).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await store.getSession('a')).title).toBe(title);
+    expect((await store.listSessions()).sessions[0]?.title).toBe(title);
   });
 });
