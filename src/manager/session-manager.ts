@@ -1091,7 +1091,6 @@ export class SessionManager {
     if (ref?.includes('/') && !cache.meta.customModelsUsed.includes(ref)) {
       patch.customModelsUsed = [...cache.meta.customModelsUsed, ref];
     }
-    const previousMeta = { agentModelOverrides: overrides, customModelsUsed: cache.meta.customModelsUsed };
     const restoreRuntime = async () => {
       try {
         await runtime.setModel?.(agent, previous);
@@ -1107,9 +1106,18 @@ export class SessionManager {
     }
     Object.assign(cache.meta, cloneRecord(patch));
     return async () => {
+      // Only this call's change is undone: a model set meanwhile (by setSessionModel) is kept.
+      if (cache.meta.agentModelOverrides[agent] !== ref) return;
       await restoreRuntime();
-      await this.store.updateSession(state.id, previousMeta);
-      Object.assign(cache.meta, previousMeta);
+      const restored: SessionPatch = { agentModelOverrides: { ...cache.meta.agentModelOverrides } };
+      const restoredOverrides = restored.agentModelOverrides as Record<string, string>;
+      if (previous === undefined) delete restoredOverrides[agent];
+      else restoredOverrides[agent] = previous;
+      if (patch.customModelsUsed) {
+        restored.customModelsUsed = cache.meta.customModelsUsed.filter((used) => used !== ref);
+      }
+      await this.store.updateSession(state.id, restored);
+      Object.assign(cache.meta, restored);
     };
   }
 
@@ -1175,7 +1183,12 @@ export class SessionManager {
       throwIfAborted(request.signal);
       // Writes, in order: model override, agent/source switch, user messages.
       if (request.model !== undefined) {
-        rollbacks.push(await this.#applyModel(state, cache, runtime, agent ?? 'default', request.model));
+        const model = request.model;
+        // Under the metadata lock, like setSessionModel: both rewrite the whole overrides map.
+        const undo = await state.metadata.runExclusive(() =>
+          this.#applyModel(state, cache, runtime, agent ?? 'default', model),
+        );
+        rollbacks.push(() => state.metadata.runExclusive(undo));
       }
       const switchPatch: SessionPatch = {};
       if (request.agent !== undefined && request.agent !== cache.meta.agent)
