@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { AgentSessionsError, ErrorCode } from '../errors.js';
+import { AgentSessionsError, ErrorCode, StoreCorruptError } from '../errors.js';
 
 interface Claim {
   pid: number;
@@ -94,10 +94,13 @@ export interface DirLock {
 
 /**
  * Takes the lock on `lockDir` (created if missing), or rejects with `STORE_LOCKED` naming the
- * holder's pid when another live process holds it.
+ * holder's pid when another live process holds it, `STORE_CORRUPT` when `lockDir` is not a
+ * directory (a symlink is never followed).
  */
 export async function acquireDirLock(lockDir: string): Promise<DirLock> {
   await fs.mkdir(lockDir, { recursive: true });
+  // mkdir accepts an existing symlink to a directory; claims written through it would land outside.
+  if (!(await fs.lstat(lockDir)).isDirectory()) throw new StoreCorruptError(lockDir, 'not a directory');
   const token = `${process.pid}-${randomBytes(8).toString('hex')}`;
   const mine = join(lockDir, `${token}${CLAIM_SUFFIX}`);
   const pending = join(lockDir, `${token}.tmp`);

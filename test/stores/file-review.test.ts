@@ -1,11 +1,12 @@
 // Regression tests from a correctness review of FileStore.
 import { promises as fsPromises } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { SessionItem } from '../../src/schemas.js';
 import { FileStore } from '../../src/stores/file.js';
+import { expectRejectsWithCode } from '../helpers/assertions.js';
 import { sessionRecord } from '../helpers/sessions.js';
 
 let root: string;
@@ -88,5 +89,16 @@ describe('FileStore maintenance after a write', () => {
     }
     expect((await store.getSession('a')).title).toBe(title);
     expect((await store.listSessions()).sessions[0]?.title).toBe(title);
+  });
+});
+
+describe('FileStore paths', () => {
+  test('open rejects with STORE_CORRUPT when the lock directory is a symlink, writing nothing at its target', async () => {
+    await mkdir(directory, { recursive: true });
+    const elsewhere = join(root, 'elsewhere');
+    await mkdir(elsewhere);
+    await symlink(elsewhere, join(directory, '.lock'));
+    await expectRejectsWithCode(storeAt().listSessions(), 'STORE_CORRUPT');
+    expect(await readdir(elsewhere)).toEqual([]);
   });
 });
