@@ -962,11 +962,18 @@ export class SessionManager {
   }
 
   async #loadCache(state: SessionState): Promise<SessionCache> {
-    if (state.cache) return state.cache;
-    const session = await this.store.getSession(state.id);
-    // A concurrent load may have finished first; keep one cache.
-    state.cache ??= new SessionCache(session);
-    return state.cache;
+    for (;;) {
+      if (state.cache) return state.cache;
+      const writes = state.metadataWrites;
+      const session = await this.store.getSession(state.id);
+      // A concurrent load may have finished first; keep one cache.
+      if (state.cache) return state.cache;
+      // A metadata write ran meanwhile: the read may predate it, and a cache made from it would keep
+      // the old value (a policy, permissions) for as long as the cache lives.
+      if (writes !== state.metadataWrites) continue;
+      state.cache = new SessionCache(session);
+      return state.cache;
+    }
   }
 
   /** The state, or for an unknown session `SESSION_NOT_FOUND`; `NOTHING_PENDING` is left to `take`. */
@@ -990,7 +997,12 @@ export class SessionManager {
         const current = state.cache?.meta ?? (await this.store.getSession(state.id));
         const patch = change(current);
         if (!patch) return;
-        await this.store.updateSession(state.id, patch);
+        state.metadataWrites++;
+        try {
+          await this.store.updateSession(state.id, patch);
+        } finally {
+          state.metadataWrites++;
+        }
         if (state.cache) Object.assign(state.cache.meta, cloneRecord(patch));
       });
     } finally {

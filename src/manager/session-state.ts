@@ -69,6 +69,8 @@ export class SessionState {
   >('tool confirmation');
   readonly elicitations = new PendingRequests<ElicitationInfo, ElicitationResult>('elicitation');
   cache: SessionCache | undefined;
+  /** Counts metadata writes made without the cache, so a cache load that raced one reads again. */
+  metadataWrites = 0;
   /** The policy `toggleToolApproval` restores. */
   previousPolicy: SafetyPolicy | undefined;
   /** Aborted on delete and close: stops background work such as title generation. */

@@ -1,13 +1,34 @@
 // Regression tests for races and leaks found in review of the SessionManager core (SPEC §4–§6).
 import { afterEach, describe, expect, test } from 'vitest';
 import type { SessionManager } from '../../src/manager/session-manager.js';
+import type { Session } from '../../src/schemas.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import type { ScriptedRuntime } from '../../src/testing/scripted-runtime.js';
+import { type Deferred, deferred } from '../helpers/assertions.js';
 import { startManager } from '../helpers/manager.js';
 
 /** Lets every pending microtask run (MemoryStore and ScriptedRuntime do no I/O). */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/** A MemoryStore whose next getSession reads at once but resolves only when the test says so. */
+class LateReadStore extends MemoryStore {
+  hold: { served: Deferred<void>; resume: Deferred<void> } | undefined;
+  /** A weak reference to the items of every session read, to see whether the manager keeps them. */
+  readonly reads: WeakRef<Session['items']>[] = [];
+
+  override async getSession(id: string): Promise<Session> {
+    const session = await super.getSession(id);
+    this.reads.push(new WeakRef(session.items));
+    const hold = this.hold;
+    if (hold) {
+      this.hold = undefined;
+      hold.served.resolve();
+      await hold.resume.promise;
+    }
+    return session;
+  }
+}
 
 describe('SessionManager review regressions', () => {
   const started: Array<{ manager: SessionManager; scripted: ScriptedRuntime }> = [];
@@ -56,5 +77,26 @@ describe('SessionManager review regressions', () => {
     expect(session.agentModelOverrides).toEqual({ default: 'acme/two' });
     expect(session.customModelsUsed).toEqual(['acme/one', 'acme/two']);
     expect(scripted.currentModel(id, 'default')).toBe('acme/two');
+  });
+  test('setSessionSafetyPolicy that lands while a turn reads the session is seen by that turn and the next', async () => {
+    const store = new LateReadStore();
+    const parts = startManager(store);
+    started.push(parts);
+    const { manager, scripted } = parts;
+    const { id } = await manager.createSession();
+    const served = deferred();
+    const resume = deferred();
+    store.hold = { served, resume };
+    scripted.reply('one').reply('two');
+    const running = manager.runSession(id, { messages: ['first'] });
+    await served.promise; // the turn read the session before the edit…
+    await manager.setSessionSafetyPolicy(id, 'restricted');
+    resume.resolve(); // …and gets the read after the edit was stored
+    await (await running).done;
+    await (await manager.runSession(id, { messages: ['second'] })).done;
+    expect(scripted.turnsOf(id).map((turn) => turn.session.safetyPolicy)).toEqual([
+      'restricted',
+      'restricted',
+    ]);
   });
 });
