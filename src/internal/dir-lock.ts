@@ -113,16 +113,22 @@ export async function acquireDirLock(lockDir: string): Promise<DirLock> {
     await fs.writeFile(pending, JSON.stringify(claim), { flag: 'wx', mode: 0o600 });
     await fs.rename(pending, mine);
     holder = undefined;
-    for (const name of await fs.readdir(lockDir)) {
-      const path = join(lockDir, name);
-      if (path === mine || !name.endsWith(CLAIM_SUFFIX)) continue;
-      const other = await readClaim(path);
-      if (other === undefined) continue;
-      if (other !== 'damaged' && (await isAlive(other))) {
-        holder = other;
-        break;
+    try {
+      for (const name of await fs.readdir(lockDir)) {
+        const path = join(lockDir, name);
+        if (path === mine || !name.endsWith(CLAIM_SUFFIX)) continue;
+        const other = await readClaim(path);
+        if (other === undefined) continue;
+        if (other !== 'damaged' && (await isAlive(other))) {
+          holder = other;
+          break;
+        }
+        await removeIfExists(path);
       }
-      await removeIfExists(path);
+    } catch (error) {
+      // Our claim names a live process: left behind, it would lock everyone out while we live.
+      await removeIfExists(mine).catch(() => {});
+      throw error;
     }
     if (holder === undefined) {
       let released = false;

@@ -1,6 +1,6 @@
 // Regression tests from a correctness review of FileStore.
 import { promises as fsPromises } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, rmdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -100,5 +100,18 @@ describe('FileStore paths', () => {
     await symlink(elsewhere, join(directory, '.lock'));
     await expectRejectsWithCode(storeAt().listSessions(), 'STORE_CORRUPT');
     expect(await readdir(elsewhere)).toEqual([]);
+  });
+});
+
+describe('FileStore lock', () => {
+  test('an open that fails while reading the lock directory leaves no claim behind to lock the directory', async () => {
+    const planted = join(directory, '.lock', 'planted.claim');
+    await mkdir(planted, { recursive: true });
+    const failed = storeAt();
+    await expect(failed.listSessions()).rejects.toThrow();
+    expect((await readdir(join(directory, '.lock'))).sort()).toEqual(['planted.claim']);
+    await rmdir(planted);
+    const next = storeAt();
+    await next.open();
   });
 });
