@@ -486,11 +486,15 @@ export class SessionManager {
     assertSessionId(id);
     const ref = optionalString(modelRef, 'modelRef');
     const state = this.#state(id);
-    await state.metadata.runExclusive(async () => {
-      const cache = await this.#loadCache(state);
-      const runtime = await this.#runtimeFor(state, cache);
-      await this.#applyModel(state, cache, runtime, cache.meta.agent ?? 'default', ref);
-    });
+    try {
+      await state.metadata.runExclusive(async () => {
+        const cache = await this.#loadCache(state);
+        const runtime = await this.#runtimeFor(state, cache);
+        await this.#applyModel(state, cache, runtime, cache.meta.agent ?? 'default', ref);
+      });
+    } finally {
+      this.#forgetIfIdle(id);
+    }
   }
 
   /** The runtime's models for the agent in force, each marked `current`, then the custom refs used. */
@@ -498,8 +502,14 @@ export class SessionManager {
     this.#assertOpen();
     assertSessionId(id);
     const state = this.#state(id);
-    const cache = await this.#loadCache(state);
-    const runtime = await this.#runtimeFor(state, cache);
+    let cache: SessionCache;
+    let runtime: Runtime;
+    try {
+      cache = await this.#loadCache(state);
+      runtime = await this.#runtimeFor(state, cache);
+    } finally {
+      this.#forgetIfIdle(id);
+    }
     const agent = cache.meta.agent ?? 'default';
     const current = cache.meta.agentModelOverrides[agent];
     let listed: ModelChoice[] = [];
@@ -925,10 +935,14 @@ export class SessionManager {
     return state;
   }
 
-  /** Drops a state that holds nothing a later call needs (bounded memory for idle sessions). */
+  /**
+   * Drops a state that holds nothing a later call needs (bounded memory for idle sessions). Its
+   * cache goes with it: the cache lives as long as the session's runtime, and without a runtime (a
+   * refused turn, a failing factory) no idle close would ever drop it.
+   */
   #forgetIfIdle(id: string): void {
     const state = this.#states.get(id);
-    if (state?.idle && !state.cache && this.#pool.peek(id, null) === undefined) this.#states.delete(id);
+    if (state?.idle && this.#pool.peek(id, null) === undefined) this.#states.delete(id);
   }
 
   #track(sessionId: string, work: Promise<unknown>): void {
@@ -1151,7 +1165,12 @@ export class SessionManager {
   ): Promise<ActiveRun> {
     const state = this.#state(id);
     if (state.busy.isLocked()) throw new SessionBusyError(id, state.run?.currentTurnId);
-    const acquired = state.busy.acquire();
+    // Released synchronously once held: the refusal path checks idleness right after releasing.
+    let unlock: (() => void) | undefined;
+    const acquired = state.busy.acquire().then((release) => {
+      unlock = release;
+      return release;
+    });
     const hadLog = this.#logs.get(id) !== undefined;
     // The mutex is taken synchronously by acquire(); the run registers at once so follow-ups queue on it.
     const run = new ActiveRun({
@@ -1159,7 +1178,8 @@ export class SessionManager {
       state,
       log: this.#logs.getOrCreate(id),
       release: () => {
-        void acquired.then((release) => release());
+        if (unlock) unlock();
+        else void acquired.then((release) => release());
       },
       onDetach: request.onDetach,
       ...(request.signal === undefined ? {} : { signal: request.signal }),

@@ -1,15 +1,25 @@
 // Regression tests for races and leaks found in review of the SessionManager core (SPEC §4–§6).
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, test } from 'vitest';
+import { ErrorCode } from '../../src/errors.js';
 import type { SessionManager } from '../../src/manager/session-manager.js';
 import type { Session } from '../../src/schemas.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import type { ScriptedRuntime } from '../../src/testing/scripted-runtime.js';
-import { type Deferred, deferred } from '../helpers/assertions.js';
+import { type Deferred, deferred, expectRejectsWithCode } from '../helpers/assertions.js';
 import { startManager } from '../helpers/manager.js';
 
 /** Lets every pending microtask run (MemoryStore and ScriptedRuntime do no I/O). */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+function exposeGc(): () => void {
+  const existing = (globalThis as { gc?: () => void }).gc;
+  if (existing) return existing;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
 
 /** A MemoryStore whose next getSession reads at once but resolves only when the test says so. */
 class LateReadStore extends MemoryStore {
@@ -99,4 +109,31 @@ describe('SessionManager review regressions', () => {
       'restricted',
     ]);
   });
+  test.each([
+    ['runSession', (manager: SessionManager, id: string) => manager.runSession(id, { messages: ['hi'] })],
+    ['getAvailableModels', (manager: SessionManager, id: string) => manager.getAvailableModels(id)],
+    ['setSessionModel', (manager: SessionManager, id: string) => manager.setSessionModel(id, 'm')],
+  ])('%s refused by a failing runtime factory keeps no copy of the session in memory', async (_, call) => {
+    const gc = exposeGc();
+    const store = new LateReadStore();
+    const parts = startManager(store);
+    started.push(parts);
+    const { manager, scripted } = parts;
+    const { id } = await manager.createSession({ items: [{ kind: 'message', message: big() }] });
+    scripted.failNextFactory(new Error('no runtime'));
+    await expectRejectsWithCode(call(manager, id), ErrorCode.RUNTIME_FAILED);
+    expect(store.reads.length).toBeGreaterThan(0);
+    await settle();
+    gc();
+    expect(store.reads.every((ref) => ref.deref() === undefined)).toBe(true);
+  });
 });
+
+function big() {
+  return {
+    id: 'msg-big',
+    role: 'user' as const,
+    content: 'x'.repeat(1000),
+    createdAt: new Date().toISOString(),
+  };
+}
