@@ -110,6 +110,7 @@ export class SessionManager {
   readonly #working = new Map<string, Set<Promise<unknown>>>();
   readonly #host: RunHost;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(options: SessionManagerOptions) {
     if (typeof options?.runtime !== 'function') {
@@ -897,8 +898,14 @@ export class SessionManager {
   }
 
   /** Cancels every turn, ends subscribers, closes runtimes and the store. Later calls reject with `CLOSED`. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    // A repeated call waits for the same close: resolving at once would report the runtimes and the
+    // store closed while the first call is still closing them.
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     const runs: Promise<unknown>[] = [];
     for (const state of this.#states.values()) {

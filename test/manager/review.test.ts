@@ -127,6 +127,27 @@ describe('SessionManager review regressions', () => {
     gc();
     expect(store.reads.every((ref) => ref.deref() === undefined)).toBe(true);
   });
+  test('a second close() resolves only after the first closed the runtimes and the store', async () => {
+    const store = new BlockingStore(new MemoryStore());
+    const parts = startManager(store);
+    const { manager, scripted } = parts;
+    const { id } = await manager.createSession();
+    scripted.reply('ok');
+    await (await manager.runSession(id, { messages: ['hi'] })).done;
+    store.block('close');
+    const first = manager.close();
+    let secondDone = false;
+    const second = manager.close().then(() => {
+      secondDone = true;
+    });
+    await store.waitForBlocked('close');
+    await settle();
+    expect(secondDone).toBe(false);
+    store.release('close');
+    await Promise.all([first, second]);
+    expect(scripted.closed).toBe(1);
+    scripted.assertConsumed();
+  });
 });
 
 function big() {
