@@ -32,6 +32,7 @@ import {
   type SummaryItem,
   SummaryItemSchema,
 } from '../schemas.js';
+import { redactSourceRef } from '../sources/match.js';
 import type { ResolvedSource, SourceResolver } from '../sources.js';
 import type { ListOptions, Page, Store } from '../store.js';
 import { MemoryStore } from '../stores/memory.js';
@@ -1067,7 +1068,7 @@ export class SessionManager {
       throw toAgentSessionsError(
         error,
         ErrorCode.SOURCE_UNAVAILABLE,
-        `source ${JSON.stringify(ref)} could not be resolved`,
+        `source ${JSON.stringify(redactSourceRef(ref))} could not be resolved`,
       );
     }
   }

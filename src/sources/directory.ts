@@ -4,7 +4,7 @@ import { isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:pa
 import { AgentSessionsError, ErrorCode, InvalidArgumentError } from '../errors.js';
 import { abortable } from '../internal/abort.js';
 import type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from '../sources.js';
-import { matchSourceKey, sourceNotFound } from './match.js';
+import { matchSourceKey, redactSourceRef, sourceNotFound } from './match.js';
 
 /** What a {@link DirectorySourceOptions.parse} function is told about the file it parses. */
 export interface SourceFileInfo {
@@ -120,7 +120,7 @@ export class DirectorySourceResolver implements SourceResolver {
     if (matches.length > 1) {
       throw new AgentSessionsError(
         ErrorCode.SOURCE_NOT_FOUND,
-        `source ${JSON.stringify(ref)} is ambiguous: files ${matches
+        `source ${JSON.stringify(redactSourceRef(ref))} is ambiguous: files ${matches
           .map((file) => JSON.stringify(file.name))
           .join(' and ')} have the same key`,
       );

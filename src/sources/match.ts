@@ -21,9 +21,9 @@ export function matchSourceKey(ref: string, keys: Iterable<string>): string {
   if (candidates.length === 0) throw sourceNotFound(ref);
   throw new AgentSessionsError(
     ErrorCode.SOURCE_NOT_FOUND,
-    `source ${JSON.stringify(ref)} is ambiguous: it matches ${candidates
-      .map((candidate) => JSON.stringify(candidate))
-      .join(', ')}`,
+    `source ${JSON.stringify(redactSourceRef(ref))} is ambiguous: it matches ${candidates.length} sources (${candidates
+      .map((candidate) => JSON.stringify(redactSourceRef(candidate)))
+      .join(', ')})`,
   );
 }
 
@@ -31,6 +31,20 @@ export function matchSourceKey(ref: string, keys: Iterable<string>): string {
 export function sourceNotFound(ref: string, detail?: string): AgentSessionsError {
   return new AgentSessionsError(
     ErrorCode.SOURCE_NOT_FOUND,
-    `source ${JSON.stringify(ref)} not found${detail ? `: ${detail}` : ''}`,
+    `source ${JSON.stringify(redactSourceRef(ref))} not found${detail ? `: ${detail}` : ''}`,
   );
+}
+
+/**
+ * A source ref as error messages show it: an http(s) URL without user info, and with its query and
+ * fragment reduced to `?…` / `#…` (they may carry tokens); anything else as given.
+ */
+export function redactSourceRef(ref: string): string {
+  if (!/^https?:\/\//i.test(ref)) return ref;
+  try {
+    const url = new URL(ref);
+    return `${url.protocol}//${url.host}${url.pathname}${url.search ? '?…' : ''}${url.hash ? '#…' : ''}`;
+  } catch {
+    return ref.replace(/[?#].*$/s, '?…');
+  }
 }

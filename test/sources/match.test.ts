@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
 import { abortable } from '../../src/internal/abort.js';
-import { matchSourceKey } from '../../src/sources/match.js';
+import { matchSourceKey, redactSourceRef } from '../../src/sources/match.js';
 
 function notFound(run: () => unknown): AgentSessionsError {
   try {
@@ -36,7 +36,7 @@ describe('matchSourceKey', () => {
     expect(error.message).toContain('"reviewer"');
   });
 
-  test('matchSourceKey rejects with SOURCE_NOT_FOUND naming every candidate when several match', () => {
+  test('matchSourceKey rejects with SOURCE_NOT_FOUND naming every candidate (query and fragment redacted) when several match', () => {
     const error = notFound(() =>
       matchSourceKey('https://hub.example/coder?tag=v9', [
         'https://hub.example/coder?tag=v1',
@@ -45,9 +45,24 @@ describe('matchSourceKey', () => {
       ]),
     );
     expect(error.message).toContain('ambiguous');
-    expect(error.message).toContain('"https://hub.example/coder?tag=v1"');
-    expect(error.message).toContain('"https://hub.example/coder#x"');
+    expect(error.message).toContain('2 sources');
+    expect(error.message).toContain('"https://hub.example/coder?…"');
+    expect(error.message).toContain('"https://hub.example/coder#…"');
     expect(error.message).not.toContain('"other"');
+  });
+
+  test("source errors never show a URL ref's query, fragment or user info (they may carry secrets)", () => {
+    const secretRef = 'https://user:pass@hub.example/coder?token=s3cret#frag';
+    const messages = [
+      notFound(() => matchSourceKey(secretRef, ['elsewhere'])).message,
+      notFound(() => matchSourceKey(secretRef, [`${secretRef}&a=1`, `${secretRef}&b=2`])).message,
+    ];
+    for (const message of messages) {
+      expect(message).toContain('https://hub.example/coder?…');
+      for (const secret of ['s3cret', 'token', 'user', 'pass', 'frag']) expect(message).not.toContain(secret);
+    }
+    expect(redactSourceRef('coder')).toBe('coder');
+    expect(redactSourceRef('./agents/coder.yaml')).toBe('./agents/coder.yaml');
   });
 
   test('matchSourceKey does not match names by stable key beyond equality', () => {
