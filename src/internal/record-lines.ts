@@ -92,3 +92,22 @@ export function decodeLines(buffer: Buffer, base = 0): { lines: DecodedLine[]; e
   }
   return { lines, end: base + start };
 }
+
+/**
+ * True when `buffer` is exactly one complete line whose checksum is `crc`: its prefix says so and
+ * its bytes agree. No JSON is parsed: a matching checksum is what this store wrote.
+ */
+export function lineHasChecksum(buffer: Buffer, crc: number): boolean {
+  const length = buffer.length;
+  if (length < 10 || buffer[length - 1] !== NEWLINE || buffer[8] !== SPACE) return false;
+  if (buffer.indexOf(NEWLINE) !== length - 1) return false;
+  let prefix = 0;
+  for (let index = 0; index < 8; index++) {
+    const byte = buffer[index]!;
+    const digit =
+      byte >= 0x30 && byte <= 0x39 ? byte - 0x30 : byte >= 0x61 && byte <= 0x66 ? byte - 0x57 : -1;
+    if (digit < 0) return false;
+    prefix = prefix * 16 + digit;
+  }
+  return prefix === crc && crc32(buffer.subarray(9, length - 1)) === crc;
+}

@@ -17,6 +17,7 @@ import {
   type EncodedLine,
   encodeLine,
   LineError,
+  lineHasChecksum,
 } from '../internal/record-lines.js';
 import { type Logger, silentLogger } from '../logger.js';
 import {
@@ -819,7 +820,7 @@ export class FileStore implements Store {
       if (cached && cached.logSize <= size && cached.lastLength <= cached.logSize) {
         const from = cached.logSize - cached.lastLength;
         const buffer = await readRange(handle, from, size - from);
-        if (lastLineMatches(buffer.subarray(0, cached.lastLength), cached.lastCrc)) {
+        if (lineHasChecksum(buffer.subarray(0, cached.lastLength), cached.lastCrc)) {
           const entry: Entry = {
             id,
             name,
@@ -914,15 +915,6 @@ export class FileStore implements Store {
 
 // True when `buffer` is exactly one complete line with this checksum: the line a summary file says
 // its log offset ends with. A summary that fails this describes another state of the log.
-function lastLineMatches(buffer: Buffer, crc: number): boolean {
-  try {
-    const { lines, end } = decodeLines(buffer);
-    return lines.length === 1 && end === buffer.length && lines[0]!.crc === crc;
-  } catch {
-    return false;
-  }
-}
-
 function toCorrupt(error: unknown, path: string): StoreCorruptError | undefined {
   if (error instanceof StoreCorruptError) return error;
   if (error instanceof LineError) return new StoreCorruptError(path, error.message, { cause: error });
