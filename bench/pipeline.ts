@@ -115,7 +115,7 @@ export async function measurePipeline(
 ): Promise<PipelineResult[]> {
   const events = options.events ?? 200_000;
   const repetitions = options.repetitions ?? 7;
-  const warmups = options.warmups ?? 1;
+  const warmups = options.warmups ?? 3; // V8 reaches steady state after a few 200k-event turns
   const configs: Array<{ name: string; measure: () => Promise<number> }> = [
     { name: 'raw for await', measure: () => timeRaw(events) },
     { name: 'runSession → TurnStream', measure: () => timeManager(events, 0) },
