@@ -15,6 +15,7 @@ import type { Session, SessionItem } from '../src/schemas.js';
 import type { Store } from '../src/store.js';
 import { FileStore } from '../src/stores/file.js';
 import { MemoryStore } from '../src/stores/memory.js';
+import { sessionRecord } from '../src/testing/records.js';
 import { type BenchRow, median, report, time, withTempDir } from './lib.js';
 
 const APPENDS = 10_000;
@@ -25,22 +26,7 @@ const FSYNC_BUDGET_MS = 25_000; // for the fsync'd appends of store and baseline
 const FSYNC_SESSIONS = 2_000;
 
 function session(id: string, items: SessionItem[] = []): Session {
-  const at = new Date().toISOString();
-  return {
-    id,
-    title: `title ${id}`,
-    titleSource: 'manual',
-    createdAt: at,
-    updatedAt: at,
-    starred: false,
-    items,
-    usage: { inputTokens: 0, outputTokens: 0, cost: 0 },
-    safetyPolicy: '',
-    permissions: { allow: [], ask: [], deny: [] },
-    agentModelOverrides: {},
-    customModelsUsed: [],
-    attributes: {},
-  };
+  return sessionRecord(id, { title: `title ${id}`, titleSource: 'manual', items });
 }
 
 function messages(count: number, prefix = 'm'): SessionItem[] {

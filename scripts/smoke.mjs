@@ -17,7 +17,14 @@ const expected = {
     'SessionSchema',
   ],
   'agent-sessions/file': ['FileStore', 'DirectorySourceResolver'],
-  'agent-sessions/testing': ['ScriptedRuntime', 'describeStoreConformance', 'FailingStore', 'BlockingStore'],
+  'agent-sessions/testing': [
+    'ScriptedRuntime',
+    'describeStoreConformance',
+    'FailingStore',
+    'BlockingStore',
+    'InterceptingStore',
+    'sessionRecord',
+  ],
 };
 
 for (const subpath of subpaths) {

@@ -23,6 +23,7 @@ import {
 } from '../schemas.js';
 import { compareListPosition, type ListOptions, type Page, type Store } from '../store.js';
 import { assert, assertEqual, assertRejectsWithCode, fail, show } from './assert.js';
+import { sessionRecord } from './records.js';
 
 /** Options of {@link describeStoreConformance}. */
 export interface StoreConformanceOptions {
@@ -117,22 +118,7 @@ const T0 = '2024-01-02T03:04:05.000Z';
 const T1 = '2024-01-02T03:04:06.000Z';
 
 function makeSession(id: string, overrides: Partial<Session> = {}): Session {
-  return {
-    id,
-    title: '',
-    titleSource: 'none',
-    createdAt: T0,
-    updatedAt: T0,
-    starred: false,
-    items: [],
-    usage: { inputTokens: 0, outputTokens: 0, cost: 0 },
-    safetyPolicy: '',
-    permissions: { allow: [], ask: [], deny: [] },
-    agentModelOverrides: {},
-    customModelsUsed: [],
-    attributes: {},
-    ...overrides,
-  };
+  return sessionRecord(id, overrides, T0);
 }
 
 function makeMessage(id: string, overrides: Partial<Message> = {}): Message {

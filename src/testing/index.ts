@@ -11,6 +11,7 @@ export {
   type StoreMethodArgs,
 } from './failing-store.js';
 export { InterceptingStore } from './intercepting-store.js';
+export { sessionRecord } from './records.js';
 export {
   type AuthorizeStep,
   type AuthorizeStepOptions,
