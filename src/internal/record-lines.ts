@@ -68,16 +68,8 @@ export function decodeLines(buffer: Buffer, base = 0): { lines: DecodedLine[]; e
     if (newline < 0) break;
     const textNewline = text.indexOf('\n', textStart);
     const offset = base + start;
-    if (newline - start < 10 || buffer[start + 8] !== SPACE) throw new LineError(offset, 'malformed line');
-    // The checksum's 8 lowercase hex digits, read from the bytes (no substring, no regex per line).
-    let expected = 0;
-    for (let index = start; index < start + 8; index++) {
-      const byte = buffer[index]!;
-      const digit =
-        byte >= 0x30 && byte <= 0x39 ? byte - 0x30 : byte >= 0x61 && byte <= 0x66 ? byte - 0x57 : -1;
-      if (digit < 0) throw new LineError(offset, 'malformed line');
-      expected = expected * 16 + digit;
-    }
+    const expected = newline - start < 10 ? -1 : readPrefix(buffer, start);
+    if (expected < 0) throw new LineError(offset, 'malformed line');
     const crc = crc32(buffer.subarray(start + 9, newline));
     if (crc !== expected) throw new LineError(offset, 'checksum mismatch');
     let value: unknown;
@@ -99,15 +91,23 @@ export function decodeLines(buffer: Buffer, base = 0): { lines: DecodedLine[]; e
  */
 export function lineHasChecksum(buffer: Buffer, crc: number): boolean {
   const length = buffer.length;
-  if (length < 10 || buffer[length - 1] !== NEWLINE || buffer[8] !== SPACE) return false;
-  if (buffer.indexOf(NEWLINE) !== length - 1) return false;
-  let prefix = 0;
-  for (let index = 0; index < 8; index++) {
+  if (length < 10 || buffer[length - 1] !== NEWLINE || buffer.indexOf(NEWLINE) !== length - 1) return false;
+  return readPrefix(buffer, 0) === crc && crc32(buffer.subarray(9, length - 1)) === crc;
+}
+
+/**
+ * The checksum prefix of the line starting at `start`: 8 lowercase hex digits and a space, read from
+ * the bytes (no substring, no regex per line). -1 when malformed.
+ */
+function readPrefix(buffer: Buffer, start: number): number {
+  if (buffer[start + 8] !== SPACE) return -1;
+  let value = 0;
+  for (let index = start; index < start + 8; index++) {
     const byte = buffer[index]!;
     const digit =
       byte >= 0x30 && byte <= 0x39 ? byte - 0x30 : byte >= 0x61 && byte <= 0x66 ? byte - 0x57 : -1;
-    if (digit < 0) return false;
-    prefix = prefix * 16 + digit;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
   }
-  return prefix === crc && crc32(buffer.subarray(9, length - 1)) === crc;
+  return value;
 }

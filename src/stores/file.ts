@@ -40,10 +40,10 @@ import {
 } from '../schemas.js';
 import {
   decodeCursor,
-  encodeCursor,
   type ListOptions,
   nextTimestamp,
   type Page,
+  pageSortedSummaries,
   type Store,
   validateListOptions,
 } from '../store.js';
@@ -260,7 +260,8 @@ export class FileStore implements Store {
   readonly #entries = new Map<string, Entry>();
   readonly #damaged = new Map<string, StoreCorruptError>();
   readonly #queues = new Map<string, Promise<void>>();
-  #sorted: Entry[] | undefined;
+  /** Summaries in listing order, rebuilt on the first listing after a write. */
+  #sorted: SessionSummary[] | undefined;
   #opening: Promise<void> | undefined;
   #lock: DirLock | undefined;
   #closed = false;
@@ -368,39 +369,15 @@ export class FileStore implements Store {
 
   async listSessions(options?: ListOptions): Promise<Page<SessionSummary>> {
     this.#assertOpen();
-    const limit = validateListOptions(options);
-    const after = options?.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    // Validated before the store is opened: a bad limit or cursor touches nothing.
+    validateListOptions(options);
+    if (options?.cursor !== undefined) decodeCursor(options.cursor);
     await this.#ready();
-    this.#sorted ??= [...this.#entries.values()].sort((a, b) => compareKeys(a.time, a.id, b.time, b.id));
-    const sorted = this.#sorted;
-    let index = 0;
-    if (after) {
-      // First entry strictly after the cursor's position.
-      const afterTime = Date.parse(after.updatedAt);
-      let high = sorted.length;
-      while (index < high) {
-        const middle = (index + high) >>> 1;
-        const entry = sorted[middle]!;
-        if (compareKeys(entry.time, entry.id, afterTime, after.id) <= 0) index = middle + 1;
-        else high = middle;
-      }
-    }
-    const sessions: SessionSummary[] = [];
-    let more = false;
-    for (; index < sorted.length; index++) {
-      const summary = sorted[index]!.summary;
-      if (options?.workingDir !== undefined && summary.workingDir !== options.workingDir) continue;
-      if (options?.starred !== undefined && summary.starred !== options.starred) continue;
-      if (sessions.length === limit) {
-        more = true;
-        break;
-      }
-      sessions.push(copySummary(summary));
-    }
-    const page: Page<SessionSummary> = { sessions };
-    const last = sessions[sessions.length - 1];
-    if (more && last) page.nextCursor = encodeCursor(last);
-    return page;
+    this.#sorted ??= [...this.#entries.values()]
+      .sort((a, b) => compareKeys(a.time, a.id, b.time, b.id))
+      .map((entry) => entry.summary);
+    const page = pageSortedSummaries(this.#sorted, options);
+    return { ...page, sessions: page.sessions.map(copySummary) };
   }
 
   async updateSession(id: string, patch: SessionPatch): Promise<void> {
