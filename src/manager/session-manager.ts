@@ -36,7 +36,7 @@ import { redactSourceRef } from '../sources/match.js';
 import type { ResolvedSource, SourceResolver } from '../sources.js';
 import type { ListOptions, Page, Store } from '../store.js';
 import { MemoryStore } from '../stores/memory.js';
-import { EventLogs } from './event-log.js';
+import { type EventLog, EventLogs } from './event-log.js';
 import { normalizeMessage, normalizeMessages } from './messages.js';
 import { decideToolCall } from './permissions.js';
 import { RuntimePool } from './runtime-pool.js';
@@ -402,11 +402,7 @@ export class SessionManager {
           throwIfAborted(options.signal);
           await manager.#assertExists(id);
           throwIfAborted(options.signal);
-          // close() may have run meanwhile: a log made now would never get its session_exited.
-          manager.#assertOpen();
-          if (manager.#deleted.has(id)) throw new SessionNotFoundError(id);
-          const log = manager.#logs.getOrCreate(id);
-          return log.subscribe({
+          return manager.#liveLog(id).subscribe({
             ...(options.since === undefined ? {} : { since: options.since }),
             ...(options.signal === undefined ? {} : { signal: options.signal }),
           });
@@ -447,10 +443,8 @@ export class SessionManager {
     this.#assertOpen();
     assertSessionId(id);
     const session = await this.store.getSession(id);
-    this.#assertOpen();
-    if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
     // The log must exist before lastEventSeq is read, so tailing from it misses nothing.
-    const log = this.#logs.getOrCreate(id);
+    const log = this.#liveLog(id);
     const state = this.#states.get(id);
     return {
       session,
@@ -932,6 +926,16 @@ export class SessionManager {
 
   #assertOpen(): void {
     if (this.#closed) throw new AgentSessionsError(ErrorCode.CLOSED, 'the session manager is closed');
+  }
+
+  /**
+   * The session's event log, made if needed, after an await: `close()` or `deleteSession` may have
+   * run meanwhile, and a log made then would never get its `session_exited`.
+   */
+  #liveLog(id: string): EventLog {
+    this.#assertOpen();
+    if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
+    return this.#logs.getOrCreate(id);
   }
 
   #state(id: string): SessionState {
