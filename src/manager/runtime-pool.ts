@@ -1,6 +1,5 @@
 import { AgentSessionsError, ErrorCode, toAgentSessionsError } from '../errors.js';
 import { unrefTimer } from '../internal/abort.js';
-import { cloneRecord } from '../internal/clone.js';
 import type { Logger } from '../logger.js';
 import type { Runtime, RuntimeFactory } from '../runtime.js';
 import type { Session } from '../schemas.js';
@@ -55,7 +54,8 @@ export class RuntimePool {
 
   /**
    * The session's runtime, made from `source` when none is cached or the cached one came from
-   * another source (which is closed first). The factory failing is `RUNTIME_FAILED`.
+   * another source (which is closed first). The factory failing is `RUNTIME_FAILED`. `session` is
+   * handed to the factory as is: pass a copy the runtime may keep (SPEC §4, `RuntimeInit.session`).
    */
   async acquire(session: Session, source: ResolvedSource | undefined): Promise<Runtime> {
     const existing = this.#entries.get(session.id);
@@ -69,7 +69,7 @@ export class RuntimePool {
     let runtime: Runtime;
     try {
       runtime = await this.#factory({
-        session: cloneRecord(session),
+        session,
         ...(source === undefined ? {} : { source }),
         ...(session.agent === undefined ? {} : { agent: session.agent }),
         signal: controller.signal,
