@@ -1,5 +1,6 @@
 /**
- * The per-session event log behind `streamEvents` (SPEC §5, §6).
+ * The per-session event log behind `streamEvents`: where events are numbered, kept for replay and
+ * fanned out to subscribers (the contract is in `docs/events-and-replay.md`).
  *
  * Every event the manager emits for a session is appended to that session's {@link EventLog}, which
  * numbers it (`seq` from 1, one more per event), keeps the last `capacity` events for replay and
@@ -26,6 +27,15 @@ export type EventInput = WithoutEnvelope<Exclude<SessionEvent, { type: 'gap' | '
   sessionId?: string;
   timestamp?: string;
 };
+
+/**
+ * Where a running turn sends its events: {@link EventLog} is one. `append` numbers the event and
+ * delivers it; it returns `undefined` when the log is closed (the session was deleted or the
+ * manager closed), and the event goes nowhere.
+ */
+export interface EventSink {
+  append(input: EventInput): SessionEvent | undefined;
+}
 
 /** Options of {@link EventLog}. */
 export interface EventLogOptions {
@@ -105,7 +115,7 @@ class Subscriber {
  * only its counters, well under 1 KB. A log arms at most one (unref'd) timer at a time, and none
  * once released.
  */
-export class EventLog {
+export class EventLog implements EventSink {
   readonly sessionId: string;
   readonly #capacity: number;
   readonly #releaseAfterMs: number;

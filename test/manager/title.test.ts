@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { firstLine, heuristicTitle } from '../../src/manager/title.js';
+import { firstLine, heuristicTitle } from '../../src/manager/titles.js';
 
 describe('heuristicTitle', () => {
   test.each([

@@ -1,3 +1,5 @@
+// Validation of what callers pass in: messages, options and optional strings. Nothing here writes;
+// everything throws INVALID_ARGUMENT before the manager touches a store or a runtime.
 import { InvalidArgumentError, invalidArgument } from '../errors.js';
 import { newId } from '../internal/ids.js';
 import { type Message, MessageSchema } from '../schemas.js';
@@ -37,4 +39,26 @@ export function normalizeMessage(input: unknown, now = new Date().toISOString(),
   });
   if (!result.success) throw invalidArgument(what, result.error);
   return result.data;
+}
+
+/** `value`, or `fallback` when undefined; anything but a positive integer is `INVALID_ARGUMENT`. */
+export function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new InvalidArgumentError(`invalid option ${name}: expected a positive integer`, {
+      issues: [{ path: [name], message: 'expected a positive integer' }],
+    });
+  }
+  return value;
+}
+
+/** `value` when it is a non-empty string, `undefined` when undefined; else `INVALID_ARGUMENT`. */
+export function optionalString(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new InvalidArgumentError(`invalid ${name}: expected a non-empty string`, {
+      issues: [{ path: [name], message: 'expected a non-empty string' }],
+    });
+  }
+  return value;
 }

@@ -1,0 +1,42 @@
+// What the manager holds in memory for one session, grouped by owner: the record handle
+// (session-records.ts), the queues of steered messages and follow-ups (queues.ts) and the requests
+// waiting for a human (authorization.ts). Each part is changed only through its own module; the
+// manager drops a LiveSession that holds nothing a later call needs.
+import { SessionApprovals } from './authorization.js';
+import { TurnQueues } from './queues.js';
+import type { SessionRecord } from './session-records.js';
+
+/** One session's in-memory state. */
+export class LiveSession {
+  readonly id: string;
+  readonly record: SessionRecord;
+  readonly queues: TurnQueues;
+  readonly approvals = new SessionApprovals();
+  readonly #controller = new AbortController();
+
+  constructor(record: SessionRecord, capacities: { steer: number; followUp: number; keys: number }) {
+    this.id = record.id;
+    this.record = record;
+    this.queues = new TurnQueues(capacities);
+  }
+
+  /** Aborted when the session is deleted or the manager closes: work that outlives a turn stops. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** The session was deleted or the manager closed: this state is no longer the session's. */
+  get ended(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  /** Ends this state (delete, close). */
+  end(reason: unknown): void {
+    this.#controller.abort(reason);
+  }
+
+  /** Holds nothing a later call needs (no metadata write in flight, empty queues and approvals). */
+  get idle(): boolean {
+    return !this.record.busy && this.queues.empty && this.approvals.empty;
+  }
+}
