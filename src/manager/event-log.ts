@@ -562,3 +562,43 @@ export class EventLogs {
     return this.#logs.size;
   }
 }
+
+/**
+ * An async iterable whose subscription is opened by `open` on the first `next()`, so errors of
+ * opening (an unknown session, an aborted signal) surface there. Once open, the subscription's own
+ * `next()` promises are handed out unwrapped: an async wrapper would add ticks per event, enough
+ * for a reader to fall behind a runtime that yields without I/O.
+ */
+export function subscribeOnFirstNext(
+  open: () => Promise<AsyncIterator<SessionEvent>>,
+): AsyncIterable<SessionEvent> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
+      let inner: AsyncIterator<SessionEvent> | undefined;
+      let opening: Promise<AsyncIterator<SessionEvent>> | undefined;
+      let finished = false;
+      return {
+        next: () => {
+          if (finished) return Promise.resolve({ value: undefined, done: true });
+          if (inner) return inner.next();
+          return (async () => {
+            opening ??= open();
+            try {
+              inner = await opening;
+            } catch (error) {
+              finished = true;
+              throw error;
+            }
+            return inner.next();
+          })();
+        },
+        return: async () => {
+          finished = true;
+          if (!inner && opening) inner = await opening.catch(() => undefined);
+          await inner?.return?.();
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
+}

@@ -2,7 +2,15 @@
 // everything throws INVALID_ARGUMENT before the manager touches a store or a runtime.
 import { InvalidArgumentError, invalidArgument } from '../errors.js';
 import { newId } from '../internal/ids.js';
-import { type Message, MessageSchema } from '../schemas.js';
+import {
+  assertSessionId,
+  emptyUsage,
+  type Message,
+  MessageSchema,
+  parseSession,
+  type Session,
+} from '../schemas.js';
+import type { SessionTemplate } from './types.js';
 
 /**
  * Turns caller input into validated messages: a string is a user message; a missing `id`, `role`
@@ -61,4 +69,40 @@ export function optionalString(value: unknown, name: string): string | undefined
     });
   }
   return value;
+}
+
+/** `INVALID_ARGUMENT` unless `template` is an object whose `id`, if any, is a valid session id. */
+export function assertTemplate(template: unknown): asserts template is SessionTemplate {
+  if (typeof template !== 'object' || template === null) {
+    throw new InvalidArgumentError('invalid session template: expected an object', {
+      issues: [{ path: [], message: 'expected an object' }],
+    });
+  }
+  const id = (template as SessionTemplate).id;
+  if (id !== undefined) assertSessionId(id);
+}
+
+/**
+ * A new, validated session record from a template: a generated id when none is given, defaults for
+ * every field left out, both timestamps now. A template title sets `titleSource: 'manual'`.
+ */
+export function sessionFromTemplate(template: SessionTemplate): Session {
+  const now = new Date().toISOString();
+  const title = template.title ?? '';
+  return parseSession({
+    ...template,
+    id: template.id ?? newId('ses'),
+    title,
+    titleSource: title !== '' ? 'manual' : (template.titleSource ?? 'none'),
+    starred: template.starred ?? false,
+    items: template.items ?? [],
+    usage: template.usage ?? emptyUsage(),
+    safetyPolicy: template.safetyPolicy ?? '',
+    permissions: template.permissions ?? { allow: [], ask: [], deny: [] },
+    agentModelOverrides: template.agentModelOverrides ?? {},
+    customModelsUsed: template.customModelsUsed ?? [],
+    attributes: template.attributes ?? {},
+    createdAt: now,
+    updatedAt: now,
+  });
 }

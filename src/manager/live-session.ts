@@ -2,9 +2,11 @@
 // (session-records.ts), the queues of steered messages and follow-ups (queues.ts) and the requests
 // waiting for a human (authorization.ts). Each part is changed only through its own module; the
 // manager drops a LiveSession that holds nothing a later call needs.
+import { cloneRecord } from '../internal/clone.js';
 import { SessionApprovals } from './authorization.js';
 import { TurnQueues } from './queues.js';
 import type { SessionRecord } from './session-records.js';
+import type { SessionSnapshot } from './types.js';
 
 /** One session's in-memory state. */
 export class LiveSession {
@@ -38,5 +40,28 @@ export class LiveSession {
   /** Holds nothing a later call needs (no metadata write in flight, empty queues and approvals). */
   get idle(): boolean {
     return !this.record.busy && this.queues.empty && this.approvals.empty;
+  }
+
+  /** What waits for a human or a turn, as a snapshot shows it (copies). */
+  waiting(): Pick<SessionSnapshot, 'pending' | 'queues'> {
+    const { confirmations, elicitations } = this.approvals;
+    return {
+      pending: {
+        confirmations: confirmations.entries().map((entry) => ({
+          confirmationId: entry.id,
+          turnId: entry.turnId,
+          toolCall: cloneRecord(entry.info.toolCall),
+        })),
+        elicitations: elicitations.entries().map((entry) => ({
+          elicitationId: entry.id,
+          turnId: entry.turnId,
+          ...cloneRecord(entry.info),
+        })),
+      },
+      queues: {
+        steer: cloneRecord([...this.queues.steer.peek()]),
+        followUp: cloneRecord(this.queues.followUps.peek().map((followUp) => followUp.messages)),
+      },
+    };
   }
 }

@@ -30,10 +30,8 @@ import { type Logger, silentLogger } from '../logger.js';
 import {
   assertSessionId,
   type ExportBundle,
-  emptyUsage,
   type Message,
   type Permissions,
-  parseSession,
   type SafetyPolicy,
   type Session,
   type SessionSummary,
@@ -52,9 +50,17 @@ import {
   setSafetyPolicy,
   toggleToolApproval,
 } from './authorization.js';
+import { BackgroundWork } from './background-work.js';
 import { InProcessBusyLock } from './busy-lock.js';
-import { type EventLog, EventLogs } from './event-log.js';
-import { normalizeMessage, normalizeMessages, optionalString, positiveInteger } from './input.js';
+import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
+import {
+  assertTemplate,
+  normalizeMessage,
+  normalizeMessages,
+  optionalString,
+  positiveInteger,
+  sessionFromTemplate,
+} from './input.js';
 import { LiveSession } from './live-session.js';
 import { availableModels, DEFAULT_AGENT, switchModel } from './models.js';
 import { type ImportResult, Portability } from './portability.js';
@@ -103,8 +109,8 @@ export class SessionManager {
   readonly #sessions = new Map<string, LiveSession>();
   /** Ids deleted by this manager: a late event or subscriber must not bring them back. */
   readonly #deleted = new Set<string>();
-  /** Work that must end before `waitStopped` resolves, per session. */
-  readonly #working = new Map<string, Set<Promise<unknown>>>();
+  /** Work that must end before `waitStopped` resolves. */
+  readonly #background = new BackgroundWork();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -149,7 +155,7 @@ export class SessionManager {
       observer: this.events,
       titleGenerator: options.titleGenerator,
       logger: this.#logger,
-      track: (sessionId, work) => this.#track(sessionId, work),
+      track: (sessionId, work) => this.#background.track(sessionId, work),
     });
     this.#portability = new Portability({
       records: this.#records,
@@ -168,32 +174,10 @@ export class SessionManager {
    */
   async createSession(template: SessionTemplate = {}): Promise<Session> {
     this.#assertOpen();
-    if (typeof template !== 'object' || template === null) {
-      throw new InvalidArgumentError('invalid session template: expected an object', {
-        issues: [{ path: [], message: 'expected an object' }],
-      });
-    }
-    if (template.id !== undefined) assertSessionId(template.id);
+    assertTemplate(template);
     if (template.workingDir !== undefined)
       await validateWorkingDir(template.workingDir, this.#workingDirRoot);
-    const now = new Date().toISOString();
-    const title = template.title ?? '';
-    const session = parseSession({
-      ...template,
-      id: template.id ?? newId('ses'),
-      title,
-      titleSource: title !== '' ? 'manual' : (template.titleSource ?? 'none'),
-      starred: template.starred ?? false,
-      items: template.items ?? [],
-      usage: template.usage ?? emptyUsage(),
-      safetyPolicy: template.safetyPolicy ?? '',
-      permissions: template.permissions ?? { allow: [], ask: [], deny: [] },
-      agentModelOverrides: template.agentModelOverrides ?? {},
-      customModelsUsed: template.customModelsUsed ?? [],
-      attributes: template.attributes ?? {},
-      createdAt: now,
-      updatedAt: now,
-    });
+    const session = sessionFromTemplate(template);
     await this.#records.create(session);
     this.#created(session);
     return session;
@@ -336,7 +320,7 @@ export class SessionManager {
     id: string,
     options: { since?: number; signal?: AbortSignal } = {},
   ): AsyncIterable<SessionEvent> {
-    const open = async () => {
+    return subscribeOnFirstNext(async () => {
       this.#guard(id);
       throwIfAborted(options.signal);
       await this.#assertExists(id);
@@ -345,38 +329,7 @@ export class SessionManager {
         ...(options.since === undefined ? {} : { since: options.since }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
-    };
-    return {
-      [Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
-        let inner: AsyncIterator<SessionEvent> | undefined;
-        let opening: Promise<AsyncIterator<SessionEvent>> | undefined;
-        let finished = false;
-        return {
-          // Once open, the log's own promise is handed out: an async wrapper would add ticks per
-          // event, enough for a reader to fall behind a runtime that yields without I/O.
-          next: () => {
-            if (finished) return Promise.resolve({ value: undefined, done: true });
-            if (inner) return inner.next();
-            return (async () => {
-              opening ??= open();
-              try {
-                inner = await opening;
-              } catch (error) {
-                finished = true;
-                throw error;
-              }
-              return inner.next();
-            })();
-          },
-          return: async () => {
-            finished = true;
-            if (!inner && opening) inner = await opening.catch(() => undefined);
-            await inner?.return?.();
-            return { value: undefined, done: true };
-          },
-        };
-      },
-    };
+    });
   }
 
   /**
@@ -388,28 +341,12 @@ export class SessionManager {
       const session = await this.#records.get(id);
       // The log must exist before lastEventSeq is read, so tailing from it misses nothing.
       const log = this.#liveLog(id);
-      const live = this.#live(id);
       return {
         session,
         streaming: this.#admission.running(id) !== undefined,
         ...(session.agent === undefined ? {} : { agent: session.agent }),
         lastEventSeq: log.lastSeq,
-        pending: {
-          confirmations: live.approvals.confirmations.entries().map((entry) => ({
-            confirmationId: entry.id,
-            turnId: entry.turnId,
-            toolCall: cloneRecord(entry.info.toolCall),
-          })),
-          elicitations: live.approvals.elicitations.entries().map((entry) => ({
-            elicitationId: entry.id,
-            turnId: entry.turnId,
-            ...cloneRecord(entry.info),
-          })),
-        },
-        queues: {
-          steer: cloneRecord([...live.queues.steer.peek()]),
-          followUp: cloneRecord(live.queues.followUps.peek().map((followUp) => followUp.messages)),
-        },
+        ...this.#live(id).waiting(),
       };
     });
   }
@@ -634,29 +571,7 @@ export class SessionManager {
         issues: [{ path: ['timeoutMs'], message: 'expected a non-negative number' }],
       });
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new AgentSessionsError(
-              ErrorCode.TIMEOUT,
-              `session ${JSON.stringify(id)} did not stop within ${timeoutMs} ms`,
-            ),
-          ),
-        timeoutMs,
-      );
-    });
-    try {
-      for (;;) {
-        const turn = this.#admission.ended(id);
-        const working = [...(this.#working.get(id) ?? [])];
-        if (turn === undefined && working.length === 0) return;
-        await Promise.race([Promise.allSettled([turn, ...working]), timeout]);
-      }
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.#background.waitStopped(id, () => this.#admission.ended(id), timeoutMs);
   }
 
   /** Cancels every turn, ends subscribers, closes runtimes and the store. Later calls reject with `CLOSED`. */
@@ -755,19 +670,5 @@ export class SessionManager {
     if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
     if (this.#sessions.get(id)?.record.cached || this.#logs.get(id)) return;
     if (!(await this.#records.exists(id))) throw new SessionNotFoundError(id);
-  }
-
-  #track(sessionId: string, work: Promise<unknown>): void {
-    let set = this.#working.get(sessionId);
-    if (!set) {
-      set = new Set();
-      this.#working.set(sessionId, set);
-    }
-    set.add(work);
-    const done = () => {
-      set.delete(work);
-      if (set.size === 0 && this.#working.get(sessionId) === set) this.#working.delete(sessionId);
-    };
-    work.then(done, done);
   }
 }
