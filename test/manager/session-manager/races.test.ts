@@ -2,14 +2,14 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ErrorCode } from '../../src/errors.js';
-import type { SessionManager } from '../../src/manager/session-manager.js';
-import type { Session } from '../../src/schemas.js';
-import { MemoryStore } from '../../src/stores/memory.js';
-import { BlockingStore } from '../../src/testing/blocking-store.js';
-import type { ScriptedRuntime } from '../../src/testing/scripted-runtime.js';
-import { type Deferred, deferred, expectRejectsWithCode } from '../helpers/assertions.js';
-import { startManager } from '../helpers/manager.js';
+import { ErrorCode } from '../../../src/errors.js';
+import type { SessionManager } from '../../../src/manager/session-manager.js';
+import type { Session } from '../../../src/schemas.js';
+import { MemoryStore } from '../../../src/stores/memory.js';
+import { BlockingStore } from '../../../src/testing/blocking-store.js';
+import type { ScriptedRuntime } from '../../../src/testing/scripted-runtime.js';
+import { type Deferred, deferred, expectRejectsWithCode } from '../../helpers/assertions.js';
+import { startManager } from '../../helpers/manager.js';
 
 /** Lets every pending microtask run (MemoryStore and ScriptedRuntime do no I/O). */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
