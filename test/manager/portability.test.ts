@@ -4,11 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
+import { Portability } from '../../src/manager/portability.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
+import { SessionRecords } from '../../src/manager/session-records.js';
 import type { ExportBundle, Session } from '../../src/schemas.js';
+import { MemoryStore } from '../../src/stores/memory.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime } from '../../src/testing/scripted-runtime.js';
-import { expectCode, rejection } from '../helpers/assertions.js';
+import { expectCode, expectRejectsWithCode, rejection } from '../helpers/assertions.js';
+import { sessionRecord } from '../helpers/sessions.js';
 import { type StoreFixture, storeFixtures } from '../helpers/stores.js';
 
 const contents = (session: Session) =>
@@ -241,5 +245,83 @@ describe.each(storeFixtures())('portability ($name)', (fixture: StoreFixture) =>
       );
       expect((await manager.listSessions()).sessions).toEqual([]);
     });
+  });
+});
+
+describe('Portability', () => {
+  /** A MemoryStore that counts whole-session reads per id. */
+  class CountingStore extends MemoryStore {
+    readonly reads: string[] = [];
+    override async getSession(id: string): Promise<Session> {
+      this.reads.push(id);
+      return super.getSession(id);
+    }
+  }
+
+  async function setup() {
+    const store = new CountingStore();
+    const created: string[] = [];
+    const deleted: string[] = [];
+    const portability = new Portability({
+      records: new SessionRecords(store),
+      created: (session) => created.push(session.id),
+      deleteSession: async (id) => {
+        deleted.push(id);
+        await store.deleteSession(id);
+      },
+    });
+    return { store, created, deleted, portability };
+  }
+
+  test('fork numbering reads only the fork candidates from the highest number down, until one of this parent', async () => {
+    const { store, portability, created } = await setup();
+    await store.createSession(sessionRecord('parent', { title: 'Chat' }));
+    await store.createSession(sessionRecord('other', { title: 'Chat' }));
+    for (const [id, number, parentId] of [
+      ['f1', 1, 'parent'],
+      ['f2', 2, 'parent'],
+      ['f3', 3, 'parent'],
+      ['o4', 4, 'other'],
+      ['o5', 5, 'other'],
+    ] as const) {
+      await store.createSession(sessionRecord(id, { title: `Chat (fork ${number})`, parentId }));
+    }
+    await store.createSession(sessionRecord('unrelated', { title: 'Notes' }));
+    store.reads.length = 0;
+    const fork = await portability.fork('parent');
+    expect(fork.title).toBe('Chat (fork 4)');
+    // The parent, then o5, o4 (another parent's) and f3, which decides; f1, f2 and the rest unread.
+    expect(store.reads).toEqual(['parent', 'o5', 'o4', 'f3']);
+    expect(created).toEqual([fork.id]);
+  });
+
+  test('fork of a parent without forks is number 1 and reads nothing but the parent', async () => {
+    const { store, portability } = await setup();
+    await store.createSession(sessionRecord('parent', { title: '' }));
+    store.reads.length = 0;
+    expect((await portability.fork('parent')).title).toBe('Untitled (fork 1)');
+    expect(store.reads).toEqual(['parent']);
+  });
+
+  test("importSessions with 'replace' deletes through the manager before creating; 'error' checks every id first", async () => {
+    const { store, portability, deleted, created } = await setup();
+    await store.createSession(sessionRecord('a', { title: 'old' }));
+    const bundle = {
+      version: 1 as const,
+      exportedAt: new Date().toISOString(),
+      sessions: [sessionRecord('a', { title: 'new' }), sessionRecord('b')],
+    };
+    await expectRejectsWithCode(
+      portability.importSessions(bundle, { onConflict: 'error' }),
+      'SESSION_EXISTS',
+    );
+    expect(created).toEqual([]);
+    expect(await portability.importSessions(bundle, { onConflict: 'replace' })).toEqual({
+      imported: ['a', 'b'],
+      skipped: [],
+      replaced: ['a'],
+    });
+    expect(deleted).toEqual(['a']);
+    expect((await store.getSession('a')).title).toBe('new');
   });
 });

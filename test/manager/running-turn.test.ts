@@ -7,6 +7,7 @@ import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { SessionManagerOptions, TurnStream } from '../../src/manager/types.js';
 import type { Store } from '../../src/store.js';
+import { MemoryStore } from '../../src/stores/memory.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, type ScriptedRuntimeOptions, step } from '../../src/testing/scripted-runtime.js';
@@ -531,5 +532,94 @@ describe.each(storeFixtures())('running turn ($name)', (fixture: StoreFixture) =
       expect((await iterator.next()).value).toMatchObject({ type: 'stream_started', seq: 1 });
       await iterator.return?.();
     });
+  });
+});
+
+describe('store first, then emit (running turn)', () => {
+  let scripted: ScriptedRuntime;
+  let manager: SessionManager;
+
+  afterEach(async () => {
+    await manager.close();
+    scripted.assertConsumed();
+  });
+
+  /** The session's log up to now. */
+  async function logged(id: string): Promise<SessionEvent[]> {
+    const { lastEventSeq } = await manager.getSessionSnapshot(id);
+    const events: SessionEvent[] = [];
+    if (lastEventSeq === 0) return events;
+    for await (const event of manager.streamEvents(id)) {
+      events.push(event);
+      if (event.seq >= lastEventSeq) break;
+    }
+    return events;
+  }
+
+  test('a steered user_message is emitted only once stored, and what the runtime yields next waits for it', async () => {
+    const blocking = new BlockingStore(new MemoryStore());
+    scripted = new ScriptedRuntime();
+    manager = new SessionManager({ runtime: scripted.factory, store: blocking });
+    const { id } = await manager.createSession();
+    scripted.turn([step.hold('h'), step.takeSteering(), step.reply('ok')]);
+    const stream = await manager.runSession(id, { messages: ['go'] });
+    const reading = collect(stream);
+    await scripted.waitUntilHeld('h');
+    await manager.steerSession(id, ['steered']);
+    blocking.block('appendItems');
+    scripted.release('h');
+    await blocking.waitForBlocked('appendItems');
+    const during = await logged(id);
+    expect(during.some((event) => event.type === 'user_message' && event.message.content === 'steered')).toBe(
+      false,
+    );
+    expect(during.some((event) => event.type === 'custom')).toBe(false);
+    blocking.unblock('appendItems');
+    blocking.release('appendItems');
+    const events = await reading;
+    const steered = events.findIndex(
+      (event) => event.type === 'user_message' && event.message.content === 'steered',
+    );
+    const taken = events.findIndex((event) => event.type === 'custom');
+    expect(steered).toBeGreaterThan(-1);
+    expect(steered).toBeLessThan(taken);
+  });
+
+  test('a steered message whose write fails is never emitted and ends the turn with error', async () => {
+    const store = new FailingStore(new MemoryStore());
+    scripted = new ScriptedRuntime();
+    manager = new SessionManager({ runtime: scripted.factory, store });
+    const { id } = await manager.createSession();
+    scripted.turn([step.hold('h'), step.takeSteering(), step.reply('never stored')]);
+    const stream = await manager.runSession(id, { messages: ['go'] });
+    await scripted.waitUntilHeld('h');
+    await manager.steerSession(id, ['lost write']);
+    store.failNext('appendItems');
+    scripted.release('h');
+    const events = await collect(stream);
+    expect((await stream.done).stopReason).toBe('error');
+    expect(
+      events.some((event) => event.type === 'user_message' && event.message.content === 'lost write'),
+    ).toBe(false);
+    expect(types(events).slice(-2)).toEqual(['error', 'stream_stopped']);
+  });
+
+  test('token_usage is emitted only once the new total is stored; a failed usage write is never emitted', async () => {
+    const store = new FailingStore(new MemoryStore());
+    scripted = new ScriptedRuntime();
+    manager = new SessionManager({ runtime: scripted.factory, store });
+    const { id } = await manager.createSession();
+    scripted.turn([
+      step.reply('one', { usage: { inputTokens: 1, outputTokens: 1 } }),
+      step.reply('two', { usage: { inputTokens: 5, outputTokens: 5 } }),
+    ]);
+    store.failWhen('updateSession', ([, patch]) => patch.usage?.inputTokens === 6);
+    const stream = await manager.runSession(id, { messages: ['go'] });
+    const events = await collect(stream);
+    const usage = events.flatMap((event) => (event.type === 'token_usage' ? [event.usage.inputTokens] : []));
+    expect(usage).toEqual([1]);
+    expect((await stream.done).stopReason).toBe('error');
+    store.reset();
+    expect((await manager.getSession(id)).usage.inputTokens).toBe(1);
   });
 });
