@@ -1,4 +1,4 @@
-// Follow-ups (SPEC §6 followUpSession): queued behind the running turn, or started at once when
+// Follow-ups (followUpSession, docs/contract.md): queued behind the running turn, or started at once when
 // idle; idempotency keys; capacity; discard on cancel; keys and queues die with the session.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { SessionManager } from '../../../src/manager/session-manager.js';

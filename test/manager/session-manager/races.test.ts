@@ -1,4 +1,6 @@
-// Regression tests for races and leaks found in review of the SessionManager core (SPEC §4–§6).
+// Regression tests for races and leaks found in review of the SessionManager core: concurrent model
+// switches, a rollback beside a setSessionModel, a policy edit racing a cache load, memory kept by a
+// refused call, and a repeated close().
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, test } from 'vitest';

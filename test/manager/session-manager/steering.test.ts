@@ -1,4 +1,4 @@
-// Steering (SPEC §4 TurnContext.takeSteering, §6 steerSession): messages for the running turn,
+// Steering (steerSession; TurnContext.takeSteering in src/runtime.ts): messages for the running turn,
 // drained by the runtime at safe points; those never taken run as the next turn, never lost.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { SessionManager } from '../../../src/manager/session-manager.js';

@@ -1,5 +1,5 @@
 // streamEvents, getSessionSnapshot and the per-session event log, driven through the SessionManager
-// (SPEC §5, §6): replay, live tail, races between a subscription and a running turn, gaps, lagging
+// (docs/events-and-replay.md): replay, live tail, races between a subscription and a running turn, gaps, lagging
 // subscribers, delete and close, follow-ups, and the idle release of a log.
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { AgentSessionsError, ErrorCode, SubscriberLaggedError } from '../../../src/errors.js';
