@@ -63,7 +63,7 @@ import {
 } from './input.js';
 import { LiveSession } from './live-session.js';
 import { availableModels, DEFAULT_AGENT, switchModel } from './models.js';
-import { type ImportResult, Portability } from './portability.js';
+import { Portability } from './portability.js';
 import { RuntimePool } from './runtime-pool.js';
 import { SessionRecords } from './session-records.js';
 import type {
@@ -501,7 +501,10 @@ export class SessionManager {
    * Imports a bundle, keeping ids and every field. The whole bundle is validated (and with
    * `onConflict: 'error'`, every id checked) before anything is written.
    */
-  async importSessions(bundle: ExportBundle, options: ImportOptions): Promise<ImportResult> {
+  async importSessions(
+    bundle: ExportBundle,
+    options: ImportOptions,
+  ): Promise<{ imported: string[]; skipped: string[]; replaced: string[] }> {
     this.#assertOpen();
     return this.#portability.importSessions(bundle, options);
   }
