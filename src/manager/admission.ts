@@ -190,10 +190,9 @@ export class Admission {
       runtime = await this.#prepare(live, request);
     } catch (error) {
       request.signal?.removeEventListener('abort', onAbort);
-      await this.#release(id, lease, admitting);
       ticket.settle(undefined);
-      // Steering and follow-ups sent while this admission ran: they run now rather than being lost.
-      if (live.queues.waiting) this.#runQueued(live);
+      // Steering and follow-ups sent while this admission ran are admitted once the lock is free.
+      await this.#release(live, lease, admitting);
       throw error;
     }
     request.signal?.removeEventListener('abort', onAbort);
@@ -216,7 +215,7 @@ export class Admission {
       track: (work) => this.#options.track(id, work),
       onEnd: () => {
         this.#options.runtimes.releaseHold(id);
-        void this.#release(id, held, running);
+        void this.#release(live, held, running);
       },
       onDetach: request.onDetach,
       ...(request.signal === undefined ? {} : { signal: request.signal }),
@@ -233,7 +232,8 @@ export class Admission {
    * Runs `work` holding the session's busy lock (history edits). `SESSION_BUSY` while a turn runs,
    * is admitted, or another edit holds it.
    */
-  async whileIdle<T>(sessionId: string, work: () => Promise<T>): Promise<T> {
+  async whileIdle<T>(live: LiveSession, work: () => Promise<T>): Promise<T> {
+    const sessionId = live.id;
     const occupant = this.#occupants.get(sessionId);
     if (occupant) throw new SessionBusyError(sessionId, turnIdOf(occupant));
     const editing: Occupant = { kind: 'editing' };
@@ -244,7 +244,7 @@ export class Admission {
       if (!lease) throw new SessionBusyError(sessionId, undefined);
       return await work();
     } finally {
-      await this.#release(sessionId, lease, editing);
+      await this.#release(live, lease, editing);
     }
   }
 
@@ -319,27 +319,37 @@ export class Admission {
     }
   }
 
-  /** Gives up the session: the lease, then this process's claim, if `occupant` still holds it. */
-  async #release(
-    sessionId: string,
-    lease: BusyLease | undefined,
-    occupant: Occupant | undefined,
-  ): Promise<void> {
-    // Started before the claim is dropped: the in-process lock is free again at once, so a caller
+  /**
+   * Gives up the session: starts releasing the lease, drops this process's claim if `occupant`
+   * still holds it, and, once the lease is released, admits what waits in the queues (steering and
+   * follow-ups sent to an admission that was then refused, or to a session a history edit held).
+   */
+  #release(live: LiveSession, lease: BusyLease | undefined, occupant: Occupant | undefined): Promise<void> {
+    const sessionId = live.id;
+    // Called before the claim is dropped: the in-process lock is free again at once, so a caller
     // that sees the session idle can take it.
-    const released = lease?.release();
+    const released = (async () => {
+      try {
+        await lease?.release();
+      } catch (error) {
+        this.#options.logger.error('releasing the busy lock failed', { sessionId, error });
+      }
+    })();
     if (occupant !== undefined && this.#occupants.get(sessionId) === occupant)
       this.#occupants.delete(sessionId);
-    try {
-      await released;
-    } catch (error) {
-      this.#options.logger.error('releasing the busy lock failed', { sessionId, error });
-    }
+    if (live.queues.waiting)
+      this.#options.track(
+        sessionId,
+        released.then(() => this.#runQueued(live)),
+      );
+    return released;
   }
 
-  /** Admits what waits in the queues (after a refused admission), as a turn no one reads. */
+  /** Admits what waits in the queues as a turn no one reads; its events go to the event log. */
   #runQueued(live: LiveSession): void {
-    if (live.ended) return;
+    // Whoever holds the session now runs them: a turn drains the queues, and anything else admits
+    // them when it lets go (see #release).
+    if (live.ended || this.#occupants.has(live.id)) return;
     const next = live.queues.next();
     if (!next) return;
     const work = this.admit(live, { messages: next.messages, onDetach: 'continue', detached: true }).catch(

@@ -438,10 +438,12 @@ export class SessionManager {
     id: string,
     message: Message | (Partial<Message> & { content: string }) | string,
   ): Promise<Message> {
-    return this.#withSession(id, async ({ record }) => {
+    return this.#withSession(id, async (live) => {
       const normalized = normalizeMessage(message);
       const stored = cloneRecord(normalized);
-      await this.#admission.whileIdle(id, () => record.append([{ kind: 'message', message: normalized }]));
+      await this.#admission.whileIdle(live, () =>
+        live.record.append([{ kind: 'message', message: normalized }]),
+      );
       return stored;
     });
   }
@@ -452,9 +454,9 @@ export class SessionManager {
     messageId: string,
     message: Partial<Message> & { content: string },
   ): Promise<Message> {
-    return this.#withSession(id, async ({ record }) => {
+    return this.#withSession(id, async (live) => {
       const normalized = normalizeMessage({ ...message, id: messageId });
-      await this.#admission.whileIdle(id, () => record.replaceMessage(messageId, normalized));
+      await this.#admission.whileIdle(live, () => live.record.replaceMessage(messageId, normalized));
       return cloneRecord(normalized);
     });
   }
@@ -464,7 +466,7 @@ export class SessionManager {
     id: string,
     summary: Omit<SummaryItem, 'kind' | 'id' | 'createdAt'> & Partial<Pick<SummaryItem, 'id' | 'createdAt'>>,
   ): Promise<SummaryItem> {
-    return this.#withSession(id, async ({ record }) => {
+    return this.#withSession(id, async (live) => {
       const parsed = SummaryItemSchema.safeParse({
         ...summary,
         kind: 'summary' as const,
@@ -473,7 +475,7 @@ export class SessionManager {
       });
       if (!parsed.success) throw invalidArgument('summary', parsed.error);
       const stored = cloneRecord(parsed.data);
-      await this.#admission.whileIdle(id, () => record.append([parsed.data]));
+      await this.#admission.whileIdle(live, () => live.record.append([parsed.data]));
       return stored;
     });
   }

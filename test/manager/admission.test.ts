@@ -386,8 +386,8 @@ describe('Admission with another BusyLock', () => {
   });
 
   test('a history edit holds a lease for its write only', async () => {
-    const { lock, admission } = await setup();
-    const result = await admission.whileIdle('s1', async () => {
+    const { lock, admission, live } = await setup();
+    const result = await admission.whileIdle(live, async () => {
       expect(admission.isOccupied('s1')).toBe(true);
       return 'written';
     });
