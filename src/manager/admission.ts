@@ -210,7 +210,7 @@ export class Admission {
       events: this.#options.eventLog(id),
       observer: this.#options.observer,
       titleGenerator: this.#options.titleGenerator,
-      sessionSignal: live.signal,
+      sessionSignal: () => live.signal,
       logger: this.#options.logger,
       track: (work) => this.#options.track(id, work),
       onEnd: () => {

@@ -14,7 +14,10 @@ export class LiveSession {
   readonly record: SessionRecord;
   readonly queues: TurnQueues;
   readonly approvals = new SessionApprovals();
-  readonly #controller = new AbortController();
+  /** Made on first use: most sessions never need a signal, and an AbortSignal costs ~700 bytes. */
+  #controller: AbortController | undefined;
+  #ended = false;
+  #endReason: unknown;
 
   constructor(record: SessionRecord, capacities: { steer: number; followUp: number; keys: number }) {
     this.id = record.id;
@@ -24,17 +27,24 @@ export class LiveSession {
 
   /** Aborted when the session is deleted or the manager closes: work that outlives a turn stops. */
   get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#ended) this.#controller.abort(this.#endReason);
+    }
     return this.#controller.signal;
   }
 
   /** The session was deleted or the manager closed: this state is no longer the session's. */
   get ended(): boolean {
-    return this.#controller.signal.aborted;
+    return this.#ended;
   }
 
   /** Ends this state (delete, close). */
   end(reason: unknown): void {
-    this.#controller.abort(reason);
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#endReason = reason;
+    this.#controller?.abort(reason);
   }
 
   /** Holds nothing a later call needs (no metadata write in flight, empty queues and approvals). */

@@ -54,8 +54,8 @@ export interface RunningTurnOptions {
   /** The manager's own events (`turn_started`, `turn_ended`). */
   observer: EventEmitter<ManagerEvents>;
   titleGenerator: TitleGenerator | undefined;
-  /** Aborted on delete and close: stops work that outlives a turn (title generation). */
-  sessionSignal: AbortSignal;
+  /** The session's signal, aborted on delete and close: stops work that outlives a turn (title generation). */
+  sessionSignal(): AbortSignal;
   logger: Logger;
   /** Registers work that must end before `waitStopped` resolves. */
   track(work: Promise<unknown>): void;

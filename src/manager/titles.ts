@@ -117,8 +117,8 @@ export interface TitleScope {
   turnId: string;
   emit(event: EventInput): void;
   generator: TitleGenerator | undefined;
-  /** Aborted when the session is deleted or the manager closes: the generator gives up. */
-  signal: AbortSignal;
+  /** Aborted when the session is deleted or the manager closes: the generator gives up. Asked only when a generator runs. */
+  signal(): AbortSignal;
   logger: Logger;
 }
 
@@ -151,9 +151,10 @@ export async function titleAtTurnStart(scope: TitleScope): Promise<void> {
   }
   const generator = scope.generator;
   if (!generator) return;
+  const signal = scope.signal();
   const work = (async () => {
-    const generated = await generateTitle(generator, userTexts.slice(0, 3), scope.signal, logger, record.id);
-    if (generated === undefined || scope.signal.aborted) return;
+    const generated = await generateTitle(generator, userTexts.slice(0, 3), signal, logger, record.id);
+    if (generated === undefined || signal.aborted) return;
     const written = await record.update((current) =>
       current.titleSource === 'manual' ? undefined : { title: generated, titleSource: 'generated' },
     );
