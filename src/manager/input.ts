@@ -1,6 +1,7 @@
 // Validation of what callers pass in: messages, options and optional strings. Nothing here writes;
 // everything throws INVALID_ARGUMENT before the manager touches a store or a runtime.
 import { InvalidArgumentError, invalidArgument } from '../errors.js';
+import { throwIfAborted } from '../internal/abort.js';
 import { newId } from '../internal/ids.js';
 import {
   assertSessionId,
@@ -9,8 +10,11 @@ import {
   MessageSchema,
   parseSession,
   type Session,
+  type SummaryItem,
+  SummaryItemSchema,
 } from '../schemas.js';
-import type { SessionTemplate } from './types.js';
+import type { AdmissionRequest } from './admission.js';
+import type { RunInput, RunOptions, SessionTemplate } from './types.js';
 
 /**
  * Turns caller input into validated messages: a string is a user message; a missing `id`, `role`
@@ -105,4 +109,52 @@ export function sessionFromTemplate(template: SessionTemplate): Session {
     createdAt: now,
     updatedAt: now,
   });
+}
+
+/** `runSession`'s input and options as an admission request; an aborted signal throws its reason. */
+export function parseRunInput(input: RunInput, options: RunOptions): AdmissionRequest {
+  const messages = normalizeMessages(input?.messages);
+  const source = optionalString(input.source, 'source');
+  const agent = optionalString(input.agent, 'agent');
+  const model = optionalString(input.model, 'model');
+  const onDetach = options.onDetach ?? 'cancel';
+  if (onDetach !== 'cancel' && onDetach !== 'continue') {
+    throw new InvalidArgumentError('invalid onDetach: expected "cancel" or "continue"', {
+      issues: [{ path: ['onDetach'], message: 'expected "cancel" or "continue"' }],
+    });
+  }
+  throwIfAborted(options.signal);
+  return {
+    messages,
+    ...(source === undefined ? {} : { source }),
+    ...(agent === undefined ? {} : { agent }),
+    ...(model === undefined ? {} : { model }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    onDetach,
+    detached: false,
+  };
+}
+
+/** A compaction summary item from `addSummary`'s input: `id` and `createdAt` filled in, validated. */
+export function summaryItem(
+  summary: Omit<SummaryItem, 'kind' | 'id' | 'createdAt'> & Partial<Pick<SummaryItem, 'id' | 'createdAt'>>,
+): SummaryItem {
+  const parsed = SummaryItemSchema.safeParse({
+    ...summary,
+    kind: 'summary' as const,
+    id: summary?.id ?? newId('sum'),
+    createdAt: summary?.createdAt ?? new Date().toISOString(),
+  });
+  if (!parsed.success) throw invalidArgument('summary', parsed.error);
+  return parsed.data;
+}
+
+/** `value` when it is a number of at least 0; else `INVALID_ARGUMENT`. */
+export function nonNegativeNumber(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !(value >= 0)) {
+    throw new InvalidArgumentError(`invalid ${name}: expected a non-negative number`, {
+      issues: [{ path: [name], message: 'expected a non-negative number' }],
+    });
+  }
+  return value;
 }

@@ -18,14 +18,12 @@ import {
   AgentSessionsError,
   ErrorCode,
   InvalidArgumentError,
-  invalidArgument,
   SessionNotFoundError,
   toAgentSessionsError,
 } from '../errors.js';
 import type { SessionEvent } from '../events.js';
 import { cancellation, throwIfAborted } from '../internal/abort.js';
 import { cloneRecord } from '../internal/clone.js';
-import { newId } from '../internal/ids.js';
 import { type Logger, silentLogger } from '../logger.js';
 import {
   assertSessionId,
@@ -36,7 +34,6 @@ import {
   type Session,
   type SessionSummary,
   type SummaryItem,
-  SummaryItemSchema,
 } from '../schemas.js';
 import type { ListOptions, Page, Store } from '../store.js';
 import { MemoryStore } from '../stores/memory.js';
@@ -55,11 +52,14 @@ import { InProcessBusyLock } from './busy-lock.js';
 import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
 import {
   assertTemplate,
+  nonNegativeNumber,
   normalizeMessage,
   normalizeMessages,
   optionalString,
+  parseRunInput,
   positiveInteger,
   sessionFromTemplate,
+  summaryItem,
 } from './input.js';
 import { LiveSession } from './live-session.js';
 import { availableModels, DEFAULT_AGENT, switchModel } from './models.js';
@@ -208,26 +208,7 @@ export class SessionManager {
    */
   async runSession(id: string, input: RunInput, options: RunOptions = {}): Promise<TurnStream> {
     return this.#withSession(id, async (live) => {
-      const messages = normalizeMessages(input?.messages);
-      const source = optionalString(input.source, 'source');
-      const agent = optionalString(input.agent, 'agent');
-      const model = optionalString(input.model, 'model');
-      const onDetach = options.onDetach ?? 'cancel';
-      if (onDetach !== 'cancel' && onDetach !== 'continue') {
-        throw new InvalidArgumentError('invalid onDetach: expected "cancel" or "continue"', {
-          issues: [{ path: ['onDetach'], message: 'expected "cancel" or "continue"' }],
-        });
-      }
-      throwIfAborted(options.signal);
-      const turn = await this.#admission.admit(live, {
-        messages,
-        ...(source === undefined ? {} : { source }),
-        ...(agent === undefined ? {} : { agent }),
-        ...(model === undefined ? {} : { model }),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-        onDetach,
-        detached: false,
-      });
+      const turn = await this.#admission.admit(live, parseRunInput(input, options));
       return turn.stream;
     });
   }
@@ -467,15 +448,9 @@ export class SessionManager {
     summary: Omit<SummaryItem, 'kind' | 'id' | 'createdAt'> & Partial<Pick<SummaryItem, 'id' | 'createdAt'>>,
   ): Promise<SummaryItem> {
     return this.#withSession(id, async (live) => {
-      const parsed = SummaryItemSchema.safeParse({
-        ...summary,
-        kind: 'summary' as const,
-        id: summary?.id ?? newId('sum'),
-        createdAt: summary?.createdAt ?? new Date().toISOString(),
-      });
-      if (!parsed.success) throw invalidArgument('summary', parsed.error);
-      const stored = cloneRecord(parsed.data);
-      await this.#admission.whileIdle(live, () => live.record.append([parsed.data]));
+      const item = summaryItem(summary);
+      const stored = cloneRecord(item);
+      await this.#admission.whileIdle(live, () => live.record.append([item]));
       return stored;
     });
   }
@@ -570,12 +545,7 @@ export class SessionManager {
    */
   async waitStopped(id: string, options: { timeoutMs: number }): Promise<void> {
     assertSessionId(id);
-    const timeoutMs = options?.timeoutMs;
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-      throw new InvalidArgumentError('invalid timeoutMs: expected a non-negative number', {
-        issues: [{ path: ['timeoutMs'], message: 'expected a non-negative number' }],
-      });
-    }
+    const timeoutMs = nonNegativeNumber(options?.timeoutMs, 'timeoutMs');
     await this.#background.waitStopped(id, () => this.#admission.ended(id), timeoutMs);
   }
 

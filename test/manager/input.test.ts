@@ -2,10 +2,13 @@
 import { describe, expect, test } from 'vitest';
 import {
   assertTemplate,
+  nonNegativeNumber,
   normalizeMessages,
   optionalString,
+  parseRunInput,
   positiveInteger,
   sessionFromTemplate,
+  summaryItem,
 } from '../../src/manager/input.js';
 import { expectInvalidArgument } from '../helpers/assertions.js';
 
@@ -65,5 +68,31 @@ describe('session templates', () => {
     });
     expect(session.createdAt).toBe(session.updatedAt);
     expect(sessionFromTemplate({}).titleSource).toBe('none');
+  });
+});
+
+describe('runSession input', () => {
+  test('parseRunInput keeps only the given options and defaults onDetach to cancel', () => {
+    const request = parseRunInput({ messages: ['hi'], agent: 'planner' }, {});
+    expect(request).toMatchObject({ agent: 'planner', onDetach: 'cancel', detached: false });
+    expect(Object.keys(request).sort()).toEqual(['agent', 'detached', 'messages', 'onDetach']);
+  });
+
+  test('parseRunInput refuses an unknown onDetach and an empty model, and throws the reason of an aborted signal', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: invalid input on purpose
+    expectInvalidArgument(() => parseRunInput({ messages: ['hi'] }, { onDetach: 'wander' as any }));
+    expectInvalidArgument(() => parseRunInput({ messages: ['hi'], model: '' }, {}));
+    const reason = new Error('gone');
+    expect(() => parseRunInput({ messages: ['hi'] }, { signal: AbortSignal.abort(reason) })).toThrow(reason);
+  });
+
+  test('summaryItem fills id and createdAt and validates; nonNegativeNumber refuses negatives and NaN', () => {
+    const item = summaryItem({ summary: 's', firstKeptItem: 0 });
+    expect(item).toMatchObject({ kind: 'summary', summary: 's', firstKeptItem: 0 });
+    expect(item.id).toMatch(/^sum_/);
+    // biome-ignore lint/suspicious/noExplicitAny: invalid input on purpose
+    expectInvalidArgument(() => summaryItem({ summary: 42 } as any));
+    expect(nonNegativeNumber(0, 'x')).toBe(0);
+    for (const bad of [-1, Number.NaN, '5']) expectInvalidArgument(() => nonNegativeNumber(bad, 'x'));
   });
 });
