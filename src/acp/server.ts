@@ -543,7 +543,6 @@ class AcpSessionServer {
     }
     const updates = new TurnUpdates({
       promptMessageIds: new Set([message.id]),
-      cancelled: () => ticket.signal.aborted,
       costBefore: open.cost,
       costCurrency: this.#options.costCurrency ?? 'USD',
       contextWindow: this.#options.contextWindow,
@@ -573,6 +572,11 @@ class AcpSessionServer {
       dispose();
     }
     const result = await stream.done;
+    await send(
+      updates.flush(
+        result.stopReason === 'cancelled' || result.stopReason === 'error' ? 'failed' : 'completed',
+      ),
+    );
     await Promise.allSettled(asks);
     open.cost = updates.cost;
     await this.#refreshConfig(sessionId, client);

@@ -8,7 +8,7 @@
  * | `agent_choice` | `agent_message_chunk` |
  * | `agent_choice_reasoning` | `agent_thought_chunk` |
  * | `message_added` (assistant) | its tool calls as `tool_call` (`pending`) when not yet shown; its text as `agent_message_chunk` only when nothing was streamed |
- * | `message_added` (tool) | `tool_call_update` `completed` (or `failed` once the prompt is cancelled) when no `tool_call_response` came |
+ * | `message_added` (tool) | `tool_call_update` when no `tool_call_response` came: `failed` when the turn then stops `cancelled` or `error` (the manager's "did not run" results), else `completed` |
  * | `partial_tool_call`, `tool_call` | `tool_call` the first time, then `tool_call_update` (`rawInput`) |
  * | `tool_call_output` | `tool_call_update` `in_progress` with the output so far |
  * | `tool_call_response` | `tool_call_update` `completed` or `failed`, `rawOutput` and content |
@@ -29,8 +29,6 @@ import { type DescribeToolCall, describe, rawInput } from './tool-calls.js';
 export interface TurnUpdatesOptions {
   /** Ids of this prompt's own user messages: the client shows those itself. */
   promptMessageIds: ReadonlySet<string>;
-  /** True once the prompt is cancelled: unanswered tool calls are then `failed`. */
-  cancelled: () => boolean;
   /** The session's cost before this turn, for `usage_update.cost`. */
   costBefore: number;
   /** Unit of costs. @default 'USD' */
@@ -53,6 +51,8 @@ export class TurnUpdates {
   readonly #tools = new Map<string, ToolState>();
   #streamedText = false;
   #cost: number;
+  /** Tool results that came without a `tool_call_response`: their status waits for the next event. */
+  #unanswered: Message[] = [];
 
   constructor(options: TurnUpdatesOptions) {
     this.#options = options;
@@ -66,6 +66,28 @@ export class TurnUpdates {
 
   /** The updates one event becomes, in order (often none). */
   translate(event: SessionEvent): SessionUpdate[] {
+    const stopped =
+      event.type === 'stream_stopped' && (event.reason === 'cancelled' || event.reason === 'error');
+    const held = this.flush(stopped ? 'failed' : 'completed');
+    const own = this.#translate(event);
+    return held.length === 0 ? own : [...held, ...own];
+  }
+
+  /** The held tool results, with `status`. */
+  flush(status: 'completed' | 'failed' = 'completed'): SessionUpdate[] {
+    const held = this.#unanswered;
+    if (held.length === 0) return [];
+    this.#unanswered = [];
+    return held.map((message) => ({
+      sessionUpdate: 'tool_call_update',
+      toolCallId: message.toolCallId ?? '',
+      status,
+      content: [{ type: 'content', content: { type: 'text', text: message.content } }],
+      rawOutput: message.content,
+    }));
+  }
+
+  #translate(event: SessionEvent): SessionUpdate[] {
     switch (event.type) {
       case 'agent_choice':
         if (event.content === '') return [];
@@ -177,13 +199,7 @@ export class TurnUpdates {
       const state = this.#tools.get(message.toolCallId);
       if (!state?.finished) {
         this.#state(message.toolCallId).finished = true;
-        updates.push({
-          sessionUpdate: 'tool_call_update',
-          toolCallId: message.toolCallId,
-          status: this.#options.cancelled() ? 'failed' : 'completed',
-          content: [{ type: 'content', content: { type: 'text', text: message.content } }],
-          rawOutput: message.content,
-        });
+        this.#unanswered.push(message);
       }
     }
     return updates;

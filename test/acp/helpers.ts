@@ -46,7 +46,7 @@ function lastUserText(turn: TurnContext): string {
  * `plain …`: thinks, plans, streams "Hello there", reports usage. `silent …`: only a complete
  * message, nothing streamed. `tool …`: an assistant message with a `shell` call, asks for
  * authorisation, runs it. `wait …`: blocks until cancelled. `fail …`: throws. `refuse …`: ends with
- * `refusal`. Anything else: echoes.
+ * `refusal`. `warn …`: a warning and an error event. `ask …`: an elicitation. Anything else: echoes.
  */
 export class TestRuntime implements Runtime {
   readonly models = new Map<string, string | undefined>();
@@ -104,6 +104,21 @@ export class TestRuntime implements Runtime {
         yield { type: 'agent_choice', content: 'Waiting' };
         await aborted(turn.signal);
         return;
+      case 'warn':
+        yield { type: 'warning', message: 'running low on tokens' };
+        yield { type: 'error', message: 'a tool server is unreachable', code: 'MCP_DOWN' };
+        yield { type: 'agent_choice', content: 'Still here.' };
+        return;
+      case 'ask': {
+        const answer = await turn.elicit({
+          message: 'Which email?',
+          schema: { type: 'object', properties: { email: { type: 'string' } }, required: ['email'] },
+        });
+        const text =
+          answer.action === 'accept' ? `accepted ${JSON.stringify(answer.content)}` : answer.action;
+        yield { type: 'agent_choice', content: text };
+        return;
+      }
       case 'fail':
         throw new Error('the model is down');
       case 'refuse':
