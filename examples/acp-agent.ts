@@ -20,6 +20,8 @@ import { demoRuntime } from './shared/demo-runtime.js';
 import { stdioStreams } from './shared/stdio.js';
 
 const { values } = parseArgs({
+  // `npm run example -- acp-agent` passes the example's name along.
+  allowPositionals: true,
   options: {
     store: { type: 'string' },
     'delay-ms': { type: 'string', default: '30' },
