@@ -32,6 +32,7 @@ import {
 import {
   AgentSessionsError,
   ErrorCode,
+  InvalidArgumentError,
   type Logger,
   type SessionEventOf,
   type SessionManager,

@@ -504,3 +504,19 @@ describe('session/set_config_option', () => {
     ).toHaveLength(1);
   });
 });
+
+describe('options', () => {
+  test.each([0, 1001, 2.5])(
+    'serveAcp refuses listPageSize %s with INVALID_ARGUMENT before connecting',
+    async (size) => {
+      const { client } = await import('@agentclientprotocol/sdk');
+      const { serveAcp } = await import('../../src/acp/index.js');
+      const { SessionManager } = await import('../../src/index.js');
+      const manager = new SessionManager({ runtime: () => ({ async *run() {} }) });
+      expect(() => serveAcp(manager, client(), { listPageSize: size })).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+      );
+      await manager.close();
+    },
+  );
+});
