@@ -222,10 +222,9 @@ class AcpSessionServer {
     this.#logger = options.logger ?? silentLogger;
     const pageSize = options.listPageSize;
     if (pageSize !== undefined && !(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000)) {
-      throw new AgentSessionsError(
-        ErrorCode.INVALID_ARGUMENT,
-        'invalid listPageSize: expected an integer from 1 to 1000',
-      );
+      throw new InvalidArgumentError('invalid listPageSize: expected an integer from 1 to 1000', {
+        issues: [{ path: ['listPageSize'], message: 'expected an integer from 1 to 1000' }],
+      });
     }
   }
 
