@@ -189,7 +189,7 @@ describe('session/list', () => {
       expect(first.nextCursor).toEqual(expect.any(String));
       const second = await harness.agent.request(methods.agent.session.list, {
         cwd: directory,
-        cursor: first.nextCursor,
+        cursor: first.nextCursor ?? null,
       });
       expect(second.nextCursor ?? undefined).toBeUndefined();
       const listed = [...first.sessions, ...second.sessions];
