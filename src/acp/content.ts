@@ -17,9 +17,13 @@ import { invalidParams } from './protocol-errors.js';
 
 /** A user message made from a prompt, ready for `runSession`. */
 export interface PromptMessage {
+  /** The message id (the caller's, so the turn's `user_message` can be recognised). */
   id: string;
+  /** Always a user message. */
   role: 'user';
+  /** The text: text blocks, and resource links as Markdown links. */
   content: string;
+  /** Every block in order, when the prompt has more than one text block or any other block. */
   parts?: MessagePart[];
 }
 

@@ -20,11 +20,16 @@ import { type DescribeToolCall, describe, rawInput } from './tool-calls.js';
 
 /** What the client can show beyond the baseline. */
 export interface ReplayCapabilities {
+  /** The client advertised `session.notices`: error items are replayed as notices. */
   notices: boolean;
+  /** The client advertised `session.compaction`: summaries are replayed as compactions. */
   compaction: boolean;
 }
 
-/** The updates that replay one stored item, in order. */
+/**
+ * The updates that replay one stored item, in order. `announced` collects the tool call ids shown
+ * so far, so a result whose call is not in the history is shown on its own.
+ */
 export function replayItem(
   item: SessionItem,
   capabilities: ReplayCapabilities,

@@ -51,8 +51,11 @@ import { TurnUpdates } from './turn-updates.js';
 
 /** What `session/new`, `session/load` and `session/resume` tell the host (e.g. to connect MCP servers). */
 export interface AcpSessionOpened {
+  /** The request that opened it. */
   method: 'new' | 'load' | 'resume';
+  /** The session opened. */
   sessionId: string;
+  /** The working directory the client gave. */
   cwd: string;
   /** The MCP servers the client asks the agent to use; the host wires them into its runtime. */
   mcpServers: McpServer[];
@@ -187,11 +190,13 @@ export function serveAcp(
   transport: Stream,
   options?: ServeAcpOptions,
 ): AcpAgentConnection;
+/** Serves `manager` in process to an SDK `ClientApp`; the result also holds the client's connection. */
 export function serveAcp(
   manager: SessionManager,
   transport: ClientApp,
   options?: ServeAcpOptions,
 ): AcpInProcessConnection;
+/** Implementation of both forms. */
 export function serveAcp(
   manager: SessionManager,
   transport: Stream | ClientApp,

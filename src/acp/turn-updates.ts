@@ -37,6 +37,7 @@ export interface TurnUpdatesOptions {
   contextWindow: number | undefined;
   /** Whether the client advertised `session.notices`. */
   notices: boolean;
+  /** How tool calls are shown (see `ServeAcpOptions.describeToolCall`). */
   describeToolCall: DescribeToolCall | undefined;
 }
 
@@ -54,6 +55,7 @@ export class TurnUpdates {
   /** Tool results that came without a `tool_call_response`: their status waits for the next event. */
   #unanswered: Message[] = [];
 
+  /** A translator for one prompt's turn. */
   constructor(options: TurnUpdatesOptions) {
     this.#options = options;
     this.#cost = options.costBefore;
