@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { methods } from '@agentclientprotocol/sdk';
 import { afterEach, beforeEach, expect, test } from 'vitest';
+import { MemoryStore } from '../../src/index.js';
+import { BlockingStore } from '../../src/testing/index.js';
 import { type Harness, startHarness } from './helpers.js';
 
 const RUNS = Number(process.env.ACP_RACE_RUNS ?? 500);
@@ -96,4 +98,31 @@ test('a prompt sent right after a cancel is not cancelled by it', async () => {
     });
     expect([(await before).stopReason, (await after).stopReason]).toEqual(['cancelled', 'end_turn']);
   }
+});
+
+test('a cancel that arrives while the prompt is being admitted (its user message in flight) ends it cancelled', async () => {
+  const store = new BlockingStore(new MemoryStore());
+  harness = startHarness({ manager: { store } });
+  await harness.initialize();
+  const { sessionId } = await harness.agent.request(methods.agent.session.new, {
+    cwd: directory,
+    mcpServers: [],
+  });
+  store.block('appendItems');
+  const response = harness.agent.request(methods.agent.session.prompt, {
+    sessionId,
+    prompt: [{ type: 'text', text: 'plain' }],
+  });
+  await store.waitForBlocked('appendItems');
+  await harness.agent.notify(methods.agent.session.cancel, { sessionId });
+  // Answered in order after the cancel: by then the agent has seen the cancel.
+  await harness.agent.request(methods.agent.session.list, {});
+  store.release('appendItems');
+  expect(await response).toEqual({ stopReason: 'cancelled' });
+  const snapshot = await harness.manager.getSessionSnapshot(sessionId);
+  expect(snapshot.streaming).toBe(false);
+  // The runtime never answered: no assistant message was stored.
+  expect(
+    snapshot.session.items.some((item) => item.kind === 'message' && item.message.role === 'assistant'),
+  ).toBe(false);
 });
