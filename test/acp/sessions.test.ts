@@ -520,3 +520,101 @@ describe('options', () => {
     },
   );
 });
+
+describe('session/load of summaries and errors', () => {
+  test('summaries replay as compaction_update and failed turns as notices when the client shows them', async () => {
+    harness = startHarness();
+    await harness.initialize({ session: { notices: {}, compaction: {} } });
+    const { sessionId } = await harness.agent.request(methods.agent.session.new, {
+      cwd: directory,
+      mcpServers: [],
+    });
+    await harness.agent.request(methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: 'text', text: 'hi' }],
+    });
+    await expect(
+      harness.agent.request(methods.agent.session.prompt, {
+        sessionId,
+        prompt: [{ type: 'text', text: 'fail' }],
+      }),
+    ).rejects.toMatchObject({ code: -32603 });
+    const summary = await harness.manager.addSummary(sessionId, {
+      summary: 'They said hi.',
+      firstKeptItem: 2,
+    });
+    harness.notifications.length = 0;
+    await harness.agent.request(methods.agent.session.load, { sessionId, cwd: directory, mcpServers: [] });
+    const updates = harness.updatesOf(sessionId);
+    expect(updates.filter((update) => update.sessionUpdate === 'notice')).toEqual([
+      {
+        sessionUpdate: 'notice',
+        severity: 'error',
+        title: 'Error',
+        description: expect.stringMatching(/model is down/),
+      },
+    ]);
+    expect(updates.filter((update) => update.sessionUpdate === 'compaction_update')).toEqual([
+      {
+        sessionUpdate: 'compaction_update',
+        compactionId: summary.id,
+        status: 'completed',
+        summary: [{ type: 'text', text: 'They said hi.' }],
+      },
+    ]);
+  });
+
+  test('without those client capabilities, summaries and errors are left out of the replay', async () => {
+    harness = startHarness();
+    await harness.initialize();
+    const { sessionId } = await harness.agent.request(methods.agent.session.new, {
+      cwd: directory,
+      mcpServers: [],
+    });
+    await expect(
+      harness.agent.request(methods.agent.session.prompt, {
+        sessionId,
+        prompt: [{ type: 'text', text: 'fail' }],
+      }),
+    ).rejects.toMatchObject({ code: -32603 });
+    await harness.manager.addSummary(sessionId, { summary: 'Nothing yet.', firstKeptItem: 0 });
+    harness.notifications.length = 0;
+    await harness.agent.request(methods.agent.session.load, { sessionId, cwd: directory, mcpServers: [] });
+    expect(harness.updatesOf(sessionId).map((update) => update.sessionUpdate)).toEqual([
+      'user_message_chunk',
+      'session_info_update',
+    ]);
+  });
+
+  test('describeToolCall sets the title, kind and locations the editor shows', async () => {
+    harness = startHarness({
+      serve: {
+        describeToolCall: (toolCall) => ({
+          title: `Run ${JSON.parse(toolCall.arguments).cmd}`,
+          kind: 'execute',
+          locations: [{ path: directory }],
+        }),
+      },
+    });
+    await harness.initialize();
+    const { sessionId } = await harness.agent.request(methods.agent.session.new, {
+      cwd: directory,
+      mcpServers: [],
+    });
+    await harness.agent.request(methods.agent.session.prompt, {
+      sessionId,
+      prompt: [{ type: 'text', text: 'tool' }],
+    });
+    expect(harness.permissionRequests[0]?.toolCall).toMatchObject({
+      title: 'Run ls',
+      kind: 'execute',
+      locations: [{ path: directory }],
+    });
+    expect(harness.updatesOf(sessionId).find((update) => update.sessionUpdate === 'tool_call')).toMatchObject(
+      {
+        title: 'Run ls',
+        kind: 'execute',
+      },
+    );
+  });
+});
