@@ -61,7 +61,10 @@ export interface AcpSessionOpened {
   mcpServers: McpServer[];
 }
 
-/** Authentication the agent requires (ACP `authenticate`). */
+/**
+ * Authentication the agent requires (ACP `authenticate`): until one of `methods` succeeded on a
+ * connection, its session methods fail with `-32000` (auth required).
+ */
 export interface AcpAuthOptions {
   /** The methods advertised in the `initialize` response. */
   methods: AuthMethod[];
@@ -220,6 +223,7 @@ class AcpSessionServer {
   readonly #open = new Map<string, OpenSession>();
   readonly #prompts = new Set<Promise<unknown>>();
   #clientCapabilities: ClientCapabilities = {};
+  #authenticated = false;
 
   constructor(manager: SessionManager, options: ServeAcpOptions) {
     this.#manager = manager;
@@ -309,15 +313,24 @@ class AcpSessionServer {
     }
     try {
       await auth.authenticate(methodId, { signal });
+      this.#authenticated = true;
     } catch (error) {
       throw RequestError.authRequired({ methodId }, error instanceof Error ? error.message : String(error));
     }
     return {};
   }
 
+  /** `-32000` while the host requires authentication and this connection has none. */
+  #requireAuth(): void {
+    if (this.#options.auth && !this.#authenticated) {
+      throw RequestError.authRequired(undefined, 'authenticate first');
+    }
+  }
+
   // ------------------------------------------------------------ session lifecycle
 
   async #newSession(cwd: string, mcpServers: McpServer[]) {
+    this.#requireAuth();
     try {
       const template = (await this.#options.sessionTemplate?.({ cwd, mcpServers })) ?? {};
       const session = await this.#manager.createSession({ ...template, workingDir: cwd });
@@ -331,6 +344,7 @@ class AcpSessionServer {
   }
 
   async #loadSession(sessionId: string, cwd: string, mcpServers: McpServer[], client: AgentContext) {
+    this.#requireAuth();
     const session = await this.#manager.getSession(sessionId).catch((error: unknown) => {
       throw toRequestError(error, sessionId);
     });
@@ -350,6 +364,7 @@ class AcpSessionServer {
   }
 
   async #resumeSession(sessionId: string, cwd: string, mcpServers: McpServer[]) {
+    this.#requireAuth();
     const snapshot = await this.#manager.getSessionSnapshot(sessionId).catch((error: unknown) => {
       throw toRequestError(error, sessionId);
     });
@@ -361,6 +376,7 @@ class AcpSessionServer {
   }
 
   async #listSessions(cwd: string | null | undefined, cursor: string | null | undefined) {
+    this.#requireAuth();
     if (typeof cwd === 'string' && !cwd.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(cwd)) {
       throw invalidParams(`cwd must be an absolute path, got ${JSON.stringify(cwd)}`, { cwd });
     }
@@ -400,6 +416,7 @@ class AcpSessionServer {
   }
 
   async #deleteSession(sessionId: string): Promise<Record<string, never>> {
+    this.#requireAuth();
     this.#order.cancelSession(sessionId, new Error(`session/delete for ${sessionId}`));
     try {
       await this.#manager.deleteSession(sessionId);

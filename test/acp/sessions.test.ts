@@ -68,7 +68,7 @@ describe('initialize', () => {
     expect(error.code).toBe(-32601);
   });
 
-  test('authenticate with no auth configured is invalid params; with auth it calls the host', async () => {
+  test('authenticate with no auth configured is invalid params; with auth, sessions wait for it', async () => {
     harness = startHarness();
     await harness.initialize();
     expect(
@@ -89,9 +89,31 @@ describe('initialize', () => {
     });
     const init = await harness.initialize();
     expect((init as { authMethods: unknown }).authMethods).toEqual([{ id: 'key', name: 'API key' }]);
+    const refused = await rejection(
+      harness.agent.request(methods.agent.session.new, { cwd: directory, mcpServers: [] }),
+    );
+    expect(refused.code).toBe(-32000);
     await harness.agent.request(methods.agent.authenticate, { methodId: 'key' });
     expect(seen).toEqual(['key']);
+    await harness.agent.request(methods.agent.session.new, { cwd: directory, mcpServers: [] });
   });
+});
+
+test('a failing authentication is -32000 and leaves the connection unauthenticated', async () => {
+  harness = startHarness({
+    serve: {
+      auth: {
+        methods: [{ id: 'key', name: 'API key' }],
+        authenticate: async () => {
+          throw new Error('bad key');
+        },
+      },
+    },
+  });
+  await harness.initialize();
+  const error = await rejection(harness.agent.request(methods.agent.authenticate, { methodId: 'key' }));
+  expect([error.code, error.message]).toEqual([-32000, 'Authentication required: bad key']);
+  expect((await rejection(harness.agent.request(methods.agent.session.list, {}))).code).toBe(-32000);
 });
 
 describe('session/new', () => {
