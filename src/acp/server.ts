@@ -98,6 +98,12 @@ export interface ServeAcpOptions {
   costCurrency?: string;
   /** Authentication; without it the agent advertises no auth methods and needs none. */
   auth?: AcpAuthOptions;
+  /**
+   * The principal this connection acts for (`Session.owner`): new sessions get it, `session/list`
+   * shows only its sessions, and another owner's session is `-32002` to load, resume or delete, as
+   * if it did not exist. Without it every session is reachable.
+   */
+  owner?: string;
 }
 
 /** A served connection. */
@@ -235,6 +241,11 @@ class AcpSessionServer {
         issues: [{ path: ['listPageSize'], message: 'expected an integer from 1 to 1000' }],
       });
     }
+    if (options.owner !== undefined && (typeof options.owner !== 'string' || options.owner === '')) {
+      throw new InvalidArgumentError('invalid owner: expected a non-empty string', {
+        issues: [{ path: ['owner'], message: 'expected a non-empty string' }],
+      });
+    }
   }
 
   connect(stream: Stream): AcpAgentConnection {
@@ -333,7 +344,11 @@ class AcpSessionServer {
     this.#requireAuth();
     try {
       const template = (await this.#options.sessionTemplate?.({ cwd, mcpServers })) ?? {};
-      const session = await this.#manager.createSession({ ...template, workingDir: cwd });
+      const session = await this.#manager.createSession({
+        ...template,
+        workingDir: cwd,
+        ...(this.#options.owner === undefined ? {} : { owner: this.#options.owner }),
+      });
       this.#openSession(session.id, session.usage.cost);
       const options = await this.#configOptions(session.id);
       await this.#opened({ method: 'new', sessionId: session.id, cwd, mcpServers });
@@ -348,6 +363,7 @@ class AcpSessionServer {
     const session = await this.#manager.getSession(sessionId).catch((error: unknown) => {
       throw toRequestError(error, sessionId);
     });
+    this.#checkOwner(sessionId, session.owner);
     this.#checkCwd(sessionId, session.workingDir, cwd);
     const capabilities = {
       notices: this.#clientCapabilities.session?.notices != null,
@@ -368,6 +384,7 @@ class AcpSessionServer {
     const snapshot = await this.#manager.getSessionSnapshot(sessionId).catch((error: unknown) => {
       throw toRequestError(error, sessionId);
     });
+    this.#checkOwner(sessionId, snapshot.session.owner);
     this.#checkCwd(sessionId, snapshot.session.workingDir, cwd);
     this.#openSession(sessionId, snapshot.session.usage.cost);
     const options = await this.#configOptions(sessionId);
@@ -385,6 +402,7 @@ class AcpSessionServer {
         limit: this.#options.listPageSize ?? 50,
         ...(typeof cursor === 'string' ? { cursor } : {}),
         ...(typeof cwd === 'string' ? { workingDir: cwd } : {}),
+        ...(this.#options.owner === undefined ? {} : { owner: this.#options.owner }),
       });
       return {
         // ACP sessions have a working dir; sessions made elsewhere without one are not listed.
@@ -417,8 +435,11 @@ class AcpSessionServer {
 
   async #deleteSession(sessionId: string): Promise<Record<string, never>> {
     this.#requireAuth();
-    this.#order.cancelSession(sessionId, new Error(`session/delete for ${sessionId}`));
     try {
+      if (this.#options.owner !== undefined) {
+        this.#checkOwner(sessionId, (await this.#manager.getSession(sessionId)).owner);
+      }
+      this.#order.cancelSession(sessionId, new Error(`session/delete for ${sessionId}`));
       await this.#manager.deleteSession(sessionId);
     } catch (error) {
       throw toRequestError(error, sessionId);
@@ -426,6 +447,13 @@ class AcpSessionServer {
     await this.#open.get(sessionId)?.tail;
     this.#open.delete(sessionId);
     return {};
+  }
+
+  /** Another owner's session does not exist for this connection. */
+  #checkOwner(sessionId: string, owner: string | undefined): void {
+    if (this.#options.owner !== undefined && owner !== this.#options.owner) {
+      throw RequestError.sessionNotFound(sessionId);
+    }
   }
 
   #checkCwd(sessionId: string, workingDir: string | undefined, cwd: string): void {

@@ -640,3 +640,44 @@ describe('session/load of summaries and errors', () => {
     );
   });
 });
+
+describe('owner', () => {
+  test('a connection with an owner sees, loads, resumes and deletes only its own sessions', async () => {
+    harness = startHarness({ serve: { owner: 'ada' } });
+    await harness.initialize();
+    const mine = (await harness.agent.request(methods.agent.session.new, { cwd: directory, mcpServers: [] }))
+      .sessionId;
+    expect((await harness.manager.getSession(mine)).owner).toBe('ada');
+    const theirs = await harness.manager.createSession({ workingDir: directory, owner: 'bob' });
+    await harness.manager.createSession({ workingDir: directory });
+
+    const listed = await harness.agent.request(methods.agent.session.list, {});
+    expect(listed.sessions.map((info) => info.sessionId)).toEqual([mine]);
+    for (const request of [
+      harness.agent.request(methods.agent.session.load, {
+        sessionId: theirs.id,
+        cwd: directory,
+        mcpServers: [],
+      }),
+      harness.agent.request(methods.agent.session.resume, { sessionId: theirs.id, cwd: directory }),
+    ]) {
+      const error = await rejection(request);
+      expect([error.code, error.data]).toEqual([-32002, { sessionId: theirs.id }]);
+    }
+    // The SDK client reads -32002 on delete as done; the session is still there.
+    await harness.agent.request(methods.agent.session.delete, { sessionId: theirs.id });
+    expect((await harness.manager.getSession(theirs.id)).owner).toBe('bob');
+    expect(harness.notifications).toEqual([]);
+  });
+
+  test('serveAcp refuses an empty owner', async () => {
+    const { client } = await import('@agentclientprotocol/sdk');
+    const { serveAcp } = await import('../../src/acp/index.js');
+    const { SessionManager } = await import('../../src/index.js');
+    const manager = new SessionManager({ runtime: () => ({ async *run() {} }) });
+    expect(() => serveAcp(manager, client(), { owner: '' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
+    await manager.close();
+  });
+});
