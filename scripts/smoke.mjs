@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const subpaths = ['agent-sessions', 'agent-sessions/file', 'agent-sessions/testing'];
+const subpaths = ['agent-sessions', 'agent-sessions/file', 'agent-sessions/testing', 'agent-sessions/ai-sdk'];
 const expected = {
   'agent-sessions': [
     'SessionManager',
@@ -25,6 +25,7 @@ const expected = {
     'InterceptingStore',
     'sessionRecord',
   ],
+  'agent-sessions/ai-sdk': ['createAiSdkRuntime', 'AiSdkRuntime', 'toModelMessages', 'ModelCallError'],
 };
 
 for (const subpath of subpaths) {
