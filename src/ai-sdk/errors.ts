@@ -53,6 +53,10 @@ export function toModelCallError(modelRef: string, error: unknown): ModelCallErr
     });
   }
   const detail =
-    last instanceof Error ? last.message : typeof last === 'string' ? last : JSON.stringify(last) ?? 'unknown';
+    last instanceof Error
+      ? last.message
+      : typeof last === 'string'
+        ? last
+        : (JSON.stringify(last) ?? 'unknown');
   return new ModelCallError(modelRef, detail, { cause: error });
 }

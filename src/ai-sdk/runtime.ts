@@ -34,7 +34,14 @@ import type { Message, SessionItem, ToolCall } from '../schemas.js';
 import type { ResolvedSource } from '../sources.js';
 import { convertItems, parseArguments, type ToModelMessagesOptions } from './history.js';
 import { type StepToolCall, streamStep } from './stream.js';
-import { type AiSdkTools, modelToolSet, runTool, type ToolEntry, type ToolOutcome, toolEntries } from './tools.js';
+import {
+  type AiSdkTools,
+  modelToolSet,
+  runTool,
+  type ToolEntry,
+  type ToolOutcome,
+  toolEntries,
+} from './tools.js';
 import { type PriceTable, toMessageUsage, toTokenUsage } from './usage.js';
 
 /** A selectable model with what the runtime reports about it. */
@@ -137,7 +144,9 @@ interface SelectableModel {
 }
 
 function isModelEntry(value: LanguageModel | ModelEntry): value is ModelEntry {
-  return typeof value === 'object' && value !== null && 'model' in value && !('specificationVersion' in value);
+  return (
+    typeof value === 'object' && value !== null && 'model' in value && !('specificationVersion' in value)
+  );
 }
 
 function refOf(model: LanguageModel): string {
@@ -324,7 +333,12 @@ export class AiSdkRuntime implements Runtime {
       if (usage) yield { type: 'token_usage', usage };
 
       const toolCalls = outcome.toolCalls.map((call) => call.toolCall);
-      if (outcome.text !== '' || outcome.reasoning !== '' || outcome.parts.length > 0 || toolCalls.length > 0) {
+      if (
+        outcome.text !== '' ||
+        outcome.reasoning !== '' ||
+        outcome.parts.length > 0 ||
+        toolCalls.length > 0
+      ) {
         const message: Message = {
           id: newId('msg'),
           role: 'assistant',
@@ -356,10 +370,14 @@ export class AiSdkRuntime implements Runtime {
       if (stopped !== undefined) {
         // A response cut off or filtered: its tool calls may be incomplete, so none runs.
         for (const call of outcome.toolCalls) {
-          yield* this.#result(call.toolCall, {
-            content: `The tool did not run: the response ${stopped === 'max_tokens' ? 'reached the output token limit' : 'was filtered'} before it was complete.`,
-            isError: true,
-          }, record);
+          yield* this.#result(
+            call.toolCall,
+            {
+              content: `The tool did not run: the response ${stopped === 'max_tokens' ? 'reached the output token limit' : 'was filtered'} before it was complete.`,
+              isError: true,
+            },
+            record,
+          );
         }
         yield { type: 'turn_end', reason: stopped };
         return;
@@ -395,12 +413,20 @@ export class AiSdkRuntime implements Runtime {
   ): AsyncGenerator<RuntimeEventInput, void> {
     const { toolCall } = call;
     if (!decision.approved) {
-      yield* this.#result(toolCall, { content: `The tool did not run: ${decision.reason}`, isError: true }, record);
+      yield* this.#result(
+        toolCall,
+        { content: `The tool did not run: ${decision.reason}`, isError: true },
+        record,
+      );
       return;
     }
     const entry = this.#tools.get(toolCall.name);
     if (!entry) {
-      yield* this.#result(toolCall, { content: `Unknown tool ${JSON.stringify(toolCall.name)}.`, isError: true }, record);
+      yield* this.#result(
+        toolCall,
+        { content: `Unknown tool ${JSON.stringify(toolCall.name)}.`, isError: true },
+        record,
+      );
       return;
     }
     const input = validate

@@ -141,7 +141,10 @@ export async function* streamStep(
               isError: true,
             };
           } else {
-            invalid.set(part.toolCallId, textOf(part.error instanceof Error ? part.error.message : part.error));
+            invalid.set(
+              part.toolCallId,
+              textOf(part.error instanceof Error ? part.error.message : part.error),
+            );
           }
           break;
         case 'file': {
@@ -154,7 +157,11 @@ export async function* streamStep(
           break;
         }
         case 'source':
-          yield { type: 'custom', name: 'source', data: sourceData(part as unknown as Record<string, unknown>) };
+          yield {
+            type: 'custom',
+            name: 'source',
+            data: sourceData(part as unknown as Record<string, unknown>),
+          };
           break;
         case 'finish-step':
           finishReason = part.finishReason;

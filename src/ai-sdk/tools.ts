@@ -42,7 +42,11 @@ export function toolEntries(tools: AiSdkTools | undefined): Map<string, ToolEntr
 export function modelToolSet(entries: ReadonlyMap<string, ToolEntry>): ToolSet {
   const set: ToolSet = {};
   for (const [name, entry] of entries) {
-    const { execute: _execute, needsApproval: _needsApproval, ...rest } = entry.tool as Tool & {
+    const {
+      execute: _execute,
+      needsApproval: _needsApproval,
+      ...rest
+    } = entry.tool as Tool & {
       execute?: unknown;
       needsApproval?: unknown;
     };
@@ -155,7 +159,10 @@ export interface ToolRun {
 export async function* runTool(run: ToolRun): AsyncGenerator<RuntimeEventInput, ToolOutcome> {
   const { tool, toolCallId, input, signal } = run;
   if (typeof tool.execute !== 'function') {
-    return { content: `Tool ${JSON.stringify(run.name)} cannot run here: it has no execute function.`, isError: true };
+    return {
+      content: `Tool ${JSON.stringify(run.name)} cannot run here: it has no execute function.`,
+      isError: true,
+    };
   }
   let output: unknown;
   try {
