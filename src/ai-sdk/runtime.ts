@@ -22,6 +22,7 @@ import {
 import { AgentSessionsError, ErrorCode, InvalidArgumentError } from '../errors.js';
 import type { RuntimeEventInput } from '../events.js';
 import { newId } from '../internal/ids.js';
+import type { Logger } from '../logger.js';
 import type {
   ModelChoice,
   Runtime,
@@ -118,6 +119,8 @@ export interface AiSdkRuntimeOptions {
   history?: ToModelMessagesOptions;
   /** Handed to every tool's `execute` as `experimental_context`. */
   toolContext?: unknown;
+  /** Where the runtime logs (model errors at `debug`: they also end the turn). Nothing is printed by default. */
+  logger?: Logger;
 }
 
 /**
@@ -323,6 +326,9 @@ export class AiSdkRuntime implements Runtime {
         ...(options.toolChoice === undefined ? {} : { toolChoice: options.toolChoice }),
         ...(options.providerOptions === undefined ? {} : { providerOptions: options.providerOptions }),
         abortSignal: turn.signal,
+        // The SDK prints stream errors unless told otherwise; they reach the turn as its error.
+        onError: ({ error }) =>
+          options.logger?.debug('AI SDK model call failed', { sessionId: turn.sessionId, error }),
       });
       const outcome = yield* streamStep(result, { modelRef: selected.ref, signal: turn.signal });
 
