@@ -91,6 +91,8 @@ export function scriptedModel(script: ScriptEntry[], modelId = 'mock-model'): Mo
   return new MockLanguageModelV3({
     provider: 'mock',
     modelId,
+    // The provider takes every URL itself: the SDK never downloads one (tests make no network calls).
+    supportedUrls: { '*/*': [/^https?:\/\//] },
     doStream: async (options) => {
       const entry = script[index++];
       if (entry === undefined)
