@@ -117,8 +117,16 @@ export interface AiSdkRuntimeOptions {
   prices?: PriceTable;
   /** How history is converted (files, summaries): see {@link toModelMessages}. */
   history?: ToModelMessagesOptions;
-  /** Handed to every tool's `execute` as `experimental_context`. */
-  toolContext?: unknown;
+  /**
+   * Makes what every tool's `execute` gets as `experimental_context`, once per turn: hand tools the
+   * turn's `elicit` to ask the human, or your own services. Tools get no context without it.
+   *
+   * @example
+   * ```ts
+   * toolContext: (turn) => ({ elicit: turn.elicit, sessionId: turn.sessionId })
+   * ```
+   */
+  toolContext?: (turn: TurnContext) => unknown;
   /** Where the runtime logs (model errors at `debug`: they also end the turn). Nothing is printed by default. */
   logger?: Logger;
 }
@@ -287,6 +295,7 @@ export class AiSdkRuntime implements Runtime {
           })
         : options.system;
 
+    const toolContext = options.toolContext?.(turn);
     const record = (message: Message): RuntimeEventInput => {
       items.push({ kind: 'message', message });
       return { type: 'message_added', message };
@@ -300,7 +309,12 @@ export class AiSdkRuntime implements Runtime {
         if (!answer) continue;
         const input = parseArguments(call.arguments);
         // Arguments read back from the record have not been through the tool's schema yet.
-        yield* this.#answerToolCall(turn, { toolCall: call, input }, answer.decision, messages, record, true);
+        yield* this.#answerToolCall(turn, { toolCall: call, input }, answer.decision, {
+          messages,
+          record,
+          toolContext,
+          validate: true,
+        });
       }
       for (const message of turn.takeSteering()) items.push({ kind: 'message', message });
     }
@@ -401,7 +415,7 @@ export class AiSdkRuntime implements Runtime {
           ...(entry?.readOnly === undefined ? {} : { readOnly: entry.readOnly }),
           ...(entry?.safe === undefined ? {} : { safe: entry.safe }),
         });
-        yield* this.#answerToolCall(turn, call, decision, messages, record, false);
+        yield* this.#answerToolCall(turn, call, decision, { messages, record, toolContext, validate: false });
       }
       // A safe point: every call has its result. Steered messages join the conversation.
       for (const message of turn.takeSteering()) items.push({ kind: 'message', message });
@@ -413,11 +427,16 @@ export class AiSdkRuntime implements Runtime {
     turn: TurnContext,
     call: Pick<StepToolCall, 'toolCall' | 'input'>,
     decision: ToolDecision,
-    messages: ModelMessage[],
-    record: (message: Message) => RuntimeEventInput,
-    validate: boolean,
+    context: {
+      messages: ModelMessage[];
+      record: (message: Message) => RuntimeEventInput;
+      toolContext: unknown;
+      /** Check the input against the tool's schema (arguments read back from a record). */
+      validate: boolean;
+    },
   ): AsyncGenerator<RuntimeEventInput, void> {
     const { toolCall } = call;
+    const { messages, record, toolContext, validate } = context;
     if (!decision.approved) {
       yield* this.#result(
         toolCall,
@@ -449,7 +468,7 @@ export class AiSdkRuntime implements Runtime {
       input: input.value,
       messages,
       signal: turn.signal,
-      ...(this.#options.toolContext === undefined ? {} : { context: this.#options.toolContext }),
+      ...(toolContext === undefined ? {} : { context: toolContext }),
     });
     yield* this.#result(toolCall, outcome, record);
   }

@@ -52,6 +52,10 @@ function warningText(warning: Warning): string {
   return `${warning.feature ?? 'a feature'} ${what}${warning.details ? `: ${warning.details}` : ''}`;
 }
 
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : textOf(error);
+}
+
 /** A source part as JSON (provider metadata left out). */
 function sourceData(part: Record<string, unknown>): JsonObject {
   const data: JsonObject = {};
@@ -124,7 +128,7 @@ export async function* streamStep(
           toolCalls.push({
             toolCall,
             input: part.input,
-            ...(part.invalid ? { invalid: String(part.error ?? 'invalid tool call') } : {}),
+            ...(part.invalid ? { invalid: errorText(part.error ?? 'invalid tool call') } : {}),
           });
           break;
         }
@@ -137,7 +141,7 @@ export async function* streamStep(
             yield {
               type: 'tool_call_response',
               toolCallId: part.toolCallId,
-              response: textOf(part.error instanceof Error ? part.error.message : part.error),
+              response: errorText(part.error),
               isError: true,
             };
           } else {

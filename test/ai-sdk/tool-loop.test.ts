@@ -496,3 +496,35 @@ describe('how a turn ends', () => {
     expect(shape(await manager.getSession(sessionId))).toEqual(['user']);
   });
 });
+
+describe('tool context', () => {
+  test("toolContext hands tools the turn's elicit: a tool asks the human and uses the answer", async () => {
+    const signUp = tool({
+      inputSchema: z.object({}),
+      execute: async (_input, { experimental_context }) => {
+        const { elicit } = experimental_context as {
+          elicit: (request: { message: string }) => Promise<unknown>;
+        };
+        const answer = (await elicit({ message: 'Which email?' })) as {
+          action: string;
+          content?: { email: string };
+        };
+        return answer.action === 'accept' ? `signed up ${answer.content?.email}` : 'not signed up';
+      },
+    });
+    const { manager, sessionId } = await start([callTools(['c1', 'sign_up', {}]), answer('Done.')], {
+      tools: { sign_up: { tool: signUp, readOnly: true } },
+      toolContext: (turn) => ({ elicit: turn.elicit }),
+    });
+    const { events } = await runTurn(manager, sessionId, { messages: ['Sign me up'] }, async (event) => {
+      if (event.type === 'elicitation_request') {
+        await manager.resumeElicitation(sessionId, {
+          action: 'accept',
+          content: { email: 'ada@example.com' },
+        });
+      }
+    });
+    expect(ofType(events, 'elicitation_request').map((event) => event.message)).toEqual(['Which email?']);
+    expect(ofType(events, 'tool_call_response')[0]?.response).toBe('signed up ada@example.com');
+  });
+});
