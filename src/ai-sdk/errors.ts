@@ -5,7 +5,8 @@
 import { APICallError, RetryError } from 'ai';
 import { AgentSessionsError, ErrorCode } from '../errors.js';
 
-const brand = Symbol.for('agent-sessions.ai-sdk.model-call-error');
+// The library's brand scheme (`agent-sessions.error.<Class>`): recognised from either build.
+const brand = Symbol.for('agent-sessions.error.ModelCallError');
 
 /**
  * `RUNTIME_FAILED`: a model call failed (the provider refused it, the network failed, the retries
@@ -28,6 +29,7 @@ export class ModelCallError extends AgentSessionsError {
     super(ErrorCode.RUNTIME_FAILED, `model ${JSON.stringify(modelRef)} failed: ${detail}`, {
       cause: options.cause,
     });
+    if (new.target === ModelCallError) this.name = 'ModelCallError';
     this.modelRef = modelRef;
     this.statusCode = options.statusCode;
     this.isRetryable = options.isRetryable ?? false;
