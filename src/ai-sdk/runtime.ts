@@ -33,6 +33,7 @@ import type {
 } from '../runtime.js';
 import type { Message, SessionItem, ToolCall } from '../schemas.js';
 import type { ResolvedSource } from '../sources.js';
+import type { ModelCallError } from './errors.js';
 import { convertItems, parseArguments, type ToModelMessagesOptions } from './history.js';
 import { type StepToolCall, streamStep } from './stream.js';
 import {
@@ -139,6 +140,7 @@ export interface AiSdkRuntimeOptions {
  * any; a runtime test drives it directly.
  */
 export interface ToolCallResumption {
+  /** A decision per call of the history's last assistant message that has no result yet; calls without one are sent as interrupted. */
   decisions: Array<{ toolCall: ToolCall; decision: ToolDecision }>;
 }
 
@@ -237,6 +239,7 @@ export class AiSdkRuntime implements Runtime {
   /** The model per agent, set by `setModel` (the manager also hands the override as `turn.model`). */
   readonly #selected = new Map<string, string>();
 
+  /** Checks `options` (as {@link createAiSdkRuntime} does); `init` is what the manager's factory call got. */
   constructor(options: AiSdkRuntimeOptions, init?: RuntimeInit) {
     this.#models = validateOptions(options);
     this.#options = options;
@@ -260,6 +263,11 @@ export class AiSdkRuntime implements Runtime {
     return { ref, model: resolved };
   }
 
+  /**
+   * Selects a model for an agent (`undefined`: back to the default). Rejects with
+   * `INVALID_ARGUMENT` for a ref that is neither in `models` nor accepted by `resolveModel`, so the
+   * manager refuses the switch and changes nothing.
+   */
   async setModel(agent: string, modelRef: string | undefined): Promise<void> {
     if (modelRef === undefined) {
       this.#selected.delete(agent);
@@ -269,6 +277,7 @@ export class AiSdkRuntime implements Runtime {
     this.#selected.set(agent, modelRef);
   }
 
+  /** The refs of `models` with their names (refs `resolveModel` accepts are not listable). */
   async availableModels(): Promise<ModelChoice[]> {
     return [...this.#models.values()].map((entry) => ({
       ref: entry.ref,
@@ -276,6 +285,12 @@ export class AiSdkRuntime implements Runtime {
     }));
   }
 
+  /**
+   * Runs one turn: the tool loop described in the module's header. Uses `turn.model`, else the
+   * agent's `setModel` choice, else the default model; ends with `turn_end` when it stops for
+   * another reason than an answer; rejects with the signal's reason when cancelled and with a
+   * {@link ModelCallError} when the provider fails.
+   */
   async *run(turn: ResumableTurnContext): AsyncIterable<RuntimeEventInput> {
     const agent = turn.agent ?? 'default';
     const selected = this.#model(turn.model ?? this.#selected.get(agent) ?? this.#defaultRef);
