@@ -56,6 +56,24 @@ describe('cancellation', () => {
     expect(shape(await manager.getSession(sessionId))).toEqual(['user']);
   });
 
+  test('while text streams from a provider that ignores the abort: the runtime stops reading at once', async () => {
+    const { manager, sessionId } = await start([
+      () =>
+        new ReadableStream({
+          start(controller) {
+            for (const chunk of text('Words and then silence')) controller.enqueue(chunk);
+            // Never closes, never errors, ignores the call's abort signal.
+          },
+        }),
+    ]);
+    const { result } = await runTurn(manager, sessionId, { messages: ['Go on'] }, (event, stream) => {
+      if (event.type === 'agent_choice') stream.cancel();
+    });
+    expect(result.stopReason).toBe('cancelled');
+    // The runtime's run() has returned (waitStopped rejects with TIMEOUT if it still waits for a chunk).
+    await manager.waitStopped(sessionId, { timeoutMs: 10_000 });
+  });
+
   test('while a tool runs: the turn ends at once even if the tool ignores its signal', async () => {
     const started = deferred();
     let toolSignal: AbortSignal | undefined;
