@@ -161,7 +161,21 @@ function toolOutput(message: Message): ToolResultPart['output'] {
         value.push({ type: 'image-data', data: part.data, mediaType: part.mimeType ?? 'image/png' });
       else if (part.url !== undefined) value.push({ type: 'image-url', url: part.url });
     } else {
-      value.push({ type: 'file-url', url: part.uri, ...(part.mimeType ? { mediaType: part.mimeType } : {}) });
+      const inline = /^data:([^;,]+);base64,(.*)$/s.exec(part.uri);
+      if (inline) {
+        value.push({
+          type: 'file-data',
+          data: inline[2]!,
+          mediaType: inline[1]!,
+          ...(part.name === undefined ? {} : { filename: part.name }),
+        });
+      } else {
+        value.push({
+          type: 'file-url',
+          url: part.uri,
+          ...(part.mimeType ? { mediaType: part.mimeType } : {}),
+        });
+      }
     }
   }
   return { type: 'content', value };

@@ -8,6 +8,12 @@ export {
   toModelMessages,
 } from './history.js';
 export {
+  type FromModelMessagesOptions,
+  fromModelMessages,
+  type ToolResultRecord,
+  toolResultRecord,
+} from './records.js';
+export {
   AiSdkRuntime,
   type AiSdkRuntimeOptions,
   createAiSdkRuntime,

@@ -19,7 +19,7 @@ import type { AssistantModelMessage, FinishReason, LanguageModelUsage, StreamTex
 import type { RuntimeEventInput } from '../events.js';
 import type { JsonObject, MessagePart, ToolCall } from '../schemas.js';
 import { toModelCallError } from './errors.js';
-import { textOf } from './tools.js';
+import { textOf } from './records.js';
 
 /** A tool call the model made in a step. */
 export interface StepToolCall {

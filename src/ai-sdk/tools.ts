@@ -7,7 +7,7 @@
  */
 import type { ModelMessage, Tool, ToolSet } from 'ai';
 import type { RuntimeEventInput } from '../events.js';
-import type { MessagePart } from '../schemas.js';
+import { type ToolResultRecord, textOf, toolResultRecord } from './records.js';
 
 /** A tool with the flags our policies read. */
 export interface ToolEntry {
@@ -56,25 +56,10 @@ export function modelToolSet(entries: ReadonlyMap<string, ToolEntry>): ToolSet {
 }
 
 /** A tool's result as stored: the text the model reads, images or files, and whether it failed. */
-export interface ToolOutcome {
-  content: string;
-  isError: boolean;
-  parts?: MessagePart[];
-}
+export type ToolOutcome = ToolResultRecord;
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
-}
-
-/** Text of a value for a model or a progress line: strings as they are, anything else as JSON. */
-export function textOf(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (value === undefined) return '';
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }
 
 /** Waits for `promise`, or rejects with the signal's reason as soon as it aborts (the work may go on). */
@@ -94,48 +79,6 @@ export function untilAborted<T>(promise: PromiseLike<T>, signal: AbortSignal): P
       },
     );
   });
-}
-
-type ModelOutput = Awaited<ReturnType<NonNullable<Tool['toModelOutput']>>>;
-
-/** What a tool's `toModelOutput` made of its output, as a stored result. */
-function fromModelOutput(output: ModelOutput): ToolOutcome {
-  switch (output.type) {
-    case 'text':
-      return { content: output.value, isError: false };
-    case 'json':
-      return { content: textOf(output.value), isError: false };
-    case 'error-text':
-      return { content: output.value, isError: true };
-    case 'error-json':
-      return { content: textOf(output.value), isError: true };
-    case 'execution-denied':
-      return { content: `The tool did not run: ${output.reason ?? 'denied'}`, isError: true };
-    case 'content': {
-      const texts: string[] = [];
-      const parts: MessagePart[] = [];
-      for (const part of output.value) {
-        if (part.type === 'text') texts.push(part.text);
-        else if (part.type === 'image-data' || part.type === 'media')
-          parts.push({ type: 'image', data: part.data, mimeType: part.mediaType });
-        else if (part.type === 'image-url') parts.push({ type: 'image', url: part.url });
-        else if (part.type === 'file-data')
-          parts.push({
-            type: 'file',
-            uri: `data:${part.mediaType};base64,${part.data}`,
-            mimeType: part.mediaType,
-            ...(part.filename === undefined ? {} : { name: part.filename }),
-          });
-        else if (part.type === 'file-url')
-          parts.push({
-            type: 'file',
-            uri: part.url,
-            ...(part.mediaType === undefined ? {} : { mimeType: part.mediaType }),
-          });
-      }
-      return { content: texts.join('\n'), isError: false, ...(parts.length > 0 ? { parts } : {}) };
-    }
-  }
 }
 
 /** What running a tool needs. */
@@ -198,7 +141,7 @@ export async function* runTool(run: ToolRun): AsyncGenerator<RuntimeEventInput, 
   }
   if (tool.toModelOutput) {
     try {
-      return fromModelOutput(await tool.toModelOutput({ toolCallId, input, output }));
+      return toolResultRecord(await tool.toModelOutput({ toolCallId, input, output }));
     } catch (error) {
       return {
         content: `The tool's output could not be converted: ${error instanceof Error ? error.message : textOf(error)}`,

@@ -4,10 +4,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tool } from 'ai';
+import { streamText, tool } from 'ai';
 import { afterEach, describe, expect, test } from 'vitest';
 import * as z from 'zod';
-import { createAiSdkRuntime, INTERRUPTED_TOOL_RESULT, toModelMessages } from '../../src/ai-sdk/index.js';
+import {
+  createAiSdkRuntime,
+  fromModelMessages,
+  INTERRUPTED_TOOL_RESULT,
+  toModelMessages,
+} from '../../src/ai-sdk/index.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { Message, SessionItem } from '../../src/schemas.js';
 import { FileStore } from '../../src/stores/file.js';
@@ -309,5 +314,101 @@ describe('history round trip', () => {
       content: [{ type: 'text', text: 'a.txt says hello; missing.txt is missing.' }],
     });
     await manager.close();
+  });
+});
+
+describe('fromModelMessages', () => {
+  test('records made from model messages convert back to the same model messages', () => {
+    const items = [
+      user('Look', {
+        parts: [
+          { type: 'text', text: 'Look' },
+          { type: 'image', url: 'https://example.com/cat.png', mimeType: 'image/png' },
+          { type: 'image', data: 'iVBORw0KGgo=', mimeType: 'image/png' },
+        ],
+      }),
+      assistant('Checking.', {
+        reasoning: 'Two tools.',
+        toolCalls: [call('c1', 'shell', '{"cmd":"ls"}'), call('c2', 'shot', '{}')],
+      }),
+      result('c1', 'permission denied', { toolName: 'shell', isError: true }),
+      result('c2', 'the screen', {
+        toolName: 'shot',
+        parts: [{ type: 'image', data: 'AAAA', mimeType: 'image/png' }],
+      }),
+      assistant('Done.'),
+    ];
+    const messages = toModelMessages({ items });
+    const records = fromModelMessages(messages, { model: 'm1', createdAt: T });
+    expect(records.map((record) => record.role)).toEqual(['user', 'assistant', 'tool', 'tool', 'assistant']);
+    expect(records[1]).toMatchObject({ reasoning: 'Two tools.', content: 'Checking.', model: 'm1' });
+    expect(records[2]).toMatchObject({ toolCallId: 'c1', toolName: 'shell', isError: true });
+    const again = toModelMessages({
+      items: records.map((message) => ({ kind: 'message' as const, message })),
+    });
+    expect(again).toEqual(messages);
+  });
+
+  test("converts what streamText reports as its response: text, reasoning and the model's tool calls", async () => {
+    const model = scriptedModel([
+      step(
+        reasoning('Let me look.'),
+        text('Looking.'),
+        toolCall('c1', 'weather', { city: 'Paris' }),
+        finish('tool-calls'),
+      ),
+    ]);
+    const result = streamText({
+      model,
+      prompt: 'Weather?',
+      tools: { weather: tool({ inputSchema: z.object({ city: z.string() }) }) },
+    });
+    await result.consumeStream();
+    const records = fromModelMessages((await result.response).messages, { model: 'mock', createdAt: T });
+    expect(records).toEqual([
+      {
+        id: expect.any(String),
+        role: 'assistant',
+        content: 'Looking.',
+        reasoning: 'Let me look.',
+        toolCalls: [{ id: 'c1', name: 'weather', arguments: '{"city":"Paris"}' }],
+        model: 'mock',
+        createdAt: T,
+      },
+    ]);
+  });
+
+  test('bytes become base64, provider-executed calls and empty messages are left out', () => {
+    const records = fromModelMessages(
+      [
+        {
+          role: 'user',
+          content: [{ type: 'image', image: new Uint8Array([1, 2, 3]), mediaType: 'image/png' }],
+        },
+        {
+          role: 'assistant',
+          content: [
+            {
+              type: 'tool-call',
+              toolCallId: 'ws',
+              toolName: 'web_search',
+              input: {},
+              providerExecuted: true,
+            },
+          ],
+        },
+        { role: 'assistant', content: '' },
+      ],
+      { createdAt: T },
+    );
+    expect(records).toEqual([
+      {
+        id: expect.any(String),
+        role: 'user',
+        content: '',
+        parts: [{ type: 'image', data: 'AQID', mimeType: 'image/png' }],
+        createdAt: T,
+      },
+    ]);
   });
 });
