@@ -33,8 +33,13 @@ import type {
 } from '../runtime.js';
 import type { Message, SessionItem, ToolCall } from '../schemas.js';
 import type { ResolvedSource } from '../sources.js';
-import type { ModelCallError } from './errors.js';
-import { convertItems, parseArguments, type ToModelMessagesOptions } from './history.js';
+import { ModelCallError } from './errors.js';
+import {
+  convertItems,
+  INTERRUPTED_TOOL_RESULT,
+  parseArguments,
+  type ToModelMessagesOptions,
+} from './history.js';
 import { type StepToolCall, streamStep } from './stream.js';
 import {
   type AiSdkTools,
@@ -140,7 +145,7 @@ export interface AiSdkRuntimeOptions {
  * any; a runtime test drives it directly.
  */
 export interface ToolCallResumption {
-  /** A decision per call of the history's last assistant message that has no result yet; calls without one are sent as interrupted. */
+  /** A decision per call of the history's last assistant message that has no result yet; a call without one is recorded as interrupted. */
   decisions: Array<{ toolCall: ToolCall; decision: ToolDecision }>;
 }
 
@@ -321,7 +326,11 @@ export class AiSdkRuntime implements Runtime {
       const messages = convertItems(items, options.history, native);
       for (const call of pending) {
         const answer = turn.resume.decisions.find((entry) => entry.toolCall.id === call.id);
-        if (!answer) continue;
+        if (!answer) {
+          // No decision for it: recorded as interrupted, so the stored history is valid again.
+          yield* this.#result(call, { content: INTERRUPTED_TOOL_RESULT, isError: true }, record);
+          continue;
+        }
         const input = parseArguments(call.arguments);
         // Arguments read back from the record have not been through the tool's schema yet.
         yield* this.#answerToolCall(turn, { toolCall: call, input }, answer.decision, {
@@ -397,10 +406,7 @@ export class AiSdkRuntime implements Runtime {
             ? 'refusal'
             : undefined;
       if (outcome.finishReason === 'error') {
-        throw new AgentSessionsError(
-          ErrorCode.RUNTIME_FAILED,
-          `model ${JSON.stringify(selected.ref)} ended its response with an error`,
-        );
+        throw new ModelCallError(selected.ref, 'the response ended with finish reason "error"');
       }
       if (stopped !== undefined) {
         // A response cut off or filtered: its tool calls may be incomplete, so none runs.

@@ -11,6 +11,7 @@ import {
   answer,
   callTools,
   deferred,
+  finish,
   hangingStream,
   ofType,
   runTurn,
@@ -186,6 +187,17 @@ describe('provider errors', () => {
     expect(result.stopReason).toBe('error');
     expect((result.error as ModelCallError).statusCode).toBe(401);
     expect(result.error?.message).toBe('model "mock-model" failed: Invalid API key');
+  });
+
+  test('a response that finishes with reason "error" ends the turn with a ModelCallError', async () => {
+    const { manager, sessionId } = await start([step(text('Half'), finish('error'))]);
+    const { result } = await runTurn(manager, sessionId, { messages: ['Hi'] });
+    expect(result.stopReason).toBe('error');
+    expect(ModelCallError.isInstance(result.error)).toBe(true);
+    expect(result.error?.message).toBe(
+      'model "mock-model" failed: the response ended with finish reason "error"',
+    );
+    expect(shape(await manager.getSession(sessionId))).toEqual(['user', 'assistant', 'error']);
   });
 
   test('an error after a tool step keeps the stored steps and records the error', async () => {

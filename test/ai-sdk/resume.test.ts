@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { tool } from 'ai';
 import { afterEach, expect, test } from 'vitest';
 import * as z from 'zod';
-import { AiSdkRuntime, type ResumableTurnContext } from '../../src/ai-sdk/index.js';
+import { AiSdkRuntime, INTERRUPTED_TOOL_RESULT, type ResumableTurnContext } from '../../src/ai-sdk/index.js';
 import type { RuntimeEventInput } from '../../src/events.js';
 import type { Session, ToolCall } from '../../src/schemas.js';
 import { FileStore } from '../../src/stores/file.js';
@@ -35,11 +35,12 @@ function turnFor(session: Session, resume: ResumableTurnContext['resume']): Resu
   };
 }
 
-test('a resumed turn runs the approved call once, records the rejected one and continues the loop', async () => {
+test('a resumed turn runs the approved call once, records the rejected one (and one without a decision) and continues', async () => {
   const directory = await mkdtemp(join(tmpdir(), 'agent-sessions-ai-sdk-resume-'));
   directories.push(directory);
   const paris: ToolCall = { id: 'c1', name: 'weather', arguments: '{"city":"Paris"}' };
   const oslo: ToolCall = { id: 'c2', name: 'weather', arguments: '{"city":"Oslo"}' };
+  const rome: ToolCall = { id: 'c3', name: 'weather', arguments: '{"city":"Rome"}' };
   const T = '2025-01-01T00:00:00.000Z';
 
   // The first process stored the call, then died while both calls waited for a human.
@@ -52,7 +53,13 @@ test('a resumed turn runs the approved call once, records the rejected one and c
           { kind: 'message', message: { id: 'u1', role: 'user', content: 'Paris and Oslo?', createdAt: T } },
           {
             kind: 'message',
-            message: { id: 'a1', role: 'assistant', content: '', toolCalls: [paris, oslo], createdAt: T },
+            message: {
+              id: 'a1',
+              role: 'assistant',
+              content: '',
+              toolCalls: [paris, oslo, rome],
+              createdAt: T,
+            },
           },
         ],
       },
@@ -94,11 +101,13 @@ test('a resumed turn runs the approved call once, records the rejected one and c
   expect(results).toEqual([
     ['c1', 'Sunny in Paris', false],
     ['c2', 'The tool did not run: the human said no', true],
+    ['c3', INTERRUPTED_TOOL_RESULT, true],
   ]);
   const added = events.flatMap((event) => (event.type === 'message_added' ? [event.message] : []));
   expect(added.map((message) => [message.role, message.toolCallId, message.toolName])).toEqual([
     ['tool', 'c1', 'weather'],
     ['tool', 'c2', 'weather'],
+    ['tool', 'c3', 'weather'],
     ['assistant', undefined, undefined],
   ]);
   expect(model.doStreamCalls).toHaveLength(1);
@@ -107,6 +116,7 @@ test('a resumed turn runs the approved call once, records the rejected one and c
     content: [
       { toolCallId: 'c1', output: { type: 'text', value: 'Sunny in Paris' } },
       { toolCallId: 'c2', output: { type: 'error-text', value: 'The tool did not run: the human said no' } },
+      { toolCallId: 'c3', output: { type: 'error-text', value: INTERRUPTED_TOOL_RESULT } },
     ],
   });
 });
