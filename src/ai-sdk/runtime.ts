@@ -19,7 +19,7 @@ import {
   type ToolChoice,
   type ToolSet,
 } from 'ai';
-import { AgentSessionsError, ErrorCode, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { RuntimeEventInput } from '../events.js';
 import { newId } from '../internal/ids.js';
 import type { Logger } from '../logger.js';
@@ -260,9 +260,9 @@ export class AiSdkRuntime implements Runtime {
     if (known) return known;
     const resolved = this.#options.resolveModel?.(ref);
     if (resolved === undefined) {
-      throw new AgentSessionsError(
-        ErrorCode.INVALID_ARGUMENT,
+      throw new InvalidArgumentError(
         `unknown model ${JSON.stringify(ref)}; available: ${[...this.#models.keys()].join(', ')}`,
+        { issues: [{ path: ['modelRef'], message: 'not in models, and not accepted by resolveModel' }] },
       );
     }
     return { ref, model: resolved };

@@ -8,7 +8,7 @@ import {
   createAiSdkRuntime,
   ModelCallError,
 } from '../../src/ai-sdk/index.js';
-import { AgentSessionsError } from '../../src/errors.js';
+import { AgentSessionsError, InvalidArgumentError } from '../../src/errors.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
@@ -74,7 +74,7 @@ describe('model switching', () => {
     });
     const { id } = await manager.createSession();
     await expect(manager.setSessionModel(id, 'huge')).rejects.toSatisfy((error) =>
-      AgentSessionsError.isInstance(error),
+      InvalidArgumentError.isInstance(error),
     );
     expect((await manager.getSession(id)).agentModelOverrides).toEqual({});
     await runTurn(manager, id, { messages: ['hi'] });
