@@ -6,6 +6,7 @@ export default defineConfig({
     file: 'src/file.ts',
     testing: 'src/testing/index.ts',
     'ai-sdk': 'src/ai-sdk/index.ts',
+    acp: 'src/acp/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: { compilerOptions: { stripInternal: true } },

@@ -5,7 +5,13 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const subpaths = ['agent-sessions', 'agent-sessions/file', 'agent-sessions/testing', 'agent-sessions/ai-sdk'];
+const subpaths = [
+  'agent-sessions',
+  'agent-sessions/file',
+  'agent-sessions/testing',
+  'agent-sessions/ai-sdk',
+  'agent-sessions/acp',
+];
 const expected = {
   'agent-sessions': [
     'SessionManager',
@@ -26,6 +32,7 @@ const expected = {
     'sessionRecord',
   ],
   'agent-sessions/ai-sdk': ['createAiSdkRuntime', 'AiSdkRuntime', 'toModelMessages', 'ModelCallError'],
+  'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
 };
 
 for (const subpath of subpaths) {
