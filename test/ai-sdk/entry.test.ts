@@ -34,13 +34,16 @@ function packagesReachedFrom(entry: string): { packages: Set<string>; files: Set
   return { packages, files };
 }
 
-test.each(['src/index.ts', 'src/file.ts', 'src/testing/index.ts', 'src/acp/index.ts'])('%s never reaches the AI SDK', (entry) => {
-  const { packages, files } = packagesReachedFrom(entry);
-  expect(
-    [...packages].filter((name) => name === 'ai' || name.startsWith('ai/') || name.startsWith('@ai-sdk/')),
-  ).toEqual([]);
-  expect([...files].filter((file) => file.includes('/src/ai-sdk/'))).toEqual([]);
-});
+test.each(['src/index.ts', 'src/file.ts', 'src/testing/index.ts', 'src/acp/index.ts'])(
+  '%s never reaches the AI SDK',
+  (entry) => {
+    const { packages, files } = packagesReachedFrom(entry);
+    expect(
+      [...packages].filter((name) => name === 'ai' || name.startsWith('ai/') || name.startsWith('@ai-sdk/')),
+    ).toEqual([]);
+    expect([...files].filter((file) => file.includes('/src/ai-sdk/'))).toEqual([]);
+  },
+);
 
 test('the ai-sdk entry imports the AI SDK (the walk sees imports at all)', () => {
   expect(packagesReachedFrom('src/ai-sdk/index.ts').packages.has('ai')).toBe(true);
