@@ -5,6 +5,7 @@ export default defineConfig({
     index: 'src/index.ts',
     file: 'src/file.ts',
     testing: 'src/testing/index.ts',
+    'ai-sdk': 'src/ai-sdk/index.ts',
     acp: 'src/acp/index.ts',
   },
   format: ['esm', 'cjs'],
