@@ -4,6 +4,7 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     file: 'src/file.ts',
+    store: 'src/stores/index.ts',
     testing: 'src/testing/index.ts',
     'ai-sdk': 'src/ai-sdk/index.ts',
     acp: 'src/acp/index.ts',

@@ -13,7 +13,7 @@ import { appendFile, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Session, SessionItem } from '../src/schemas.js';
 import type { Store } from '../src/store.js';
-import { FileStore } from '../src/stores/file.js';
+import { FileStore } from '../src/stores/file/store.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import { sessionRecord } from '../src/testing/records.js';
 import { type BenchRow, median, report, time, withTempDir } from './lib.js';

@@ -8,6 +8,7 @@ const require = createRequire(import.meta.url);
 const subpaths = [
   'agent-sessions',
   'agent-sessions/file',
+  'agent-sessions/store',
   'agent-sessions/testing',
   'agent-sessions/ai-sdk',
   'agent-sessions/acp',
@@ -23,6 +24,23 @@ const expected = {
     'SessionSchema',
   ],
   'agent-sessions/file': ['FileStore', 'DirectorySourceResolver'],
+  'agent-sessions/store': [
+    'defineStore',
+    'DefinedStore',
+    'isIncrementalDriver',
+    'isListingDriver',
+    'isSummaryDriver',
+    'encodeCursor',
+    'decodeCursor',
+    'pageSummaries',
+    'pageSortedSummaries',
+    'validateListOptions',
+    'compareListPosition',
+    'nextTimestamp',
+    'describeStoreConformance',
+    'describeCrudConformance',
+    'describeListingConformance',
+  ],
   'agent-sessions/testing': [
     'ScriptedRuntime',
     'describeStoreConformance',
@@ -64,6 +82,7 @@ for (const [format, load] of [
   const main = await load('agent-sessions');
   const file = await load('agent-sessions/file');
   const testing = await load('agent-sessions/testing');
+  const storeEntry = await load('agent-sessions/store');
   const directory = await mkdtemp(join(tmpdir(), 'agent-sessions-smoke-'));
   try {
     const store = new file.FileStore({ directory });
@@ -91,6 +110,20 @@ for (const [format, load] of [
   const injected = await failing.listSessions().catch((error) => error);
   assert.ok(injected instanceof main.AgentSessionsError, `${format}: testing error instanceof main class`);
   assert.ok(injected instanceof testing.InjectedStoreError, `${format}: InjectedStoreError instanceof`);
+  // A store defined through agent-sessions/store throws the main entry's classes too.
+  const defined = storeEntry.defineStore({
+    name: 'smoke',
+    read: async () => undefined,
+    write: async () => {},
+    remove: async () => false,
+    summaries: async () => [],
+  });
+  const missing = await defined.getSummary('nope').catch((error) => error);
+  assert.ok(
+    missing instanceof main.SessionNotFoundError,
+    `${format}: defineStore error instanceof main class`,
+  );
+  assert.ok(!('nextTimestamp' in main), `${format}: store-author helpers are not in the main entry`);
   const base = new main.AgentSessionsError('CLOSED', 'closed');
   assert.equal(base.name, 'AgentSessionsError', `${format}: the base class is named AgentSessionsError`);
 }

@@ -2,4 +2,4 @@
 
 export type { DirectorySourceOptions, SourceFileInfo } from './sources/directory.js';
 export { DirectorySourceResolver } from './sources/directory.js';
-export { FileStore, type FileStoreDurability, type FileStoreOptions } from './stores/file.js';
+export { FileStore, type FileStoreDurability, type FileStoreOptions } from './stores/file/store.js';

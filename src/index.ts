@@ -1,5 +1,6 @@
 // agent-sessions: the main entry. No static import of node:* modules: it loads in any JS runtime
-// with web-standard APIs. Node-only parts are in `agent-sessions/file`.
+// with web-standard APIs. Node-only parts are in `agent-sessions/file`; what a store author needs
+// (defineStore, drivers, paging helpers, the conformance groups) is in `agent-sessions/store`.
 export * from './errors.js';
 export * from './events.js';
 export type { Logger } from './logger.js';
@@ -43,15 +44,5 @@ export { RefreshingSourceResolver } from './sources/refreshing.js';
 export { StaticSourceResolver } from './sources/static.js';
 export type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from './sources.js';
 export type { ListOptions, ListPosition, Page, Store } from './store.js';
-export {
-  compareListPosition,
-  DEFAULT_LIST_LIMIT,
-  decodeCursor,
-  encodeCursor,
-  MAX_LIST_LIMIT,
-  nextTimestamp,
-  pageSortedSummaries,
-  pageSummaries,
-  validateListOptions,
-} from './store.js';
+export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './store.js';
 export { MemoryStore } from './stores/memory.js';

@@ -1,5 +1,6 @@
 /**
- * Records of agent-sessions (SPEC §2) as zod schemas, and the types inferred from them.
+ * Records of agent-sessions as zod schemas, and the types inferred from them. The shapes are the
+ * contract: hosts, stores and the import/export bundle all use them.
  *
  * Every record is plain JSON: no classes, no Dates (timestamps are ISO-8601 strings). These schemas
  * validate everything that comes from outside: a file, an import bundle, a host's call.

@@ -1,5 +1,5 @@
 /**
- * The SourceResolver contract (SPEC §7): turns an agent reference (`coder`, `./agents/coder.yaml`,
+ * The SourceResolver contract: turns an agent reference (`coder`, `./agents/coder.yaml`,
  * `https://hub.example/agents/coder?tag=v2`) into an agent definition for the runtime factory.
  *
  * A resolver MUST:

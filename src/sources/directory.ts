@@ -48,13 +48,14 @@ interface AgentFile {
 }
 
 /**
- * A resolver over a directory with one agent file per key (SPEC §7): `coder.yaml` is the source
+ * A resolver over a directory with one agent file per key (the SourceResolver
+ * contract in src/sources.ts): `coder.yaml` is the source
  * `coder`. Node-only: it is exported from `agent-sessions/file`.
  *
  * The directory is listed on every call, so files added, changed or removed are seen at once;
  * wrap it in a {@link RefreshingSourceResolver} to cache it.
  *
- * - Resolution follows SPEC §7: the exact key, else the single key with the same
+ * - Resolution follows the contract (src/sources.ts): the exact key, else the single key with the same
  *   {@link stableSourceKey}; none or several is `SOURCE_NOT_FOUND`. Two files with the same key
  *   (`coder.json` and `coder.yaml`) are ambiguous: `SOURCE_NOT_FOUND` naming both.
  * - It never reads outside the directory: a reference holding `/`, `\`, NUL or `..`, or equal to

@@ -1,5 +1,5 @@
 /**
- * The stable form of an agent source key (SPEC §7), used to find a source again after its query
+ * The stable form of an agent source key (docs/sources.md), used to find a source again after its query
  * string changed (`https://hub.example/agents/coder?tag=v2` → `https://hub.example/agents/coder`).
  *
  * - The key is URL-decoded. Decoding repeats until nothing changes, so a key encoded twice (as a

@@ -1,4 +1,4 @@
-// The resolution rule shared by every resolver of this package (SPEC §7), and small helpers they
+// The resolution rule shared by every resolver of this package (src/sources.ts), and small helpers they
 // share. Not exported from the package.
 import { AgentSessionsError, ErrorCode } from '../errors.js';
 import { stableSourceKey } from './key.js';

@@ -31,7 +31,7 @@ const MAX_INTERVAL_MS = 2 ** 31 - 1;
 
 /**
  * A resolver that keeps every agent definition in memory and reloads them all periodically
- * (SPEC §7): built for a catalogue that is slow or remote, or a directory that should not be read
+ * (the SourceResolver contract in src/sources.ts): built for a catalogue that is slow or remote, or a directory that should not be read
  * on every turn.
  *
  * It loads from either
@@ -49,7 +49,7 @@ const MAX_INTERVAL_MS = 2 ** 31 - 1;
  * - While no load has succeeded yet, reads reject with `SOURCE_UNAVAILABLE` whose `cause` is the
  *   last load's error; the next scheduled load tries again (with an interval of `0`, the next read
  *   does).
- * - Resolution follows SPEC §7 on the cached keys: the exact key, else the single key with the same
+ * - Resolution follows the contract (src/sources.ts) on the cached keys: the exact key, else the single key with the same
  *   {@link stableSourceKey}; none or several is `SOURCE_NOT_FOUND`.
  * - {@link close} stops refreshing and aborts a load in progress; cached data keeps being served.
  *   Timers are `unref`'d: the resolver never keeps a process alive.

@@ -6,7 +6,7 @@ import { matchSourceKey } from './match.js';
  * A resolver over a fixed set of agent definitions, keyed by source key: the simplest way to give
  * a `SessionManager` its agents, and a convenient one in tests.
  *
- * Resolution follows SPEC §7: an exact key wins; otherwise the single key with the same
+ * Resolution follows the SourceResolver contract (src/sources.ts): an exact key wins; otherwise the single key with the same
  * {@link stableSourceKey} (so a session that stored `https://hub.example/agents/coder?tag=v2`
  * still finds `https://hub.example/agents/coder?tag=v3`); none or several is `SOURCE_NOT_FOUND`.
  *

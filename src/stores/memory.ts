@@ -1,124 +1,109 @@
 import {
-  invalidArgument,
-  MessageNotFoundError,
-  SessionExistsError,
-  SessionNotFoundError,
-} from '../errors.js';
-import { cloneRecord } from '../internal/clone.js';
-import {
   applyPatch,
-  assertSessionId,
   countMessages,
   type Message,
-  MessageSchema,
-  parsePatch,
-  parseSession,
   type Session,
   type SessionItem,
-  SessionItemSchema,
   type SessionPatch,
   type SessionSummary,
   toSummary,
 } from '../schemas.js';
-import {
-  compareListPosition,
-  type ListOptions,
-  nextTimestamp,
-  type Page,
-  pageSortedSummaries,
-  type Store,
-  validateListOptions,
-} from '../store.js';
+import type { ListOptions, Page } from '../store.js';
+import { DefinedStore } from './define-store.js';
+import type { IncrementalDriver, ListingDriver } from './driver.js';
+import { compareListPosition, pageSortedSummaries } from './paging.js';
 
 interface Entry {
   session: Session;
-  messageCount: number;
+  summary: SessionSummary;
 }
 
-function copySummary(summary: SessionSummary): SessionSummary {
-  return { ...summary, usage: { ...summary.usage } };
-}
-
-/**
- * A store in memory. It copies on the way in and out and validates like a persistent store, so
- * code tested against it behaves the same on {@link FileStore} or a database.
- */
-export class MemoryStore implements Store {
+// The driver of MemoryStore: sessions in a Map, each with its summary kept up to date, and the
+// summaries in listing order cached until the next write. What it is given is its own (the wrapper
+// copies), and the wrapper copies what it returns.
+class MemoryDriver implements IncrementalDriver, ListingDriver {
   readonly name = 'memory';
   readonly #sessions = new Map<string, Entry>();
   /** Summaries in listing order, rebuilt on the first listing after a write. */
   #sorted: SessionSummary[] | undefined;
 
-  async createSession(session: Session): Promise<void> {
-    assertSessionId((session as Partial<Session> | undefined)?.id);
-    const parsed = parseSession(session);
-    if (this.#sessions.has(parsed.id)) {
-      throw new SessionExistsError(parsed.id);
-    }
-    const stored = cloneRecord(parsed);
-    this.#sessions.set(stored.id, { session: stored, messageCount: countMessages(stored.items) });
+  async read(id: string): Promise<Session | undefined> {
+    return this.#sessions.get(id)?.session;
+  }
+
+  async readSummary(id: string): Promise<SessionSummary | undefined> {
+    return this.#sessions.get(id)?.summary;
+  }
+
+  async write(session: Session, summary: SessionSummary): Promise<void> {
+    this.#sessions.set(session.id, { session, summary });
     this.#sorted = undefined;
   }
 
-  async getSession(id: string): Promise<Session> {
-    return cloneRecord(this.#entry(id).session);
+  async remove(id: string): Promise<boolean> {
+    const removed = this.#sessions.delete(id);
+    if (removed) this.#sorted = undefined;
+    return removed;
   }
 
-  async listSessions(options?: ListOptions): Promise<Page<SessionSummary>> {
-    validateListOptions(options);
-    this.#sorted ??= [...this.#sessions.values()]
-      .map((entry) => toSummary(entry.session, entry.messageCount))
-      .sort(compareListPosition);
-    const page = pageSortedSummaries(this.#sorted, options);
-    return { ...page, sessions: page.sessions.map(copySummary) };
+  async summaries(): Promise<Iterable<SessionSummary>> {
+    return [...this.#sessions.values()].map((entry) => entry.summary);
   }
 
-  async updateSession(id: string, patch: SessionPatch): Promise<void> {
-    const entry = this.#entry(id);
-    const parsed = parsePatch(patch);
-    applyPatch(entry.session, cloneRecord(parsed));
-    entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
-    this.#sorted = undefined;
+  async list(options: ListOptions): Promise<Page<SessionSummary>> {
+    this.#sorted ??= [...this.#sessions.values()].map((entry) => entry.summary).sort(compareListPosition);
+    return pageSortedSummaries(this.#sorted, options);
   }
 
-  async appendItems(id: string, items: SessionItem[]): Promise<void> {
-    const entry = this.#entry(id);
-    const result = SessionItemSchema.array().safeParse(items);
-    if (!result.success) throw invalidArgument('session items', result.error);
-    const copies = cloneRecord(result.data);
-    entry.session.items.push(...copies);
-    entry.messageCount += countMessages(copies);
-    entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
-    this.#sorted = undefined;
-  }
-
-  async updateMessage(id: string, messageId: string, message: Message): Promise<void> {
-    const entry = this.#entry(id);
-    const result = MessageSchema.safeParse(message);
-    if (!result.success) throw invalidArgument('message', result.error);
-    const index = entry.session.items.findIndex(
-      (item) => item.kind === 'message' && item.message.id === messageId,
-    );
-    if (index < 0) {
-      throw new MessageNotFoundError(id, messageId);
-    }
-    entry.session.items[index] = { kind: 'message', message: cloneRecord(result.data) };
-    entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);
-    this.#sorted = undefined;
-  }
-
-  async deleteSession(id: string): Promise<void> {
-    this.#entry(id);
-    this.#sessions.delete(id);
-    this.#sorted = undefined;
-  }
-
-  async close(): Promise<void> {}
-
-  #entry(id: string): Entry {
-    assertSessionId(id);
+  async append(id: string, items: SessionItem[], updatedAt: string): Promise<boolean> {
     const entry = this.#sessions.get(id);
-    if (!entry) throw new SessionNotFoundError(id);
-    return entry;
+    if (!entry) return false;
+    for (const item of items) entry.session.items.push(item);
+    entry.summary.messageCount += countMessages(items);
+    this.#touch(entry, updatedAt);
+    return true;
+  }
+
+  async patch(id: string, patch: SessionPatch, updatedAt: string): Promise<boolean> {
+    const entry = this.#sessions.get(id);
+    if (!entry) return false;
+    applyPatch(entry.session, patch);
+    entry.summary = toSummary(entry.session, entry.summary.messageCount);
+    this.#touch(entry, updatedAt);
+    return true;
+  }
+
+  async replaceMessage(
+    id: string,
+    messageId: string,
+    message: Message,
+    updatedAt: string,
+  ): Promise<true | 'session' | 'message'> {
+    const entry = this.#sessions.get(id);
+    if (!entry) return 'session';
+    const items = entry.session.items;
+    const index = items.findIndex((item) => item.kind === 'message' && item.message.id === messageId);
+    if (index < 0) return 'message';
+    items[index] = { kind: 'message', message };
+    this.#touch(entry, updatedAt);
+    return true;
+  }
+
+  #touch(entry: Entry, updatedAt: string): void {
+    entry.session.updatedAt = updatedAt;
+    entry.summary.updatedAt = updatedAt;
+    this.#sorted = undefined;
+  }
+}
+
+/**
+ * A store in memory. It copies on the way in and out and validates like a persistent store (it is
+ * a driver behind `defineStore`, like every store), so code tested against it behaves the same on
+ * `FileStore` or a database. Nothing survives the process; `close()` releases nothing and the
+ * store stays usable.
+ */
+export class MemoryStore extends DefinedStore {
+  constructor() {
+    super(new MemoryDriver());
   }
 }

@@ -24,7 +24,7 @@ interface Waiter {
  *   paused calls reject without reaching the inner store.
  *
  * Released calls reach the inner store in the order they were made. Only the methods of
- * {@link Store} are forwarded; optional capabilities of the inner store are not exposed.
+ * {@link Store} are forwarded (`getSummary` when the inner store has it).
  *
  * @example
  * ```ts

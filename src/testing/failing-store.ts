@@ -7,6 +7,7 @@ import { InterceptingStore } from './intercepting-store.js';
 export type StoreMethod =
   | 'createSession'
   | 'getSession'
+  | 'getSummary'
   | 'listSessions'
   | 'updateSession'
   | 'appendItems'
@@ -18,6 +19,7 @@ export type StoreMethod =
 export interface StoreMethodArgs {
   createSession: [session: Session];
   getSession: [id: string];
+  getSummary: [id: string];
   listSessions: [options?: ListOptions];
   updateSession: [id: string, patch: SessionPatch];
   appendItems: [id: string, items: SessionItem[]];
@@ -72,8 +74,7 @@ interface Rule {
  * Rules are checked per call in this order: the oldest pending {@link failNext} of the method,
  * then {@link failWhen} rules and {@link failAlways} in the order they were added.
  *
- * Only the methods of {@link Store} are forwarded; optional capabilities of the inner store are
- * not exposed.
+ * Only the methods of {@link Store} are forwarded (`getSummary` when the inner store has it).
  *
  * @example
  * ```ts

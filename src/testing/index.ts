@@ -1,7 +1,16 @@
 // agent-sessions/testing: tools for testing stores, runtimes and hosts. Never imports a test
 // framework: test functions are injected, and every wait is on a promise, not a timer.
 export { BlockingStore } from './blocking-store.js';
-export { describeStoreConformance, type StoreConformanceOptions } from './conformance.js';
+export {
+  describeConcurrencyConformance,
+  describeContentConformance,
+  describeCrudConformance,
+  describeListingConformance,
+  describeReopenConformance,
+  describeStoreConformance,
+  describeSummaryConformance,
+  type StoreConformanceOptions,
+} from './conformance/index.js';
 export {
   FailingStore,
   type FailureError,

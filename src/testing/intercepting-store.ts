@@ -6,15 +6,24 @@ import type { FailingStore, StoreMethod, StoreMethodArgs } from './failing-store
 /**
  * A {@link Store} that forwards every call to `inner` through {@link intercept}, where a test
  * wrapper decides what happens first (fail it, pause it, log it). Only the methods of `Store` are
- * forwarded; optional capabilities of the inner store are not exposed. The base of
- * {@link FailingStore} and {@link BlockingStore}.
+ * forwarded (`getSummary` only when the inner store has it); other methods of the inner store are
+ * not exposed. The base of {@link FailingStore} and {@link BlockingStore}.
  */
 export abstract class InterceptingStore implements Store {
   /** The wrapped store. */
   readonly inner: Store;
 
+  /** The inner store's summary by id, intercepted like every call; absent when the inner store has none. */
+  declare readonly getSummary?: (id: string) => Promise<SessionSummary>;
+
   constructor(inner: Store) {
     this.inner = inner;
+    const getSummary = inner.getSummary;
+    if (typeof getSummary === 'function') {
+      Object.defineProperty(this, 'getSummary', {
+        value: (id: string) => this.intercept('getSummary', [id], () => getSummary.call(inner, id)),
+      });
+    }
   }
 
   /** The inner store's name. */

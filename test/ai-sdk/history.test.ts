@@ -15,7 +15,7 @@ import {
 } from '../../src/ai-sdk/index.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { Message, SessionItem } from '../../src/schemas.js';
-import { FileStore } from '../../src/stores/file.js';
+import { FileStore } from '../../src/stores/file/store.js';
 import { answer, finish, reasoning, runTurn, scriptedModel, shape, step, text, toolCall } from './helpers.js';
 
 const T = '2025-01-01T00:00:00.000Z';

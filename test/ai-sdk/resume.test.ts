@@ -12,7 +12,7 @@ import * as z from 'zod';
 import { AiSdkRuntime, INTERRUPTED_TOOL_RESULT, type ResumableTurnContext } from '../../src/ai-sdk/index.js';
 import type { RuntimeEventInput } from '../../src/events.js';
 import type { Session, ToolCall } from '../../src/schemas.js';
-import { FileStore } from '../../src/stores/file.js';
+import { FileStore } from '../../src/stores/file/store.js';
 import { sessionRecord } from '../../src/testing/records.js';
 import { answer, scriptedModel } from './helpers.js';
 

@@ -4,7 +4,7 @@
 import { describe, expect, test } from 'vitest';
 import { SessionRecords } from '../../src/manager/session-records.js';
 import type { Session, SessionSummary } from '../../src/schemas.js';
-import { toSummary } from '../../src/schemas.js';
+import type { Store } from '../../src/store.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { FailingStore, InjectedStoreError } from '../../src/testing/failing-store.js';
@@ -137,9 +137,9 @@ describe('SessionRecords.exists', () => {
       this.sessionReads++;
       return super.getSession(id);
     }
-    async getSummary(id: string): Promise<SessionSummary> {
+    override async getSummary(id: string): Promise<SessionSummary> {
       this.summaryReads++;
-      return toSummary(await super.getSession(id));
+      return super.getSummary(id);
     }
   }
 
@@ -157,7 +157,19 @@ describe('SessionRecords.exists', () => {
   test('exists falls back to getSession and passes on errors other than SESSION_NOT_FOUND', async () => {
     const inner = new MemoryStore();
     await inner.createSession(sessionRecord('s1'));
-    const store = new FailingStore(inner);
+    // A store written before getSummary existed: the seven required methods only.
+    const legacy: Store = {
+      name: 'legacy',
+      createSession: (session) => inner.createSession(session),
+      getSession: (id) => inner.getSession(id),
+      listSessions: (options) => inner.listSessions(options),
+      updateSession: (id, patch) => inner.updateSession(id, patch),
+      appendItems: (id, items) => inner.appendItems(id, items),
+      updateMessage: (id, messageId, message) => inner.updateMessage(id, messageId, message),
+      deleteSession: (id) => inner.deleteSession(id),
+    };
+    const store = new FailingStore(legacy);
+    expect(store.getSummary).toBeUndefined();
     const records = new SessionRecords(store);
     expect(await records.exists('s1')).toBe(true);
     expect(await records.exists('nobody')).toBe(false);

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { Session } from '../../src/schemas.js';
 import { MemoryStore } from '../../src/stores/memory.js';
-import { describeStoreConformance } from '../../src/testing/conformance.js';
+import { describeStoreConformance } from '../../src/testing/conformance/index.js';
 import { sessionRecord } from '../helpers/sessions.js';
 
 describeStoreConformance({

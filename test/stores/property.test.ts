@@ -76,8 +76,8 @@ async function snapshotTree(directory: string): Promise<string[]> {
 
 /** FileStore, once its module exists: a fresh directory per store, buffered writes for speed. */
 async function fileFactories(): Promise<StoreFactory[]> {
-  if (!existsSync(new URL('../../src/stores/file.ts', import.meta.url))) return [];
-  const { FileStore } = await import('../../src/stores/file.js');
+  if (!existsSync(new URL('../../src/stores/file/store.ts', import.meta.url))) return [];
+  const { FileStore } = await import('../../src/stores/file/store.js');
   return [
     {
       name: 'FileStore',

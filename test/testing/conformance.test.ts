@@ -3,9 +3,13 @@
 import { describe, expect, test } from 'vitest';
 import { AgentSessionsError, ErrorCode, SessionNotFoundError } from '../../src/errors.js';
 import type { Message, Session, SessionItem, SessionPatch, SessionSummary } from '../../src/schemas.js';
-import { encodeCursor, type ListOptions, type Page, type Store } from '../../src/store.js';
+import type { ListOptions, Page, Store } from '../../src/store.js';
 import { MemoryStore } from '../../src/stores/memory.js';
-import { describeStoreConformance, type StoreConformanceOptions } from '../../src/testing/conformance.js';
+import { encodeCursor } from '../../src/stores/paging.js';
+import {
+  describeStoreConformance,
+  type StoreConformanceOptions,
+} from '../../src/testing/conformance/index.js';
 
 interface Registered {
   name: string;

@@ -4,7 +4,7 @@ import type { Session, SessionItem } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
-import { describeStoreConformance } from '../../src/testing/conformance.js';
+import { describeStoreConformance } from '../../src/testing/conformance/index.js';
 import { FailingStore, InjectedStoreError } from '../../src/testing/failing-store.js';
 import { sessionRecord } from '../helpers/sessions.js';
 

@@ -490,12 +490,12 @@ describe.each(storeFixtures())('streamEvents through the SessionManager ($name)'
   test('streamEvents still opening when close() runs rejects with CLOSED instead of waiting forever', async () => {
     const blocking = new BlockingStore(store);
     const manager = makeManager({ store: blocking });
-    const id = await newSession(manager); // no log yet: opening reads the store
-    blocking.block('getSession');
+    const id = await newSession(manager); // no log yet: opening checks the store (its summary)
+    blocking.block('getSummary');
     const first = manager.streamEvents(id)[Symbol.asyncIterator]().next();
-    await blocking.waitForBlocked('getSession');
+    await blocking.waitForBlocked('getSummary');
     await manager.close();
-    blocking.release('getSession');
+    blocking.release('getSummary');
     await expect(first).rejects.toMatchObject({ code: ErrorCode.CLOSED });
   });
 

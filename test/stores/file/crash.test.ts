@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import type { Session, SessionSummary } from '../../src/schemas.js';
-import { FileStore } from '../../src/stores/file.js';
+import type { Session, SessionSummary } from '../../../src/schemas.js';
+import { FileStore } from '../../../src/stores/file/store.js';
 
 const TRIALS = Number(process.env.CRASH_TRIALS ?? 20);
 const PARALLEL = 6;
-const FIXTURE = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../fixtures/crash-writer.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 type Op =
   | { w: number; op: 'create'; id: string }

@@ -1,18 +1,17 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { AgentSessionsError } from '../src/errors.js';
-import type { SessionSummary } from '../src/schemas.js';
+import { AgentSessionsError } from '../../src/errors.js';
+import type { SessionSummary } from '../../src/schemas.js';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from '../../src/store.js';
+import { nextTimestamp } from '../../src/stores/define-store.js';
 import {
   compareListPosition,
-  DEFAULT_LIST_LIMIT,
   decodeCursor,
   encodeCursor,
-  MAX_LIST_LIMIT,
-  nextTimestamp,
   pageSummaries,
   validateListOptions,
-} from '../src/store.js';
-import { expectInvalidArgument } from './helpers/assertions.js';
+} from '../../src/stores/paging.js';
+import { expectInvalidArgument } from '../helpers/assertions.js';
 
 // Any code point but lone surrogates. fast-check's own `unit: codePointArb` spends seconds building
 // its tables on first use; this is as wide and instant.

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { FileStore } from '../../src/stores/file.js';
+import { FileStore } from '../../../src/stores/file/store.js';
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/lock-holder.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../fixtures/lock-holder.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 interface Holder {
   child: ChildProcess;

@@ -4,10 +4,10 @@ import { mkdir, mkdtemp, readdir, rm, rmdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import type { SessionItem } from '../../src/schemas.js';
-import { FileStore } from '../../src/stores/file.js';
-import { expectRejectsWithCode } from '../helpers/assertions.js';
-import { sessionRecord } from '../helpers/sessions.js';
+import type { SessionItem } from '../../../src/schemas.js';
+import { FileStore } from '../../../src/stores/file/store.js';
+import { expectRejectsWithCode } from '../../helpers/assertions.js';
+import { sessionRecord } from '../../helpers/sessions.js';
 
 let root: string;
 let directory: string;

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fsPromises } from 'node:fs';
 import {
   appendFile,
   mkdir,
@@ -14,14 +14,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import type { AgentSessionsError } from '../../src/errors.js';
-import type { Logger } from '../../src/logger.js';
-import type { Session, SessionItem } from '../../src/schemas.js';
-import type { Store } from '../../src/store.js';
-import { decodeSessionName, encodeSessionName, FileStore } from '../../src/stores/file.js';
-import { describeStoreConformance } from '../../src/testing/conformance.js';
-import { expectRejectsWithCode } from '../helpers/assertions.js';
-import { sessionRecord } from '../helpers/sessions.js';
+import type { AgentSessionsError } from '../../../src/errors.js';
+import type { Logger } from '../../../src/logger.js';
+import type { Session, SessionItem } from '../../../src/schemas.js';
+import type { Store } from '../../../src/store.js';
+import { decodeSessionName, encodeSessionName } from '../../../src/stores/file/format.js';
+import { FileStore } from '../../../src/stores/file/store.js';
+import { describeStoreConformance } from '../../../src/testing/conformance/index.js';
+import { expectRejectsWithCode } from '../../helpers/assertions.js';
+import { sessionRecord } from '../../helpers/sessions.js';
 
 const directories = new Map<Store, string>();
 
@@ -164,6 +165,29 @@ describe('FileStore persistence', () => {
     expect(expected.items).toEqual([
       { kind: 'message', message: { id: 'm0', role: 'user', content: 'v199', createdAt: at } },
     ]);
+  });
+});
+
+describe('FileStore getSummary', () => {
+  test('getSummary reads no file: the summary is kept in memory from the open', async () => {
+    const store = storeAt();
+    await store.createSession(session('s', { items: [message('m1')] }));
+    await store.appendItems('s', [message('m2')]);
+    const reopened = await reopen(store);
+    await reopened.open();
+    const opened = vi.spyOn(fsPromises, 'open');
+    const read = vi.spyOn(fsPromises, 'readFile');
+    try {
+      const summary = await reopened.getSummary('s');
+      expect(summary).toMatchObject({ id: 's', messageCount: 2 });
+      expect(opened).not.toHaveBeenCalled();
+      expect(read).not.toHaveBeenCalled();
+      await reopened.getSession('s');
+      expect(opened).toHaveBeenCalled();
+    } finally {
+      opened.mockRestore();
+      read.mockRestore();
+    }
   });
 });
 

@@ -4,22 +4,18 @@
  * counts of `usage` (on the session, a message and a summary). A store keeps each of them exactly as
  * given, and a record without them stays without them. Registered by `describeStoreConformance`.
  */
-import type { Message, Session, SessionItem, Usage } from '../schemas.js';
-import type { Store } from '../store.js';
-import { assert, assertEqual } from './assert.js';
-import { sessionRecord } from './records.js';
+import type { Message, Session, SessionItem, Usage } from '../../schemas.js';
+import { assert, assertEqual } from '../assert.js';
+import { sessionRecord } from '../records.js';
+import { type Case, registerCases, type StoreConformanceOptions } from './harness.js';
 
-/** What a case gets (the same shape as the suite's own context). */
-interface RecordFieldContext {
-  readonly store: Store;
-  reopen(): Promise<Store>;
-}
-
-/** One case (the same shape as the suite's own cases). */
-interface RecordFieldCase {
-  name: string;
-  needsReopen?: boolean;
-  run(context: RecordFieldContext): Promise<void>;
+/** Registers only the record-field group. */
+export function describeRecordFieldConformance(options: StoreConformanceOptions): void {
+  registerCases(
+    options,
+    options.name ?? 'Store conformance: record fields of model runtimes',
+    recordFieldCases(),
+  );
 }
 
 const T0 = '2024-03-04T05:06:07.000Z';
@@ -82,7 +78,7 @@ function sessionWithNewFields(id: string): Session {
 }
 
 /** The conformance cases of the optional record fields. */
-export function recordFieldCases(): RecordFieldCase[] {
+export function recordFieldCases(): Case[] {
   return [
     {
       name: 'tool-result toolName and isError, reasoning, and cache/reasoning token counts are kept on create',

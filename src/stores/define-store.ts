@@ -1,0 +1,321 @@
+// The one wrapper every store goes through: a driver (src/stores/driver.ts) does raw persistence,
+// `defineStore` makes it a `Store` and owns the policy of the Store contract (src/store.ts) once.
+import {
+  AgentSessionsError,
+  ErrorCode,
+  invalidArgument,
+  MessageNotFoundError,
+  SessionExistsError,
+  SessionNotFoundError,
+} from '../errors.js';
+import { cloneRecord } from '../internal/clone.js';
+import {
+  applyPatch,
+  assertSessionId,
+  type Message,
+  MessageSchema,
+  parsePatch,
+  parseSession,
+  type Session,
+  type SessionItem,
+  SessionItemSchema,
+  type SessionPatch,
+  type SessionSummary,
+  toSummary,
+} from '../schemas.js';
+import type { ListOptions, Page, Store } from '../store.js';
+import {
+  type IncrementalDriver,
+  isIncrementalDriver,
+  isListingDriver,
+  isSummaryDriver,
+  type StoreDriver,
+} from './driver.js';
+import { decodeCursor, pageSummaries, validateListOptions } from './paging.js';
+
+/**
+ * The timestamp for a write that replaces `previous`: now, or 1 ms after `previous` if the clock
+ * has not moved past it, so `updatedAt` never goes backwards and every write moves a session.
+ */
+export function nextTimestamp(previous?: string): string {
+  const now = Date.now();
+  const before = previous === undefined ? Number.NaN : Date.parse(previous);
+  return new Date(Number.isNaN(before) || now > before ? now : before + 1).toISOString();
+}
+
+function copySummary(summary: SessionSummary): SessionSummary {
+  return { ...summary, usage: { ...summary.usage } };
+}
+
+// zod rebuilds every object it parses with z.object/z.array, so a parsed item or message shares
+// nothing with the caller's. The JSON-valued fields (attributes, agentModelOverrides) are checked
+// in place and kept as given: those are copied here.
+function ownSession(parsed: Session): Session {
+  parsed.attributes = cloneRecord(parsed.attributes);
+  parsed.agentModelOverrides = { ...parsed.agentModelOverrides };
+  return parsed;
+}
+
+function ownPatch(patch: SessionPatch): SessionPatch {
+  // structuredClone keeps keys named with `undefined` (a removal) and own "__proto__" keys.
+  return cloneRecord(patch);
+}
+
+async function collect(
+  source: Promise<Iterable<SessionSummary>> | AsyncIterable<SessionSummary>,
+): Promise<SessionSummary[]> {
+  if (Symbol.asyncIterator in source) {
+    const all: SessionSummary[] = [];
+    for await (const summary of source) all.push(summary);
+    return all;
+  }
+  return [...(await source)];
+}
+
+/**
+ * The {@link Store} made from a {@link StoreDriver}. Every call, in order:
+ * 1. rejects with `CLOSED` after {@link DefinedStore.close} (drivers that have `close`);
+ * 2. validates the id, the record and the list options (`INVALID_ARGUMENT`) before any I/O;
+ * 3. copies what it was given, so the caller may change it at once;
+ * 4. waits for earlier calls naming the same session (listings do not wait);
+ * 5. calls the driver, stamping `updatedAt` with {@link nextTimestamp} on every write after
+ *    create, and raising `SESSION_EXISTS`, `SESSION_NOT_FOUND` and `MESSAGE_NOT_FOUND`;
+ * 6. copies what it returns (unless the driver declares `freshReads`);
+ * 7. turns any error that is not an `AgentSessionsError` into `STORE_UNAVAILABLE` with the
+ *    driver's error as `cause`.
+ *
+ * Subclass it to add a store's own methods (as `FileStore` adds `open()`), or use
+ * {@link defineStore}.
+ */
+export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements Store {
+  /** The driver's name. */
+  readonly name: string;
+  /** The driver this store wraps. Calls made on it directly bypass every rule of the wrapper. */
+  protected readonly driver: Driver;
+  readonly #queues = new Map<string, Promise<void>>();
+  readonly #incremental: IncrementalDriver | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(driver: Driver) {
+    this.driver = driver;
+    this.name = driver.name;
+    this.#incremental = isIncrementalDriver(driver) ? driver : undefined;
+  }
+
+  async createSession(session: Session): Promise<void> {
+    this.assertOpen();
+    assertSessionId((session as Partial<Session> | undefined)?.id);
+    const stored = ownSession(parseSession(session));
+    const summary = toSummary(stored);
+    const id = stored.id;
+    return this.#serial(id, 'create a session', async () => {
+      if ((await this.#summary(id)) !== undefined) throw new SessionExistsError(id);
+      await this.driver.write(stored, summary);
+    });
+  }
+
+  async getSession(id: string): Promise<Session> {
+    this.assertOpen();
+    assertSessionId(id);
+    return this.#serial(id, 'read a session', async () => {
+      const session = await this.driver.read(id);
+      if (session === undefined) throw new SessionNotFoundError(id);
+      return this.driver.freshReads ? session : cloneRecord(session);
+    });
+  }
+
+  /** The session's summary, without reading its items (when the driver reads summaries by id). */
+  async getSummary(id: string): Promise<SessionSummary> {
+    this.assertOpen();
+    assertSessionId(id);
+    return this.#serial(id, 'read a session summary', async () => {
+      const summary = await this.#summary(id);
+      if (summary === undefined) throw new SessionNotFoundError(id);
+      return copySummary(summary);
+    });
+  }
+
+  async listSessions(options?: ListOptions): Promise<Page<SessionSummary>> {
+    this.assertOpen();
+    validateListOptions(options);
+    if (options?.cursor !== undefined) decodeCursor(options.cursor);
+    try {
+      const page = isListingDriver(this.driver)
+        ? await this.driver.list(options ?? {})
+        : pageSummaries(await collect(this.driver.summaries()), options);
+      return { ...page, sessions: page.sessions.map(copySummary) };
+    } catch (error) {
+      throw this.normalizeError(error, 'list sessions');
+    }
+  }
+
+  async updateSession(id: string, patch: SessionPatch): Promise<void> {
+    this.assertOpen();
+    assertSessionId(id);
+    const owned = ownPatch(parsePatch(patch));
+    return this.#serial(id, 'update a session', async () => {
+      const incremental = this.#incremental;
+      if (incremental) {
+        const at = await this.#stamp(incremental, id);
+        if (!(await incremental.patch(id, owned, at))) throw new SessionNotFoundError(id);
+        return;
+      }
+      await this.#rewrite(id, (session) => applyPatch(session, owned));
+    });
+  }
+
+  async appendItems(id: string, items: SessionItem[]): Promise<void> {
+    this.assertOpen();
+    assertSessionId(id);
+    const result = SessionItemSchema.array().safeParse(items);
+    if (!result.success) throw invalidArgument('session items', result.error);
+    const owned = result.data;
+    return this.#serial(id, 'append items', async () => {
+      const incremental = this.#incremental;
+      if (incremental) {
+        const at = await this.#stamp(incremental, id);
+        if (!(await incremental.append(id, owned, at))) throw new SessionNotFoundError(id);
+        return;
+      }
+      await this.#rewrite(id, (session) => {
+        for (const item of owned) session.items.push(item);
+      });
+    });
+  }
+
+  async updateMessage(id: string, messageId: string, message: Message): Promise<void> {
+    this.assertOpen();
+    assertSessionId(id);
+    const result = MessageSchema.safeParse(message);
+    if (!result.success) throw invalidArgument('message', result.error);
+    const owned = result.data;
+    const wanted = String(messageId);
+    return this.#serial(id, 'update a message', async () => {
+      const incremental = this.#incremental;
+      if (incremental) {
+        const at = await this.#stamp(incremental, id);
+        const outcome = await incremental.replaceMessage(id, wanted, owned, at);
+        if (outcome === 'session') throw new SessionNotFoundError(id);
+        if (outcome === 'message') throw new MessageNotFoundError(id, wanted);
+        return;
+      }
+      await this.#rewrite(id, (session) => {
+        const index = session.items.findIndex(
+          (item) => item.kind === 'message' && item.message.id === wanted,
+        );
+        if (index < 0) throw new MessageNotFoundError(id, wanted);
+        session.items[index] = { kind: 'message', message: owned };
+      });
+    });
+  }
+
+  async deleteSession(id: string): Promise<void> {
+    this.assertOpen();
+    assertSessionId(id);
+    return this.#serial(id, 'delete a session', async () => {
+      if (!(await this.driver.remove(id))) throw new SessionNotFoundError(id);
+    });
+  }
+
+  /**
+   * Waits for every pending call, then closes the driver. Later calls reject with `CLOSED` when
+   * the driver has a `close` method (a store without one has nothing to release and stays usable).
+   * Idempotent: a second call waits for the first.
+   */
+  async close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closed = this.driver.close !== undefined;
+      this.#closing = this.#shutdown();
+    }
+    return this.#closing;
+  }
+
+  /** Throws `CLOSED` once {@link DefinedStore.close} was called on a store whose driver closes. */
+  protected assertOpen(): void {
+    if (this.#closed) throw new AgentSessionsError(ErrorCode.CLOSED, `the ${this.name} store is closed`);
+  }
+
+  async #shutdown(): Promise<void> {
+    while (this.#queues.size > 0) await Promise.all(this.#queues.values());
+    try {
+      await this.driver.close?.();
+    } catch (error) {
+      throw this.normalizeError(error, 'close');
+    }
+  }
+
+  async #summary(id: string): Promise<SessionSummary | undefined> {
+    if (isSummaryDriver(this.driver)) return this.driver.readSummary(id);
+    const session = await this.driver.read(id);
+    return session === undefined ? undefined : toSummary(session);
+  }
+
+  async #stamp(driver: IncrementalDriver, id: string): Promise<string> {
+    const summary = await driver.readSummary(id);
+    if (summary === undefined) throw new SessionNotFoundError(id);
+    return nextTimestamp(summary.updatedAt);
+  }
+
+  // A write for drivers that store whole sessions: read, change a private copy, write it back.
+  async #rewrite(id: string, change: (session: Session) => void): Promise<void> {
+    const read = await this.driver.read(id);
+    if (read === undefined) throw new SessionNotFoundError(id);
+    const session = this.driver.freshReads ? read : cloneRecord(read);
+    change(session);
+    session.updatedAt = nextTimestamp(session.updatedAt);
+    await this.driver.write(session, toSummary(session));
+  }
+
+  // Runs `task` after every earlier task naming the same session; different sessions run
+  // concurrently. A failed task does not stop the ones after it.
+  #serial<T>(id: string, what: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(id) ?? Promise.resolve();
+    const run = previous.then(task).catch((error: unknown) => {
+      throw this.normalizeError(error, what);
+    });
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.#queues.set(id, tail);
+    void tail.then(() => {
+      if (this.#queues.get(id) === tail) this.#queues.delete(id);
+    });
+    return run;
+  }
+
+  /**
+   * A driver's error as the store rejects with it: an `AgentSessionsError` as is, anything else as
+   * `STORE_UNAVAILABLE` naming what the store could not do, with the error as `cause`.
+   */
+  protected normalizeError(error: unknown, what: string): AgentSessionsError {
+    if (AgentSessionsError.isInstance(error)) return error;
+    const detail = error instanceof Error ? error.message : String(error);
+    return new AgentSessionsError(
+      ErrorCode.STORE_UNAVAILABLE,
+      `the ${this.name} store could not ${what}: ${detail}`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Makes a {@link Store} from a driver: the store enforces the whole Store contract (validation,
+ * copies, per-session serialisation, `updatedAt`, named errors, error normalisation) and detects
+ * the driver's optional capabilities. See {@link DefinedStore} and docs/writing-a-store.md.
+ *
+ * @example
+ * ```ts
+ * const store = defineStore({
+ *   name: 'map',
+ *   async read(id) { return sessions.get(id); },
+ *   async write(session) { sessions.set(session.id, session); },
+ *   async remove(id) { return sessions.delete(id); },
+ *   async summaries() { return [...sessions.values()].map((session) => toSummary(session)); },
+ * });
+ * ```
+ */
+export function defineStore<Driver extends StoreDriver>(driver: Driver): DefinedStore<Driver> {
+  return new DefinedStore(driver);
+}

@@ -1,0 +1,327 @@
+// FileStore's on-disk format: file names, the versioned records of a session log, the summary file
+// codec, and replay (records → session). Nothing here touches the file system.
+//
+// Layout of a store directory:
+//   <directory>/.lock/             the directory lock (src/internal/dir-lock.ts)
+//   <directory>/sessions/<name>.log  one append-only log per session
+//   <directory>/sessions/<name>.sum  a cache of the session's summary and the log offset it describes
+//   <directory>/sessions/*.tmp       a file being written, renamed into place when complete
+//
+// A log is checksummed JSON lines (src/internal/record-lines.ts), one record per line. The first
+// record is always the whole session as created (`t: 'session'`); compaction rewrites a log as one
+// such record. Later records are appends, metadata patches and message replacements, each with the
+// `updatedAt` it set (`at`). Every record carries the format version it was written in (`v`);
+// records written before versions existed have none and are read as version 0 (same shapes).
+import { StoreCorruptError } from '../../errors.js';
+import type { DecodedLine, EncodedLine } from '../../internal/record-lines.js';
+import { decodeLines, encodeLine } from '../../internal/record-lines.js';
+import {
+  applyPatch,
+  countMessages,
+  type Message,
+  OPTIONAL_SESSION_FIELDS,
+  SESSION_PATCH_FIELDS,
+  type Session,
+  type SessionItem,
+  type SessionPatch,
+  type SessionSummary,
+  SessionSummarySchema,
+} from '../../schemas.js';
+
+/** The log format this code writes. Logs of this version or older are read. */
+export const FORMAT_VERSION = 1;
+/** The summary file format this code writes and reads (anything else is ignored and rebuilt). */
+export const SUMMARY_VERSION = 1;
+
+export const LOG = '.log';
+export const SUMMARY = '.sum';
+export const TEMP = '.tmp';
+export const SESSIONS = 'sessions';
+export const LOCK = '.lock';
+
+/** A record of a session log, as written. */
+export type LogRecord =
+  | { v?: number; t: 'session'; session: Session }
+  | { v?: number; t: 'append'; at: string; items: SessionItem[] }
+  | { v?: number; t: 'patch'; at: string; set: SessionPatch; unset: string[] }
+  | { v?: number; t: 'message'; at: string; id: string; message: Message };
+
+// On-disk names are case-folding safe: `abc` and `ABC` are different sessions, so a name is the
+// lowercased id plus, when the id has capitals, `.` and a base-36 bit mask of their positions.
+// Ids only hold [A-Za-z0-9_-], so names hold no separator, no `..` and never start with a dot.
+/** The file name (without extension) of a session id. */
+export function encodeSessionName(id: string): string {
+  let mask = 0n;
+  for (let index = 0; index < id.length; index++) {
+    const code = id.charCodeAt(index);
+    if (code >= 65 && code <= 90) mask |= 1n << BigInt(index);
+  }
+  const lower = id.toLowerCase();
+  return mask === 0n ? lower : `${lower}.${mask.toString(36)}`;
+}
+
+/** The id a file name encodes, or undefined if no id is encoded that way. */
+export function decodeSessionName(name: string): string | undefined {
+  const match = /^([a-z0-9][a-z0-9_-]{0,127})(?:\.([0-9a-z]+))?$/.exec(name);
+  if (!match) return undefined;
+  const lower = match[1]!;
+  let mask = 0n;
+  if (match[2] !== undefined) {
+    for (const char of match[2]) mask = mask * 36n + BigInt(Number.parseInt(char, 36));
+  }
+  let id = '';
+  for (let index = 0; index < lower.length; index++) {
+    const char = lower[index]!;
+    id += (mask >> BigInt(index)) & 1n ? char.toUpperCase() : char;
+  }
+  return encodeSessionName(id) === name ? id : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records. Each is serialised at once, so a caller changing its objects later changes nothing.
+
+/** The first record of a log: the whole session. */
+export function sessionLine(session: Session): EncodedLine {
+  return encodeLine(`{"v":${FORMAT_VERSION},"t":"session","session":${JSON.stringify(session)}}`);
+}
+
+/** An append record. */
+export function appendLine(at: string, items: readonly SessionItem[]): EncodedLine {
+  return encodeLine(
+    `{"v":${FORMAT_VERSION},"t":"append","at":${JSON.stringify(at)},"items":${JSON.stringify(items)}}`,
+  );
+}
+
+/** The parts of a patch record: the fields set, and the optional fields removed. */
+export function splitPatch(patch: SessionPatch): { set: Record<string, unknown>; unset: string[] } {
+  const set: Record<string, unknown> = {};
+  const unset: string[] = [];
+  for (const key of SESSION_PATCH_FIELDS) {
+    if (!Object.hasOwn(patch, key)) continue;
+    const value = patch[key];
+    if (value === undefined) {
+      if (OPTIONAL_SESSION_FIELDS.has(key)) unset.push(key);
+    } else set[key] = value;
+  }
+  return { set, unset };
+}
+
+/** A patch record. */
+export function patchLine(at: string, set: Record<string, unknown>, unset: readonly string[]): EncodedLine {
+  return encodeLine(
+    `{"v":${FORMAT_VERSION},"t":"patch","at":${JSON.stringify(at)},"set":${JSON.stringify(set)},"unset":${JSON.stringify(unset)}}`,
+  );
+}
+
+/** A message replacement record. */
+export function messageLine(at: string, messageId: string, message: Message): EncodedLine {
+  return encodeLine(
+    `{"v":${FORMAT_VERSION},"t":"message","at":${JSON.stringify(at)},"id":${JSON.stringify(messageId)},"message":${JSON.stringify(message)}}`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading records back. A line whose checksum matched is byte for byte what this store wrote, so its
+// JSON was validated before it was written; what is checked here is the version and that the
+// records fit together (and the shapes this code relies on, so damage never surfaces as a
+// TypeError).
+
+function fail(path: string, line: DecodedLine, what: string): never {
+  throw new StoreCorruptError(path, `${what} at byte ${line.start}`);
+}
+
+/** The record of a decoded line, checked for its version and the shape replay relies on. */
+export function readRecord(line: DecodedLine, path: string): LogRecord {
+  const record = line.value as Partial<Record<string, unknown>> | null;
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+    fail(path, line, 'a record that is not an object');
+  }
+  const version = record.v ?? 0;
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 0) {
+    fail(path, line, 'a record with an invalid format version');
+  }
+  if (version > FORMAT_VERSION) {
+    fail(
+      path,
+      line,
+      `a record of format version ${version}, newer than this library reads (${FORMAT_VERSION})`,
+    );
+  }
+  switch (record.t) {
+    case 'session': {
+      const session = record.session as Partial<Session> | undefined;
+      if (
+        typeof session !== 'object' ||
+        session === null ||
+        typeof session.id !== 'string' ||
+        typeof session.updatedAt !== 'string' ||
+        !Array.isArray(session.items)
+      ) {
+        fail(path, line, 'a session record without a session');
+      }
+      break;
+    }
+    case 'append':
+      if (typeof record.at !== 'string' || !Array.isArray(record.items))
+        fail(path, line, 'a malformed append');
+      break;
+    case 'patch':
+      if (
+        typeof record.at !== 'string' ||
+        typeof record.set !== 'object' ||
+        record.set === null ||
+        !Array.isArray(record.unset)
+      ) {
+        fail(path, line, 'a malformed patch');
+      }
+      break;
+    case 'message':
+      if (
+        typeof record.at !== 'string' ||
+        typeof record.id !== 'string' ||
+        typeof record.message !== 'object' ||
+        record.message === null
+      ) {
+        fail(path, line, 'a malformed message update');
+      }
+      break;
+    default:
+      fail(path, line, 'an unexpected record');
+  }
+  return record as LogRecord;
+}
+
+/** Rebuilds a session from its log lines (the first one a session record). */
+export function replay(lines: readonly DecodedLine[], path: string, id: string): Session {
+  const first = lines[0];
+  if (!first) throw new StoreCorruptError(path, 'the log holds no record');
+  const head = readRecord(first, path);
+  if (head.t !== 'session' || head.session.id !== id) {
+    throw new StoreCorruptError(path, 'the first record is not this session');
+  }
+  const session = head.session;
+  const items = session.items;
+  for (let index = 1; index < lines.length; index++) {
+    const line = lines[index]!;
+    const record = readRecord(line, path);
+    switch (record.t) {
+      case 'append':
+        for (const item of record.items) items.push(item);
+        break;
+      case 'patch':
+        applyPatch(session, record.set);
+        for (const key of record.unset) {
+          if (OPTIONAL_SESSION_FIELDS.has(key)) delete (session as Record<string, unknown>)[key];
+        }
+        break;
+      case 'message': {
+        const at = items.findIndex((item) => item.kind === 'message' && item.message.id === record.id);
+        if (at < 0) fail(path, line, 'an update of an unknown message');
+        items[at] = { kind: 'message', message: record.message };
+        break;
+      }
+      case 'session':
+        fail(path, line, 'a second session record');
+    }
+    session.updatedAt = record.at;
+  }
+  return session;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summaries: what listings need, kept per session in memory and cached in `<name>.sum`.
+
+/** The summary fields a patch can change. */
+const SUMMARY_FIELDS = ['title', 'starred', 'workingDir', 'source', 'owner', 'usage'] as const;
+
+/** Applies a patch's `set` and `unset` to a summary. */
+export function patchSummary(
+  summary: SessionSummary,
+  set: Record<string, unknown>,
+  unset: readonly string[],
+): void {
+  const target = summary as Record<string, unknown>;
+  for (const key of SUMMARY_FIELDS) {
+    if (Object.hasOwn(set, key)) {
+      const value = set[key];
+      target[key] = key === 'usage' ? { ...(value as SessionSummary['usage']) } : value;
+    }
+  }
+  for (const key of unset) if ((SUMMARY_FIELDS as readonly string[]).includes(key)) delete target[key];
+}
+
+/** The state of a log that a summary describes: how far it reaches and the line it ends with. */
+export interface LogPosition {
+  /** Bytes of complete, acknowledged lines. */
+  logSize: number;
+  /** The checksum and length of the last of them, so a summary can prove which log state it describes. */
+  last: { crc: number; length: number };
+  /** Bytes of patch and message lines, which compaction would drop. */
+  overwriteBytes: number;
+}
+
+/** A session summary and the log state it was taken at. */
+export interface SummaryState extends LogPosition {
+  summary: SessionSummary;
+}
+
+/** Applies one log record after the first to a summary state (what listings need). */
+export function applyToSummary(state: SummaryState, line: DecodedLine, path: string): void {
+  const record = readRecord(line, path);
+  switch (record.t) {
+    case 'append':
+      state.summary.messageCount += countMessages(record.items);
+      break;
+    case 'patch':
+      patchSummary(state.summary, record.set as Record<string, unknown>, record.unset);
+      state.overwriteBytes += line.end - line.start;
+      break;
+    case 'message':
+      state.overwriteBytes += line.end - line.start;
+      break;
+    case 'session':
+      fail(path, line, 'a second session record');
+  }
+  state.summary.updatedAt = record.at;
+  state.logSize = line.end;
+  state.last = { crc: line.crc, length: line.end - line.start };
+}
+
+/** The text of a summary file. */
+export function encodeSummaryFile(state: SummaryState): string {
+  return encodeLine(
+    JSON.stringify({
+      v: SUMMARY_VERSION,
+      logSize: state.logSize,
+      lastCrc: state.last.crc,
+      lastLength: state.last.length,
+      overwriteBytes: state.overwriteBytes,
+      summary: state.summary,
+    }),
+  ).text;
+}
+
+/** Reads a summary file of session `id`; undefined when it is not one this code wrote for it. */
+export function decodeSummaryFile(buffer: Buffer, id: string): SummaryState | undefined {
+  let value: Record<string, unknown> | undefined;
+  try {
+    const { lines } = decodeLines(buffer);
+    if (lines.length !== 1) return undefined;
+    value = lines[0]!.value as Record<string, unknown> | undefined;
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || value.v !== SUMMARY_VERSION) return undefined;
+  const record = value;
+  const numbers = ['logSize', 'lastCrc', 'lastLength', 'overwriteBytes'].every(
+    (key) => Number.isSafeInteger(record[key]) && (record[key] as number) >= 0,
+  );
+  const summary = SessionSummarySchema.safeParse(record.summary);
+  if (!numbers || !summary.success || summary.data.id !== id) return undefined;
+  return {
+    logSize: record.logSize as number,
+    last: { crc: record.lastCrc as number, length: record.lastLength as number },
+    overwriteBytes: record.overwriteBytes as number,
+    summary: summary.data,
+  };
+}

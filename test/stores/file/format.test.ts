@@ -1,0 +1,137 @@
+// FileStore's on-disk format: versioned records, logs written before versions existed, and records
+// that do not fit the format.
+import { appendFile, cp, mkdtemp, readdir, readFile, rm, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { Page, SessionSummary } from '../../../src/index.js';
+import { encodeLine } from '../../../src/internal/record-lines.js';
+import type { Logger } from '../../../src/logger.js';
+import type { Session, SessionItem } from '../../../src/schemas.js';
+import { encodeSessionName, FORMAT_VERSION } from '../../../src/stores/file/format.js';
+import { FileStore } from '../../../src/stores/file/store.js';
+import { expectRejectsWithCode } from '../../helpers/assertions.js';
+import { sessionRecord } from '../../helpers/sessions.js';
+
+// A store directory written by FileStore before log records carried a format version (commit
+// 548ad71), with what that code read back from it.
+const FIXTURE = fileURLToPath(new URL('../fixtures/format-v0', import.meta.url));
+
+let root: string;
+let directory: string;
+const stores: FileStore[] = [];
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'agent-sessions-format-'));
+  directory = join(root, 'store');
+});
+
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+function storeAt(logger?: Logger): FileStore {
+  const store = new FileStore({ directory, durability: 'buffered', ...(logger ? { logger } : {}) });
+  stores.push(store);
+  return store;
+}
+
+function logPath(id: string): string {
+  return join(directory, 'sessions', `${encodeSessionName(id)}.log`);
+}
+
+const at = '2024-01-01T00:00:00.000Z';
+const message = (id: string): SessionItem => ({
+  kind: 'message',
+  message: { id, role: 'user', content: id, createdAt: at },
+});
+
+async function expected(): Promise<{ sessions: Session[]; listing: Page<SessionSummary> }> {
+  return JSON.parse(await readFile(join(FIXTURE, 'expected.json'), 'utf8'));
+}
+
+describe('FileStore format versions', () => {
+  test('a store written before records had a version opens and reads back exactly, with and without its summary files', async () => {
+    const want = await expected();
+    await cp(FIXTURE, directory, { recursive: true });
+    await unlink(join(directory, 'expected.json'));
+    const store = storeAt();
+    for (const session of want.sessions) expect(await store.getSession(session.id)).toEqual(session);
+    expect(await store.listSessions()).toEqual(want.listing);
+    await store.close();
+
+    for (const file of await readdir(join(directory, 'sessions'))) {
+      if (file.endsWith('.sum')) await unlink(join(directory, 'sessions', file));
+    }
+    const rebuilt = storeAt();
+    expect(await rebuilt.listSessions()).toEqual(want.listing);
+    for (const session of want.sessions) expect(await rebuilt.getSession(session.id)).toEqual(session);
+  });
+
+  test('a legacy log takes new records after its old ones and reads back whole after a reopen', async () => {
+    const want = await expected();
+    await cp(FIXTURE, directory, { recursive: true });
+    const store = storeAt();
+    await store.appendItems('Legacy-1', [message('new-1')]);
+    await store.updateSession('Legacy-1', { title: 'renamed' });
+    await store.close();
+    const text = await readFile(logPath('Legacy-1'), 'utf8');
+    const lines = text.trimEnd().split('\n');
+    expect(lines.slice(0, -2).every((line) => !line.includes('"v":'))).toBe(true);
+    expect(lines.slice(-2).every((line) => line.slice(9).startsWith(`{"v":${FORMAT_VERSION},`))).toBe(true);
+    const session = await storeAt().getSession('Legacy-1');
+    expect(session.title).toBe('renamed');
+    expect(session.items).toEqual([...want.sessions[0]!.items, message('new-1')]);
+  });
+
+  test('every record written now carries the format version', async () => {
+    const store = storeAt();
+    await store.createSession(sessionRecord('s', { items: [message('m0')] }, at));
+    await store.appendItems('s', [message('m1')]);
+    await store.updateSession('s', { title: 't', workingDir: undefined });
+    await store.updateMessage('s', 'm1', { id: 'm1', role: 'assistant', content: 'x', createdAt: at });
+    await store.close();
+    const lines = (await readFile(logPath('s'), 'utf8')).trimEnd().split('\n');
+    expect(lines.map((line) => JSON.parse(line.slice(9)) as { v: number; t: string })).toEqual([
+      expect.objectContaining({ v: FORMAT_VERSION, t: 'session' }),
+      expect.objectContaining({ v: FORMAT_VERSION, t: 'append' }),
+      expect.objectContaining({ v: FORMAT_VERSION, t: 'patch' }),
+      expect.objectContaining({ v: FORMAT_VERSION, t: 'message' }),
+    ]);
+  });
+
+  test('a record of a newer format version is STORE_CORRUPT naming the file and the version', async () => {
+    const store = storeAt();
+    await store.createSession(sessionRecord('s', {}, at));
+    await store.createSession(sessionRecord('other', {}, at));
+    await store.close();
+    const line = encodeLine(
+      JSON.stringify({ v: FORMAT_VERSION + 1, t: 'append', at, items: [message('from-the-future')] }),
+    );
+    await appendFile(logPath('s'), line.text);
+    const reopened = storeAt({ debug() {}, info() {}, warn() {}, error() {} });
+    const error = await expectRejectsWithCode(reopened.getSession('s'), 'STORE_CORRUPT');
+    expect(error.message).toContain(`format version ${FORMAT_VERSION + 1}`);
+    expect((error as { path?: string }).path).toBe(logPath('s'));
+    expect((await reopened.getSession('other')).id).toBe('other');
+  });
+
+  test.each([
+    ['items that are not an array', { v: 1, t: 'append', at, items: 'nope' }],
+    ['a record that is an array', [1, 2, 3]],
+    ['a patch without set', { v: 1, t: 'patch', at, unset: [] }],
+    ['a message update without a message', { v: 1, t: 'message', at, id: 'm1' }],
+    ['an unknown record type', { v: 1, t: 'rewind', at }],
+    ['a version that is not a number', { v: 'one', t: 'append', at, items: [] }],
+  ])('a record with a valid checksum but %s is STORE_CORRUPT, not a TypeError', async (_what, record) => {
+    const store = storeAt();
+    await store.createSession(sessionRecord('s', { items: [message('m1')] }, at));
+    await store.close();
+    await appendFile(logPath('s'), encodeLine(JSON.stringify(record)).text);
+    const reopened = storeAt({ debug() {}, info() {}, warn() {}, error() {} });
+    await expectRejectsWithCode(reopened.getSession('s'), 'STORE_CORRUPT');
+    expect((await reopened.listSessions()).sessions).toEqual([]);
+  });
+});
