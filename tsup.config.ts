@@ -5,6 +5,8 @@ export default defineConfig({
     index: 'src/index.ts',
     file: 'src/file.ts',
     testing: 'src/testing/index.ts',
+    http: 'src/http/index.ts',
+    client: 'src/client/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: { compilerOptions: { stripInternal: true } },
