@@ -13,6 +13,8 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
-  splitting: false,
+  // Shared chunks: one copy of every class (errors, schemas, stores) across the entry points of a
+  // format, so `instanceof` holds for an error thrown through `agent-sessions/file` or `/testing`.
+  splitting: true,
   treeshake: true,
 });

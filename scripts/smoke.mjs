@@ -44,6 +44,49 @@ const fromEsm = new esm.AgentSessionsError('CLOSED', 'closed');
 assert.ok(esm.AgentSessionsError.isInstance(fromCjs), 'ESM isInstance recognises a CJS error');
 assert.ok(cjs.AgentSessionsError.isInstance(fromEsm), 'CJS isInstance recognises an ESM error');
 
+// One copy of every class per format: errors thrown through agent-sessions/file and
+// agent-sessions/testing are instances of the main entry's classes (shared chunks), in ESM and CJS.
+const { mkdtemp, rm } = await import('node:fs/promises');
+const { tmpdir } = await import('node:os');
+const { join } = await import('node:path');
+for (const [format, load] of [
+  ['ESM', (subpath) => import(subpath)],
+  ['CJS', async (subpath) => require(subpath)],
+]) {
+  const main = await load('agent-sessions');
+  const file = await load('agent-sessions/file');
+  const testing = await load('agent-sessions/testing');
+  const directory = await mkdtemp(join(tmpdir(), 'agent-sessions-smoke-'));
+  try {
+    const store = new file.FileStore({ directory });
+    const notFound = await store.getSession('missing').catch((error) => error);
+    assert.ok(
+      notFound instanceof main.SessionNotFoundError,
+      `${format}: FileStore error instanceof main class`,
+    );
+    assert.ok(
+      notFound instanceof main.AgentSessionsError,
+      `${format}: FileStore error instanceof base class`,
+    );
+    assert.ok(main.SessionNotFoundError.isInstance(notFound), `${format}: SessionNotFoundError.isInstance`);
+    assert.ok(
+      !main.StoreCorruptError.isInstance(notFound),
+      `${format}: a sibling class's isInstance is false`,
+    );
+    assert.equal(notFound.name, 'SessionNotFoundError', `${format}: the error keeps its class name`);
+    await store.close();
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+  const failing = new testing.FailingStore(new main.MemoryStore());
+  failing.failNext('listSessions');
+  const injected = await failing.listSessions().catch((error) => error);
+  assert.ok(injected instanceof main.AgentSessionsError, `${format}: testing error instanceof main class`);
+  assert.ok(injected instanceof testing.InjectedStoreError, `${format}: InjectedStoreError instanceof`);
+  const base = new main.AgentSessionsError('CLOSED', 'closed');
+  assert.equal(base.name, 'AgentSessionsError', `${format}: the base class is named AgentSessionsError`);
+}
+
 // A whole turn through each build.
 for (const lib of [esm, cjs]) {
   const manager = new lib.SessionManager({

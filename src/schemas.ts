@@ -230,6 +230,11 @@ const sessionMetadataShape = {
   /** The current agent's name. */
   agent: z.string().optional(),
   workingDir: z.string().optional(),
+  /**
+   * The principal that owns the session (a user or tenant id chosen by the host). Hosts that serve
+   * several users filter listings by it (`ListOptions.owner`); absent for sessions without one.
+   */
+  owner: z.string().min(1).max(256).optional(),
   starred: z.boolean(),
   usage: UsageSchema,
   safetyPolicy: SafetyPolicySchema,
@@ -266,6 +271,7 @@ export const SessionPatchSchema = z
     source: sessionMetadataShape.source,
     agent: sessionMetadataShape.agent,
     workingDir: sessionMetadataShape.workingDir,
+    owner: sessionMetadataShape.owner,
     starred: sessionMetadataShape.starred,
     usage: sessionMetadataShape.usage,
     safetyPolicy: sessionMetadataShape.safetyPolicy,
@@ -289,6 +295,7 @@ export const OPTIONAL_SESSION_FIELDS: ReadonlySet<string> = new Set([
   'source',
   'agent',
   'workingDir',
+  'owner',
   'parentId',
   'forkedFrom',
 ]);
@@ -302,6 +309,7 @@ export const SessionSummarySchema = z.object({
   starred: z.boolean(),
   workingDir: z.string().optional(),
   source: z.string().optional(),
+  owner: z.string().optional(),
   messageCount: z.number().int().nonnegative(),
   usage: UsageSchema,
 });
@@ -342,6 +350,7 @@ export function toSummary(session: Session, messageCount = countMessages(session
   };
   if (session.workingDir !== undefined) summary.workingDir = session.workingDir;
   if (session.source !== undefined) summary.source = session.source;
+  if (session.owner !== undefined) summary.owner = session.owner;
   return summary;
 }
 

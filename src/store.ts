@@ -37,6 +37,8 @@ export interface ListOptions {
   workingDir?: string;
   /** Only starred (`true`) or unstarred (`false`) sessions. */
   starred?: boolean;
+  /** Only sessions owned by exactly this principal (`Session.owner`). */
+  owner?: string;
 }
 
 /** One page of a listing. */
@@ -136,6 +138,11 @@ export function validateListOptions(options: ListOptions = {}): number {
       issues: [{ path: ['starred'], message: 'expected a boolean' }],
     });
   }
+  if (options.owner !== undefined && (typeof options.owner !== 'string' || options.owner === '')) {
+    throw new InvalidArgumentError('invalid list filter owner: expected a non-empty string', {
+      issues: [{ path: ['owner'], message: 'expected a non-empty string' }],
+    });
+  }
   if (options.workingDir !== undefined && typeof options.workingDir !== 'string') {
     throw new InvalidArgumentError('invalid list filter workingDir: expected a string', {
       issues: [{ path: ['workingDir'], message: 'expected a string' }],
@@ -194,6 +201,7 @@ export function pageSortedSummaries(
     const summary = sorted[index]!;
     if (options.workingDir !== undefined && summary.workingDir !== options.workingDir) continue;
     if (options.starred !== undefined && summary.starred !== options.starred) continue;
+    if (options.owner !== undefined && summary.owner !== options.owner) continue;
     if (sessions.length === limit) {
       more = true;
       break;

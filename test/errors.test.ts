@@ -5,14 +5,16 @@ import {
   ErrorCode,
   InvalidArgumentError,
   invalidArgument,
+  MessageNotFoundError,
   SessionBusyError,
+  SessionExistsError,
   SessionNotFoundError,
   StoreCorruptError,
   SubscriberLaggedError,
   toAgentSessionsError,
 } from '../src/errors.js';
 
-const SPEC_CODES = [
+const CODES = [
   'SESSION_NOT_FOUND',
   'SESSION_EXISTS',
   'SESSION_BUSY',
@@ -28,14 +30,15 @@ const SPEC_CODES = [
   'SUBSCRIBER_LAGGED',
   'STORE_CORRUPT',
   'STORE_LOCKED',
+  'STORE_UNAVAILABLE',
   'RUNTIME_FAILED',
   'CLOSED',
   'TIMEOUT',
 ];
 
 describe('ErrorCode', () => {
-  test('holds exactly the codes of SPEC §8, each mapped to itself', () => {
-    expect(Object.keys(ErrorCode).sort()).toEqual([...SPEC_CODES].sort());
+  test('holds exactly the documented codes, each mapped to itself', () => {
+    expect(Object.keys(ErrorCode).sort()).toEqual([...CODES].sort());
     for (const [key, value] of Object.entries(ErrorCode)) expect(value).toBe(key);
   });
 });
@@ -59,6 +62,8 @@ describe('AgentSessionsError', () => {
   test.each([
     ['InvalidArgumentError', new InvalidArgumentError('bad')],
     ['SessionNotFoundError', new SessionNotFoundError('s1')],
+    ['SessionExistsError', new SessionExistsError('s1')],
+    ['MessageNotFoundError', new MessageNotFoundError('s1', 'm1')],
     ['SessionBusyError', new SessionBusyError('s1', 't1')],
     ['StoreCorruptError', new StoreCorruptError('/d/s1.jsonl', 'truncated line')],
     ['SubscriberLaggedError', new SubscriberLaggedError('s1', 7)],
@@ -66,6 +71,53 @@ describe('AgentSessionsError', () => {
     expect(error.name).toBe(name);
     expect(error).toBeInstanceOf(AgentSessionsError);
     expect(AgentSessionsError.isInstance(error)).toBe(true);
+  });
+
+  const classes = [
+    ['InvalidArgumentError', InvalidArgumentError, () => new InvalidArgumentError('bad')],
+    ['SessionNotFoundError', SessionNotFoundError, () => new SessionNotFoundError('s1')],
+    ['SessionExistsError', SessionExistsError, () => new SessionExistsError('s1')],
+    ['MessageNotFoundError', MessageNotFoundError, () => new MessageNotFoundError('s1', 'm1')],
+    ['SessionBusyError', SessionBusyError, () => new SessionBusyError('s1', 't1')],
+    ['StoreCorruptError', StoreCorruptError, () => new StoreCorruptError('/d/x', 'bad')],
+    ['SubscriberLaggedError', SubscriberLaggedError, () => new SubscriberLaggedError('s1', 1)],
+  ] as const;
+
+  test.each(classes)(
+    '%s.isInstance is true for its own class only, never for a sibling or the base',
+    (_name, Class, make) => {
+      const own = make();
+      expect(Class.isInstance(own)).toBe(true);
+      expect(Class.isInstance(new AgentSessionsError('CLOSED', 'closed'))).toBe(false);
+      for (const [, Other, makeOther] of classes) {
+        if (Other === Class) continue;
+        expect(Class.isInstance(makeOther())).toBe(false);
+        expect(Other.isInstance(own)).toBe(false);
+      }
+    },
+  );
+
+  test('a class brand survives another copy of the class (the other build) and implies the base brand', () => {
+    class OtherCopy extends Error {
+      readonly code = 'SESSION_NOT_FOUND';
+      readonly sessionId = 's1';
+      constructor() {
+        super('not found');
+        Object.defineProperty(this, Symbol.for('agent-sessions.error'), { value: true });
+        Object.defineProperty(this, Symbol.for('agent-sessions.error.SessionNotFoundError'), { value: true });
+      }
+    }
+    const foreign = new OtherCopy();
+    expect(SessionNotFoundError.isInstance(foreign)).toBe(true);
+    expect(StoreCorruptError.isInstance(foreign)).toBe(false);
+    expect(AgentSessionsError.isInstance(foreign)).toBe(true);
+  });
+
+  test('a subclass of a library class keeps the parent brand and gets its own name', () => {
+    class NotFoundHere extends SessionNotFoundError {}
+    const error = new NotFoundHere('s1');
+    expect(error.name).toBe('NotFoundHere');
+    expect(SessionNotFoundError.isInstance(error)).toBe(true);
   });
 
   test('a subclass defined by a user gets its own name', () => {
@@ -125,6 +177,18 @@ describe('subclasses', () => {
     const error = new SessionBusyError('s1', undefined);
     expect(error.turnId).toBeUndefined();
     expect(error.message).toBe('session "s1" is busy');
+  });
+
+  test('SessionExistsError names the session', () => {
+    const error = new SessionExistsError('s1');
+    expect(error).toMatchObject({ code: 'SESSION_EXISTS', sessionId: 's1' });
+    expect(error.message).toBe('session "s1" already exists');
+  });
+
+  test('MessageNotFoundError names the session and the message', () => {
+    const error = new MessageNotFoundError('s1', 'm1');
+    expect(error).toMatchObject({ code: 'MESSAGE_NOT_FOUND', sessionId: 's1', messageId: 'm1' });
+    expect(error.message).toBe('message "m1" not found in session "s1"');
   });
 
   test('SessionNotFoundError names the session', () => {

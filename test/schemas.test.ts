@@ -231,6 +231,7 @@ describe('parsePatch', () => {
         'attributes',
         'customModelsUsed',
         'forkedFrom',
+        'owner',
         'parentId',
         'permissions',
         'safetyPolicy',

@@ -7,6 +7,8 @@ import {
   ErrorCode,
   InvalidArgumentError,
   invalidArgument,
+  MessageNotFoundError,
+  SessionExistsError,
   SessionNotFoundError,
   StoreCorruptError,
 } from '../errors.js';
@@ -111,7 +113,7 @@ const SUMMARY_EVERY_BYTES = 256 * 1024;
 const COMPACT_MIN_BYTES = 1024 * 1024;
 const OPEN_CONCURRENCY = 32;
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
-const SUMMARY_FIELDS = ['title', 'starred', 'workingDir', 'source', 'usage'] as const;
+const SUMMARY_FIELDS = ['title', 'starred', 'workingDir', 'source', 'owner', 'usage'] as const;
 
 // On-disk names are case-folding safe: `abc` and `ABC` are different sessions, so a name is the
 // lowercased id plus, when the id has capitals, `.` and a base-36 bit mask of their positions.
@@ -315,10 +317,7 @@ export class FileStore implements Store {
       const damaged = this.#damaged.get(id);
       if (damaged) throw damaged;
       if (this.#entries.has(id)) {
-        throw new AgentSessionsError(
-          ErrorCode.SESSION_EXISTS,
-          `session ${JSON.stringify(id)} already exists`,
-        );
+        throw new SessionExistsError(id);
       }
       const name = encodeSessionName(id);
       const path = this.#logPath(name);
@@ -437,10 +436,7 @@ export class FileStore implements Store {
       const entry = this.#entry(id);
       const session = await this.#load(entry);
       if (!session.items.some((item) => item.kind === 'message' && item.message.id === messageId)) {
-        throw new AgentSessionsError(
-          ErrorCode.MESSAGE_NOT_FOUND,
-          `message ${JSON.stringify(messageId)} not found in session ${JSON.stringify(id)}`,
-        );
+        throw new MessageNotFoundError(id, messageId);
       }
       const at = nextTimestamp(entry.summary.updatedAt);
       await this.#append(

@@ -1,4 +1,9 @@
-import { AgentSessionsError, ErrorCode, invalidArgument, SessionNotFoundError } from '../errors.js';
+import {
+  invalidArgument,
+  MessageNotFoundError,
+  SessionExistsError,
+  SessionNotFoundError,
+} from '../errors.js';
 import { cloneRecord } from '../internal/clone.js';
 import {
   applyPatch,
@@ -48,10 +53,7 @@ export class MemoryStore implements Store {
     assertSessionId((session as Partial<Session> | undefined)?.id);
     const parsed = parseSession(session);
     if (this.#sessions.has(parsed.id)) {
-      throw new AgentSessionsError(
-        ErrorCode.SESSION_EXISTS,
-        `session ${JSON.stringify(parsed.id)} already exists`,
-      );
+      throw new SessionExistsError(parsed.id);
     }
     const stored = cloneRecord(parsed);
     this.#sessions.set(stored.id, { session: stored, messageCount: countMessages(stored.items) });
@@ -98,10 +100,7 @@ export class MemoryStore implements Store {
       (item) => item.kind === 'message' && item.message.id === messageId,
     );
     if (index < 0) {
-      throw new AgentSessionsError(
-        ErrorCode.MESSAGE_NOT_FOUND,
-        `message ${JSON.stringify(messageId)} not found in session ${JSON.stringify(id)}`,
-      );
+      throw new MessageNotFoundError(id, messageId);
     }
     entry.session.items[index] = { kind: 'message', message: cloneRecord(result.data) };
     entry.session.updatedAt = nextTimestamp(entry.session.updatedAt);

@@ -137,6 +137,7 @@ function fullSession(id: string): Session {
     source: 'https://hub.example/agents/coder',
     agent: 'coder',
     workingDir: '/work/project',
+    owner: 'user-42',
     starred: true,
     usage: { inputTokens: 120, outputTokens: 45, cost: 0.0125 },
     safetyPolicy: 'balanced',
@@ -329,6 +330,7 @@ const VALID_PATCHES: readonly SessionPatch[] = [
   { source: 'coder' },
   { agent: 'reviewer' },
   { workingDir: '/elsewhere' },
+  { owner: 'another-user' },
   { starred: false },
   { usage: { inputTokens: 1, outputTokens: 2, cost: 3 } },
   { safetyPolicy: 'autonomous' },
@@ -340,7 +342,7 @@ const VALID_PATCHES: readonly SessionPatch[] = [
   { forkedFrom: { sessionId: 'other-parent' } },
 ];
 
-const OPTIONAL_FIELDS = ['source', 'agent', 'workingDir', 'parentId', 'forkedFrom'] as const;
+const OPTIONAL_FIELDS = ['source', 'agent', 'workingDir', 'owner', 'parentId', 'forkedFrom'] as const;
 const REQUIRED_PATCH_FIELDS = [
   'title',
   'titleSource',
@@ -481,6 +483,8 @@ function crudCases(): Case[] {
           ['unknown titleSource', { ...base, titleSource: 'magic' }],
           ['createdAt not ISO-8601', { ...base, createdAt: 'yesterday' }],
           ['starred not a boolean', { ...base, starred: 'yes' }],
+          ['an empty owner', { ...base, owner: '' }],
+          ['owner not a string', { ...base, owner: 7 }],
           ['negative usage', { ...base, usage: { inputTokens: -1, outputTokens: 0, cost: 0 } }],
           ['NaN cost', { ...base, usage: { inputTokens: 0, outputTokens: 0, cost: Number.NaN } }],
           ['unknown safetyPolicy', { ...base, safetyPolicy: 'yolo' }],
@@ -688,7 +692,7 @@ function patchCases(): Case[] {
             `updateSession({ ${field}: undefined })`,
           );
           const summary = (await store.listSessions()).sessions.find((entry) => entry.id === id);
-          if (field === 'workingDir' || field === 'source') {
+          if (field === 'workingDir' || field === 'source' || field === 'owner') {
             assert(
               summary && !Object.hasOwn(summary, field),
               `the summary still has ${field} after it was removed`,
@@ -1193,11 +1197,12 @@ function listingCases(): Case[] {
       },
     },
     {
-      name: 'listSessions applies the workingDir and starred filters before paging',
+      name: 'listSessions applies the workingDir, starred and owner filters before paging',
       async run({ store }) {
         await createMany(store, 12, 'filter-', (index) => ({
           starred: index % 3 === 0,
           ...(index % 2 === 0 ? { workingDir: '/work/a' } : index % 4 === 1 ? { workingDir: '/work/b' } : {}),
+          ...(index % 4 < 2 ? { owner: 'alice' } : index % 4 === 2 ? { owner: 'bob' } : {}),
         }));
         const all = await listAll(store, { limit: 1000 });
         const cases: [string, ListOptions, (summary: SessionSummary) => boolean][] = [
@@ -1206,6 +1211,14 @@ function listingCases(): Case[] {
           ['workingDir /work/a', { workingDir: '/work/a' }, (summary) => summary.workingDir === '/work/a'],
           ['workingDir /work/b', { workingDir: '/work/b' }, (summary) => summary.workingDir === '/work/b'],
           ['workingDir /work/none', { workingDir: '/work/none' }, () => false],
+          ['owner alice', { owner: 'alice' }, (summary) => summary.owner === 'alice'],
+          ['owner bob', { owner: 'bob' }, (summary) => summary.owner === 'bob'],
+          ['owner nobody', { owner: 'nobody' }, () => false],
+          [
+            'owner alice and starred',
+            { owner: 'alice', starred: true },
+            (summary) => summary.owner === 'alice' && summary.starred,
+          ],
           [
             'workingDir /work/a and starred',
             { workingDir: '/work/a', starred: true },
@@ -1223,6 +1236,19 @@ function listingCases(): Case[] {
             firstPage.sessions.length,
             Math.min(1, expected.length),
             `first page of ${what} with limit 1`,
+          );
+        }
+      },
+    },
+    {
+      name: 'listSessions rejects an empty or non-string owner filter with INVALID_ARGUMENT',
+      async run({ store }) {
+        await store.createSession(makeSession('owned', { owner: 'alice' }));
+        for (const owner of ['', 7, null]) {
+          await assertRejectsWithCode(
+            () => store.listSessions({ owner: owner as string }),
+            ErrorCode.INVALID_ARGUMENT,
+            `listSessions({ owner: ${show(owner)} })`,
           );
         }
       },

@@ -47,13 +47,13 @@ export type FailureError<M extends StoreMethod = StoreMethod> =
 
 /**
  * The default error of an injected failure: an {@link AgentSessionsError} with code
- * `STORE_LOCKED` (a store refusing a call) whose message starts with `injected failure:`.
+ * `STORE_UNAVAILABLE` (a store that failed for a reason of its own) whose message starts with `injected failure:`.
  */
 export class InjectedStoreError extends AgentSessionsError {
   /** The method that was failed. */
   readonly method: StoreMethod;
   constructor(method: StoreMethod) {
-    super(ErrorCode.STORE_LOCKED, `injected failure: FailingStore.${method}`);
+    super(ErrorCode.STORE_UNAVAILABLE, `injected failure: FailingStore.${method}`);
     this.method = method;
   }
 }

@@ -38,7 +38,9 @@ export abstract class InterceptingStore implements Store {
   }
 
   listSessions(options?: ListOptions): Promise<Page<SessionSummary>> {
-    return this.intercept('listSessions', [options], () => this.inner.listSessions(options));
+    return this.intercept('listSessions', options === undefined ? [] : [options], () =>
+      this.inner.listSessions(options),
+    );
   }
 
   updateSession(id: string, patch: SessionPatch): Promise<void> {

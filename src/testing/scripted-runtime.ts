@@ -763,12 +763,8 @@ export class ScriptedRuntime {
       get session() {
         return context.session;
       },
-      get agent() {
-        return context.agent;
-      },
-      get model() {
-        return context.model;
-      },
+      ...(context.agent === undefined ? {} : { agent: context.agent }),
+      ...(context.model === undefined ? {} : { model: context.model }),
       get signal() {
         return context.signal;
       },

@@ -808,7 +808,7 @@ describe.each(storeFixtures())('tool authorisation through the manager ($name)',
         const iterator = stream[Symbol.asyncIterator]();
         const { event } = await readUntil(iterator, 'tool_call_confirmation');
         store.failNext('updateSession');
-        await expectRejectsWithCode(manager.resumeSession(created.id, { confirmation }), 'STORE_LOCKED');
+        await expectRejectsWithCode(manager.resumeSession(created.id, { confirmation }), 'STORE_UNAVAILABLE');
         const pending = (await manager.getSessionSnapshot(created.id)).pending.confirmations;
         expect(pending.map((entry) => entry.confirmationId)).toEqual([event.confirmationId]);
         expect(scripted.turns[0]?.decisions).toEqual([]);

@@ -358,7 +358,7 @@ describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture
       store.failNext('appendItems');
       await expectRejectsWithCode(
         manager.followUpSession(created.id, ['x'], { idempotencyKey: 'k' }),
-        'STORE_LOCKED',
+        'STORE_UNAVAILABLE',
       );
       expect((await manager.getSessionSnapshot(created.id)).streaming).toBe(false);
       scripted.reply('stored now');

@@ -75,7 +75,7 @@ describe('FailingStore', () => {
     const error = await store.appendItems('a', [item('m1')]).catch((caught: unknown) => caught);
     expect(AgentSessionsError.isInstance(error)).toBe(true);
     expect(error).toBeInstanceOf(InjectedStoreError);
-    expect(error).toMatchObject({ code: 'STORE_LOCKED', method: 'appendItems' });
+    expect(error).toMatchObject({ code: 'STORE_UNAVAILABLE', method: 'appendItems' });
     expect((error as Error).message).toBe('injected failure: FailingStore.appendItems');
     expect(await itemIds(inner, 'a')).toEqual([]);
     await store.appendItems('a', [item('m2')]);
