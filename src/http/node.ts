@@ -8,19 +8,30 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpHandler } from './handler.js';
 
 function requestBody(request: IncomingMessage): ReadableStream<Uint8Array> {
+  let done = false;
   return new ReadableStream<Uint8Array>({
     start(controller) {
       request.on('data', (chunk: Uint8Array) => {
+        if (done) return;
         controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
         if ((controller.desiredSize ?? 0) <= 0) request.pause();
       });
-      request.on('end', () => controller.close());
-      request.on('error', (error) => controller.error(error));
+      request.on('end', () => {
+        if (done) return;
+        done = true;
+        controller.close();
+      });
+      request.on('error', (error) => {
+        if (done) return;
+        done = true;
+        controller.error(error);
+      });
     },
     pull() {
       request.resume();
     },
     cancel() {
+      done = true;
       request.resume(); // drain and drop the rest, so the connection can answer
     },
   });

@@ -78,7 +78,10 @@ function components(io: 'input' | 'output'): Record<string, JsonSchema> {
     unrepresentable: unrepresentable as never,
     uri: (id) => `#/components/schemas/${id}`,
   }) as { schemas: Record<string, JsonSchema> };
-  for (const schema of Object.values(result.schemas)) delete schema.$schema;
+  for (const schema of Object.values(result.schemas)) {
+    delete schema.$schema;
+    delete schema.$id;
+  }
   return result.schemas;
 }
 

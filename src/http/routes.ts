@@ -8,7 +8,14 @@
 import type * as z from 'zod';
 import { AgentSessionsError, ErrorCode } from '../errors.js';
 import type { SessionManager } from '../manager/session-manager.js';
-import type { MessageInput, RunInput, SessionTemplate } from '../manager/types.js';
+import type {
+  MessageInput,
+  ResumeElicitationInput,
+  ResumeInput,
+  RunInput,
+  SessionTemplate,
+} from '../manager/types.js';
+import type { Message } from '../schemas.js';
 import type { ListOptions } from '../store.js';
 import type { Principal } from './auth.js';
 import {
@@ -439,7 +446,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     },
     handle: (context) => {
       const body = context.body as z.output<typeof RunBodySchema>;
-      return runTurnResponse(context, { ...body, messages: body.messages as MessageInput[] });
+      return runTurnResponse(context, body as RunInput);
     },
   },
   {
@@ -458,11 +465,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     },
     handle: (context) => {
       const body = context.body as z.output<typeof AgentRunBodySchema>;
-      return runTurnResponse(context, {
-        ...body,
-        messages: body.messages as MessageInput[],
-        source: context.params.agent!,
-      });
+      return runTurnResponse(context, { ...(body as RunInput), source: context.params.agent! });
     },
   },
   {
@@ -482,8 +485,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     handle: (context) => {
       const body = context.body as z.output<typeof AgentRunBodySchema>;
       return runTurnResponse(context, {
-        ...body,
-        messages: body.messages as MessageInput[],
+        ...(body as RunInput),
         source: context.params.agent!,
         agent: context.params.agentName!,
       });
@@ -590,7 +592,7 @@ export const ROUTES: readonly RouteDefinition[] = [
       409: { description: 'Nothing pending (`NOTHING_PENDING`)', schema: 'Error' },
     },
     handle: async (context) => {
-      const body = context.body as z.output<typeof ResumeBodySchema>;
+      const body = context.body as ResumeInput;
       await context.manager.resumeSession(context.params.id!, body);
       return noContent();
     },
@@ -610,7 +612,7 @@ export const ROUTES: readonly RouteDefinition[] = [
       409: { description: 'Nothing pending (`NOTHING_PENDING`)', schema: 'Error' },
     },
     handle: async (context) => {
-      const body = context.body as z.output<typeof ElicitationBodySchema>;
+      const body = context.body as ResumeElicitationInput;
       await context.manager.resumeElicitation(context.params.id!, body);
       return noContent();
     },
@@ -835,7 +837,7 @@ export const ROUTES: readonly RouteDefinition[] = [
       409: busy,
     },
     handle: async (context) => {
-      const { message } = context.body as z.output<typeof UpdateMessageBodySchema>;
+      const { message } = context.body as { message: Partial<Message> & { content: string } };
       return json(
         200,
         await context.manager.updateMessage(context.params.id!, context.params.messageId!, message),
@@ -857,7 +859,7 @@ export const ROUTES: readonly RouteDefinition[] = [
       409: busy,
     },
     handle: async (context) => {
-      const summary = context.body as z.output<typeof SummaryBodySchema>;
+      const summary = context.body as Parameters<SessionManager['addSummary']>[1];
       return json(201, await context.manager.addSummary(context.params.id!, summary));
     },
   },
@@ -872,7 +874,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     bodyOptional: true,
     responses: { 201: { description: 'The fork', schema: 'Session' }, 400: badRequest, 404: sessionNotFound },
     handle: async (context) => {
-      const options = context.body as z.output<typeof ForkBodySchema>;
+      const options = context.body as { beforeUserMessage?: number };
       const fork = await context.manager.forkSession(context.params.id!, options);
       context.remember(fork.id, context.principal?.id);
       return json(201, fork);

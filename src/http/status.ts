@@ -68,6 +68,7 @@ export const ERROR_STATUS: Readonly<Record<WireErrorCode, number>> = {
   [ErrorCode.RUNTIME_FAILED]: 502,
   [ErrorCode.SOURCE_UNAVAILABLE]: 503,
   [ErrorCode.STORE_LOCKED]: 503,
+  [ErrorCode.STORE_UNAVAILABLE]: 503,
   [ErrorCode.CLOSED]: 503,
   [ErrorCode.TIMEOUT]: 504,
 };
