@@ -65,7 +65,7 @@ export async function startServer(
 /** Reads SSE messages from a response body until `stop` says so. */
 export async function readMessages(
   response: Response,
-  stop: (message: { id?: string; event: string; data: string }) => boolean = () => false,
+  stop: (message: { id?: string | undefined; event: string; data: string }) => boolean = () => false,
 ): Promise<Array<{ id?: string; event: string; data: string }>> {
   const { readSse } = await import('../../src/client/sse.js');
   const messages: Array<{ id?: string; event: string; data: string }> = [];
