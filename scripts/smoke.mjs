@@ -5,7 +5,13 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const subpaths = ['agent-sessions', 'agent-sessions/file', 'agent-sessions/testing'];
+const subpaths = [
+  'agent-sessions',
+  'agent-sessions/file',
+  'agent-sessions/testing',
+  'agent-sessions/http',
+  'agent-sessions/client',
+];
 const expected = {
   'agent-sessions': [
     'SessionManager',
@@ -17,6 +23,8 @@ const expected = {
     'SessionSchema',
   ],
   'agent-sessions/file': ['FileStore', 'DirectorySourceResolver'],
+  'agent-sessions/http': ['createHttpHandler', 'toNodeListener', 'createOpenApiDocument', 'ERROR_STATUS'],
+  'agent-sessions/client': ['AgentSessionsClient', 'HttpError', 'AgentSessionsError'],
   'agent-sessions/testing': [
     'ScriptedRuntime',
     'describeStoreConformance',
@@ -104,6 +112,19 @@ for (const lib of [esm, cjs]) {
     types.includes('agent_choice') && types.at(-1) === 'stream_stopped',
     `turn events: ${types.join(',')}`,
   );
+  await manager.close();
+}
+// The HTTP entry answers through each build, and the client's errors are the library's.
+for (const [http, client] of [
+  [await import('agent-sessions/http'), require('agent-sessions/client')],
+  [require('agent-sessions/http'), await import('agent-sessions/client')],
+]) {
+  const manager = new esm.SessionManager({ runtime: () => ({ async *run() {} }) });
+  const handler = http.createHttpHandler(manager);
+  assert.equal((await handler(new Request('http://smoke/health'))).status, 200);
+  const missing = await handler(new Request('http://smoke/api/sessions/ses_none'));
+  const error = client.errorFromWire(await missing.json(), missing.status);
+  assert.ok(esm.AgentSessionsError.isInstance(error) && error.code === 'SESSION_NOT_FOUND');
   await manager.close();
 }
 console.log(`smoke: ${subpaths.length} subpaths load through import and require`);
