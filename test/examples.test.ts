@@ -43,7 +43,7 @@ const expectations: Record<string, RegExp[]> = {
     /discarded: This one never runs\./,
     /idle follow-up: started/,
   ],
-  'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /server closed/],
+  'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /without the token → 401/, /server closed/],
 };
 
 const examples = readdirSync(resolve(root, 'examples'))

@@ -44,6 +44,18 @@ describe('the code → status table', () => {
     expect(ERROR_STATUS.INVALID_ARGUMENT).toBe(400);
   });
 
+  test('docs/http.md lists every route', async () => {
+    const { ROUTES } = await import('../../src/http/routes.js');
+    const page = readFileSync(resolve(root, 'docs/http.md'), 'utf8');
+    for (const route of ROUTES) {
+      const path = route.root ? route.path : `/api${route.path}`;
+      const escaped = path.replace(/[{}.]/g, (character) => `\\${character}`);
+      expect(page, `${route.method} ${path}`).toMatch(
+        new RegExp(`\\| ${route.method}\\s+\\| \`${escaped}\`\\s+\\|`),
+      );
+    }
+  });
+
   test('docs/http.md documents every code with its status', () => {
     const page = readFileSync(resolve(root, 'docs/http.md'), 'utf8');
     for (const [code, status] of Object.entries(ERROR_STATUS)) {
