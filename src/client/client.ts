@@ -162,7 +162,7 @@ export class AgentSessionsClient {
 
   /** `POST /sessions`. */
   createSession(
-    template: Omit<SessionTemplate, 'usage' | 'customModelsUsed' | 'parentId' | 'forkedFrom'> = {},
+    template: Omit<SessionTemplate, 'owner' | 'usage' | 'customModelsUsed' | 'parentId' | 'forkedFrom'> = {},
   ): Promise<Session> {
     return this.#json('POST', '/sessions', template);
   }
