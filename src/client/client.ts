@@ -318,8 +318,10 @@ export class AgentSessionsClient {
 
   /**
    * `GET /sessions/{id}/events`: the session's events as an async iterable that reconnects by
-   * itself (from the last seq, with bounded backoff) until `session_exited` or the signal. A `gap`
-   * is handed to the caller as it comes (`reset` after a server restart: reload the snapshot).
+   * itself (from the last seq, with bounded backoff) until `session_exited` (the session was
+   * deleted) or the signal. A server that shuts down (`session_exited` `closed`) is reconnected to
+   * like a dropped connection. A `gap` is handed to the caller as it comes (`reset` after a server
+   * restart: reload the snapshot).
    */
   streamEvents(id: string, options: StreamEventsOptions = {}): AsyncIterable<SessionEvent> {
     return { [Symbol.asyncIterator]: () => this.#events(id, options) };
@@ -526,6 +528,7 @@ export class AgentSessionsClient {
         if (attempt > 0) options.onConnectionChange?.({ state: 'connected' });
         attempt = 0;
         let lagged = false;
+        let closedByServer = false;
         for await (const message of readSse(connection.response.body!, connection.activity)) {
           const control = controlMessage(message);
           if (control?.kind === 'lagged') {
@@ -536,12 +539,20 @@ export class AgentSessionsClient {
           if (control?.kind === 'error') throw control.error;
           if (control) continue;
           const event = parseJson(message.data) as SessionEvent;
+          // `closed` is the server's manager shutting down (a restart, a deploy), not the end of the
+          // session: reconnect like after a drop, and the next server's log starts with a gap.
+          if (event.type === 'session_exited' && event.reason === 'closed') {
+            closedByServer = true;
+            break;
+          }
           if (event.seq > 0) since = event.seq;
           yield event;
           if (event.type === 'session_exited') return;
         }
         if (lagged) continue;
-        failure = new HttpError('NETWORK_ERROR', 'the event stream ended early');
+        failure = closedByServer
+          ? new AgentSessionsError(ErrorCode.CLOSED, 'the server closed the event stream')
+          : new HttpError('NETWORK_ERROR', 'the event stream ended early');
       } catch (error) {
         if (options.signal?.aborted) throw abortReason(options.signal);
         if (!isRetriable(error) && !isDropped(error, connection)) throw error;

@@ -27,7 +27,9 @@ async function serve(port: number, store: MemoryStore) {
   return {
     scripted,
     manager,
-    async kill() {
+    /** `graceful`: the manager closes first (streams end with session_exited 'closed'); else connections drop. */
+    async kill(how: 'graceful' | 'abrupt' = 'abrupt') {
+      if (how === 'graceful') await manager.close();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await manager.close();
@@ -61,54 +63,58 @@ describe('reconnection', () => {
     expect(delays).toEqual([2, 4, 8, 10, 10, 10]);
   });
 
-  test('a server restart: streamEvents reconnects, surfaces gap "reset", and goes on with the new server’s events', async () => {
-    const port = await freePort();
-    const store = new MemoryStore();
-    let generation = await serve(port, store);
-    const client = new AgentSessionsClient({
-      baseUrl: `http://127.0.0.1:${port}/api`,
-      reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
-    });
-    const { id } = await client.createSession();
-    generation.scripted.reply('from the first server');
-    await (await client.runSession(id, { messages: ['one'] })).done;
-    const changes: ConnectionChange['state'][] = [];
-    const seen: SessionEvent[] = [];
-    let restarted = false;
-    for await (const event of client.streamEvents(id, {
-      since: 0,
-      onConnectionChange: (change) => changes.push(change.state),
-    })) {
-      seen.push(event);
-      if (event.type === 'stream_stopped' && !restarted) {
-        restarted = true;
-        await generation.kill();
-        generation = await serve(port, store);
-        generation.scripted.reply('from the second server');
-      } else if (event.type === 'gap') {
-        // Reconnected to the new server: its log starts again, so a new turn comes after the gap.
-        // (Sent before the reconnect, its first seqs could hide under the old position: see
-        // docs/events-and-replay.md on restarts.) A keep-alive socket to the dead server may fail
-        // once: retry, the key makes it safe.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await client.followUpSession(id, ['two'], { idempotencyKey: 'two' });
-            break;
-          } catch (error) {
-            if (attempt > 3) throw error;
+  test.each(['abrupt', 'graceful'] as const)(
+    'a server restart (%s): streamEvents reconnects, surfaces gap "reset", and goes on with the new server’s events',
+    async (how) => {
+      const port = await freePort();
+      const store = new MemoryStore();
+      let generation = await serve(port, store);
+      const client = new AgentSessionsClient({
+        baseUrl: `http://127.0.0.1:${port}/api`,
+        reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
+      });
+      const { id } = await client.createSession();
+      generation.scripted.reply('from the first server');
+      await (await client.runSession(id, { messages: ['one'] })).done;
+      const changes: ConnectionChange['state'][] = [];
+      const seen: SessionEvent[] = [];
+      let restarted = false;
+      for await (const event of client.streamEvents(id, {
+        since: 0,
+        onConnectionChange: (change) => changes.push(change.state),
+      })) {
+        seen.push(event);
+        if (event.type === 'stream_stopped' && !restarted) {
+          restarted = true;
+          await generation.kill(how);
+          generation = await serve(port, store);
+          generation.scripted.reply('from the second server');
+        } else if (event.type === 'gap') {
+          // Reconnected to the new server: its log starts again, so a new turn comes after the gap.
+          // (Sent before the reconnect, its first seqs could hide under the old position: see
+          // docs/events-and-replay.md on restarts.) A keep-alive socket to the dead server may fail
+          // once: retry, the key makes it safe.
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await client.followUpSession(id, ['two'], { idempotencyKey: 'two' });
+              break;
+            } catch (error) {
+              if (attempt > 3) throw error;
+            }
           }
-        }
-      } else if (event.type === 'stream_stopped') break;
-    }
-    const gap = seen.find((event) => event.type === 'gap');
-    expect(gap).toMatchObject({ reason: 'reset' });
-    expect(changes[0]).toBe('reconnecting');
-    expect(changes).toContain('connected');
-    const answers = seen.filter((event) => event.type === 'agent_choice').map((event) => event.content);
-    expect(answers.join('')).toBe('from the first serverfrom the second server');
-    client.close();
-    await generation.kill();
-  });
+        } else if (event.type === 'stream_stopped') break;
+      }
+      const gap = seen.find((event) => event.type === 'gap');
+      expect(gap).toMatchObject({ reason: 'reset' });
+      expect(seen.some((event) => event.type === 'session_exited')).toBe(false);
+      expect(changes[0]).toBe('reconnecting');
+      expect(changes).toContain('connected');
+      const answers = seen.filter((event) => event.type === 'agent_choice').map((event) => event.content);
+      expect(answers.join('')).toBe('from the first serverfrom the second server');
+      client.close();
+      await generation.kill();
+    },
+  );
 
   test('a turn stream whose server restarted ends with stopReason error and CLOSED, never hangs', async () => {
     const port = await freePort();
