@@ -430,17 +430,25 @@ export class AgentSessionsClient {
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       ...options.headers,
     });
+    const init: RequestInit = {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      ...(options.signal ? { signal: options.signal } : {}),
+    };
+    // A request that is safe to send twice gets a second try at once: a pooled keep-alive
+    // connection to a server that restarted fails on first use. Other POSTs are never resent.
+    const retriable = method !== 'POST' || 'idempotency-key' in headers;
     let response: Response;
-    try {
-      response = await this.#fetch(`${this.#baseUrl}${path}`, {
-        method,
-        headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-    } catch (error) {
-      if (options.signal?.aborted) throw abortReason(options.signal);
-      throw new HttpError('NETWORK_ERROR', `could not reach ${this.#baseUrl}`, { cause: error });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        response = await this.#fetch(`${this.#baseUrl}${path}`, init);
+        break;
+      } catch (error) {
+        if (options.signal?.aborted) throw abortReason(options.signal);
+        if (retriable && attempt === 0) continue;
+        throw new HttpError('NETWORK_ERROR', `could not reach ${this.#baseUrl}`, { cause: error });
+      }
     }
     if (!response.ok) {
       const text = await response.text().catch(() => '');

@@ -4,7 +4,15 @@
  * uses). `docs/openapi.json` is this document for the default `basePath`; a test keeps it in sync.
  */
 import * as z from 'zod';
-import { JsonObjectSchema, JsonValueSchema, StringRecordSchema } from '../schemas.js';
+import {
+  ExportBundleSchema,
+  JsonObjectSchema,
+  JsonValueSchema,
+  MessageSchema,
+  SessionSchema,
+  StringRecordSchema,
+  SummaryItemSchema,
+} from '../schemas.js';
 import * as bodies from './bodies.js';
 import { ROUTES, type RouteDefinition } from './routes.js';
 import { ERROR_STATUS } from './status.js';
@@ -13,11 +21,11 @@ import { ERROR_STATUS } from './status.js';
 const COMPONENTS: Record<string, z.ZodType> = {
   Error: bodies.ErrorBodySchema,
   Health: bodies.HealthSchema,
-  Session: bodies.SessionSchema,
+  Session: SessionSchema,
   Page: bodies.PageSchema,
-  Message: bodies.MessageSchema,
-  SummaryItem: bodies.SummaryItemSchema,
-  ExportBundle: bodies.ExportBundleSchema,
+  Message: MessageSchema,
+  SummaryItem: SummaryItemSchema,
+  ExportBundle: ExportBundleSchema,
   SessionSnapshot: bodies.SessionSnapshotSchema,
   QueueStatus: bodies.QueueStatusSchema,
   AvailableModels: bodies.AvailableModelsSchema,
