@@ -7,6 +7,7 @@ export default defineConfig({
     testing: 'src/testing/index.ts',
     http: 'src/http/index.ts',
     client: 'src/client/index.ts',
+    acp: 'src/acp/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: { compilerOptions: { stripInternal: true } },

@@ -11,6 +11,7 @@ const subpaths = [
   'agent-sessions/testing',
   'agent-sessions/http',
   'agent-sessions/client',
+  'agent-sessions/acp',
 ];
 const expected = {
   'agent-sessions': [
@@ -33,6 +34,7 @@ const expected = {
     'InterceptingStore',
     'sessionRecord',
   ],
+  'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
 };
 
 for (const subpath of subpaths) {

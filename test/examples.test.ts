@@ -44,6 +44,12 @@ const expectations: Record<string, RegExp[]> = {
     /idle follow-up: started/,
   ],
   'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /without the token → 401/, /server closed/],
+  // Without a client (stdin is empty) the agent starts, sees the end of its input and exits;
+  // test/acp/stdio.test.ts drives it as an editor does.
+  'acp-agent': [
+    /acp-agent: serving on stdio, sessions in memory/,
+    /the client disconnected; 0 session\(s\) kept; bye/,
+  ],
 };
 
 const examples = readdirSync(resolve(root, 'examples'))
