@@ -141,6 +141,7 @@ export class AgentSessionsClient {
   readonly #fetch: typeof globalThis.fetch;
   readonly #reconnect: Required<ReconnectOptions>;
   readonly #open = new Set<AbortController>();
+  #closed = false;
 
   constructor(options: AgentSessionsClientOptions) {
     if (typeof options?.baseUrl !== 'string' || options.baseUrl === '') {
@@ -238,6 +239,7 @@ export class AgentSessionsClient {
    */
   async runSession(id: string, input: RunInput, options: RemoteRunOptions = {}): Promise<TurnStream> {
     if (options.signal?.aborted) throw abortReason(options.signal);
+    if (this.#closed) throw new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed');
     const controller = this.#track(new AbortController());
     const onAbort = () => controller.abort(abortReason(options.signal!));
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -268,6 +270,7 @@ export class AgentSessionsClient {
       reconnect: (since) =>
         this.#openStream(`/sessions/${segment(id)}/turns/${segment(turnId)}/events`, since, undefined),
       backoff: (attempt) => this.#delay(attempt),
+      closed: () => this.#closed,
       cancel: (reason) =>
         this.#json('POST', `/sessions/${segment(id)}/turns/${segment(turnId)}/cancel`, {
           ...(typeof reason === 'string' ? { reason } : {}),
@@ -398,6 +401,7 @@ export class AgentSessionsClient {
 
   /** Drops every open event stream and turn connection of this client. */
   close(): void {
+    this.#closed = true;
     for (const controller of this.#open) controller.abort(new Error('the client was closed'));
     this.#open.clear();
   }
@@ -502,6 +506,7 @@ export class AgentSessionsClient {
     since: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Connection> {
+    if (this.#closed) throw new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed');
     const controller = this.#track(new AbortController());
     const onAbort = () => controller.abort(abortReason(signal!));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -553,6 +558,7 @@ export class AgentSessionsClient {
             closedByServer = true;
             break;
           }
+          if (this.#closed) throw new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed');
           if (event.seq > 0) since = event.seq;
           yield event;
           if (event.type === 'session_exited') return;
@@ -563,6 +569,8 @@ export class AgentSessionsClient {
           : new HttpError('NETWORK_ERROR', 'the event stream ended early');
       } catch (error) {
         if (options.signal?.aborted) throw abortReason(options.signal);
+        if (this.#closed)
+          throw new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed', { cause: error });
         if (!isRetriable(error) && !isDropped(error, connection)) throw error;
         failure = error;
       } finally {
@@ -632,6 +640,8 @@ interface RemoteTurnInit {
   first: Connection;
   reconnect(since: number | undefined): Promise<Connection>;
   backoff(attempt: number): number;
+  /** True once the client was closed: stop reconnecting. */
+  closed(): boolean;
   cancel(reason: unknown): Promise<void>;
   options: RemoteRunOptions;
 }
@@ -745,6 +755,13 @@ class RemoteTurnStream implements TurnStream {
         }
         if (!lagged) failure = new HttpError('NETWORK_ERROR', 'the turn stream ended early');
       } catch (error) {
+        if (this.#init.closed()) {
+          return this.#finish({
+            stopReason: 'error',
+            error: new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed', { cause: error }),
+            discarded: [],
+          });
+        }
         if (HttpError.isInstance(error) && error.code === 'TURN_NOT_FOUND') {
           return this.#finish({
             stopReason: 'error',

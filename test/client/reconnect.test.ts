@@ -132,3 +132,23 @@ describe('reconnection', () => {
     await generation.kill();
   });
 });
+
+describe('closing the client', () => {
+  test('stops every stream: a turn’s done resolves with CLOSED and streamEvents rejects with CLOSED', async () => {
+    const port = await freePort();
+    const generation = await serve(port, new MemoryStore());
+    const client = new AgentSessionsClient({ baseUrl: `http://127.0.0.1:${port}/api` });
+    const { id } = await client.createSession();
+    generation.scripted.turn([step.hold('open')]);
+    const stream = await client.runSession(id, { messages: ['go'] });
+    const events = client.streamEvents(id)[Symbol.asyncIterator]();
+    expect((await events.next()).value).toMatchObject({ type: 'stream_started' });
+    await generation.scripted.waitUntilHeld('open');
+    client.close();
+    await expect(events.next()).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(await stream.done).toMatchObject({ stopReason: 'error', error: { code: 'CLOSED' } });
+    await expect(client.runSession(id, { messages: ['again'] })).rejects.toMatchObject({ code: 'CLOSED' });
+    generation.scripted.release('open');
+    await generation.kill();
+  });
+});
