@@ -34,7 +34,9 @@ export type WireErrorCode = ErrorCode | HttpErrorCode;
 
 /** The body of every error response. */
 export interface ErrorBody {
+  /** What went wrong: branch on this. */
   code: WireErrorCode;
+  /** What failed and which id, for people; never a stack or a secret. */
   message: string;
   /** Typed extras: `issues` for `INVALID_ARGUMENT`, `sessionId`/`turnId` for `SESSION_BUSY`, … */
   details?: Record<string, unknown>;
