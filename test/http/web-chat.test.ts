@@ -106,10 +106,15 @@ describe('web-chat in headless Chromium', { timeout: 60_000 }, () => {
     await page.getByTestId('input').fill('What is the weather in Paris?');
     await page.getByTestId('send').click();
     await page.getByTestId('approve').waitFor({ timeout: 15_000 });
+    // Steering while the turn waits: the agent takes it after the tool result, in the same answer.
+    await page.getByTestId('input').fill('Should I take an umbrella?');
+    await page.getByTestId('steer').click();
     await page.screenshot({ path: join(output, 'approval-asked.png') });
     await page.getByTestId('approve').click();
     await page.getByText('✔ approved get_weather').waitFor();
     await assistant().last().getByText('Sunny and 21 °C in Paris.').waitFor({ timeout: 15_000 });
+    await assistant().last().getByText('You also said “Should I take an umbrella?” — noted.').waitFor();
+    await page.locator('[data-role="user"]', { hasText: 'Should I take an umbrella?' }).waitFor();
     expect(await page.locator('[data-role="user"]').first().textContent()).toBe(
       'What is the weather in Paris?',
     );
@@ -138,7 +143,7 @@ describe('web-chat in headless Chromium', { timeout: 60_000 }, () => {
       .toBe('connected (reloaded)');
     // The page reloaded the history from the store: both questions are there, the first answer too.
     await page.getByText('Sunny and 21 °C in Paris.').first().waitFor();
-    expect(await page.locator('[data-role="user"]').count()).toBe(2);
+    expect(await page.locator('[data-role="user"]').count()).toBe(3);
 
     // And it works again.
     await page.getByTestId('input').fill('Hello again');
