@@ -7,6 +7,7 @@ export default defineConfig({
     testing: 'src/testing/index.ts',
     http: 'src/http/index.ts',
     client: 'src/client/index.ts',
+    'ai-sdk': 'src/ai-sdk/index.ts',
     acp: 'src/acp/index.ts',
   },
   format: ['esm', 'cjs'],

@@ -11,6 +11,7 @@ const subpaths = [
   'agent-sessions/testing',
   'agent-sessions/http',
   'agent-sessions/client',
+  'agent-sessions/ai-sdk',
   'agent-sessions/acp',
 ];
 const expected = {
@@ -34,6 +35,7 @@ const expected = {
     'InterceptingStore',
     'sessionRecord',
   ],
+  'agent-sessions/ai-sdk': ['createAiSdkRuntime', 'AiSdkRuntime', 'toModelMessages', 'ModelCallError'],
   'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
 };
 
@@ -127,6 +129,51 @@ for (const [http, client] of [
   const missing = await handler(new Request('http://smoke/api/sessions/ses_none'));
   const error = client.errorFromWire(await missing.json(), missing.status);
   assert.ok(esm.AgentSessionsError.isInstance(error) && error.code === 'SESSION_NOT_FOUND');
+  await manager.close();
+}
+
+// A tool call and an answer through each build of the AI SDK runtime, on the SDK's mock model.
+const { MockLanguageModelV3 } = await import('ai/test');
+const { simulateReadableStream, tool, jsonSchema } = await import('ai');
+const finish = (unified) => ({
+  type: 'finish',
+  finishReason: { unified, raw: unified },
+  usage: {
+    inputTokens: { total: 3, noCache: 3, cacheRead: undefined, cacheWrite: undefined },
+    outputTokens: { total: 2, text: 2, reasoning: undefined },
+  },
+});
+for (const [lib, aiSdk] of [
+  [esm, await import('agent-sessions/ai-sdk')],
+  [cjs, require('agent-sessions/ai-sdk')],
+]) {
+  const steps = [
+    [{ type: 'tool-call', toolCallId: 'c1', toolName: 'echo', input: '{"text":"hi"}' }, finish('tool-calls')],
+    [
+      { type: 'text-start', id: 't' },
+      { type: 'text-delta', id: 't', delta: 'done' },
+      { type: 'text-end', id: 't' },
+      finish('stop'),
+    ],
+  ];
+  const model = new MockLanguageModelV3({
+    doStream: async () => ({
+      stream: simulateReadableStream({ chunks: steps.shift(), chunkDelayInMs: null }),
+    }),
+  });
+  const echo = tool({
+    inputSchema: jsonSchema({ type: 'object', properties: { text: { type: 'string' } } }),
+    execute: async ({ text }) => text,
+  });
+  const manager = new lib.SessionManager({
+    runtime: aiSdk.createAiSdkRuntime({ model, tools: { echo: { tool: echo, readOnly: true } } }),
+  });
+  const session = await manager.createSession();
+  const stream = await manager.runSession(session.id, { messages: ['hello'] });
+  const types = [];
+  for await (const event of stream) types.push(event.type);
+  assert.equal((await stream.done).stopReason, 'end_turn', `ai-sdk turn events: ${types.join(',')}`);
+  assert.ok(types.includes('tool_call_response') && types.includes('agent_choice'), types.join(','));
   await manager.close();
 }
 console.log(`smoke: ${subpaths.length} subpaths load through import and require`);

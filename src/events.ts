@@ -34,6 +34,12 @@ export const TokenUsageSchema = z.object({
   inputTokens: z.number().finite().nonnegative(),
   outputTokens: z.number().finite().nonnegative(),
   cost: z.number().finite().nonnegative().optional(),
+  /** Input tokens read from the prompt cache (included in `inputTokens`). */
+  cacheReadTokens: z.number().finite().nonnegative().optional(),
+  /** Input tokens written to the prompt cache (included in `inputTokens`). */
+  cacheWriteTokens: z.number().finite().nonnegative().optional(),
+  /** Output tokens spent on reasoning (included in `outputTokens`). */
+  reasoningTokens: z.number().finite().nonnegative().optional(),
   contextLength: z.number().finite().nonnegative().optional(),
   contextLimit: z.number().finite().nonnegative().optional(),
   model: z.string().optional(),

@@ -23,6 +23,7 @@ import {
 } from '../schemas.js';
 import { compareListPosition, type ListOptions, type Page, type Store } from '../store.js';
 import { assert, assertEqual, assertRejectsWithCode, fail, show } from './assert.js';
+import { recordFieldCases } from './conformance-record-fields.js';
 import { sessionRecord } from './records.js';
 
 /** Options of {@link describeStoreConformance}. */
@@ -381,6 +382,7 @@ function conformanceCases(): Case[] {
     ...contentCases(),
     ...idCases(),
     ...reopenCases(),
+    ...recordFieldCases(),
   ];
 }
 
