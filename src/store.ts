@@ -61,6 +61,12 @@ export interface Store {
   createSession(session: Session): Promise<void>;
   /** The whole session, items included. `SESSION_NOT_FOUND`. */
   getSession(id: string): Promise<Session>;
+  /**
+   * Optional: the session's summary (what a listing returns for it), without reading its items.
+   * `SESSION_NOT_FOUND` for an unknown id. The manager uses it for existence checks (steering,
+   * `streamEvents`, imports); without it, it falls back to {@link Store.getSession}.
+   */
+  getSummary?(id: string): Promise<SessionSummary>;
   /** Summaries, newest first. */
   listSessions(options?: ListOptions): Promise<Page<SessionSummary>>;
   /** Changes the metadata fields the patch names; never items. `SESSION_NOT_FOUND`. */

@@ -1,15 +1,17 @@
-// Regression tests for races and leaks found in review of the SessionManager core (SPEC §4–§6).
+// Regression tests for races and leaks found in review of the SessionManager core: concurrent model
+// switches, a rollback beside a setSessionModel, a policy edit racing a cache load, memory kept by a
+// refused call, and a repeated close().
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ErrorCode } from '../../src/errors.js';
-import type { SessionManager } from '../../src/manager/session-manager.js';
-import type { Session } from '../../src/schemas.js';
-import { MemoryStore } from '../../src/stores/memory.js';
-import { BlockingStore } from '../../src/testing/blocking-store.js';
-import type { ScriptedRuntime } from '../../src/testing/scripted-runtime.js';
-import { type Deferred, deferred, expectRejectsWithCode } from '../helpers/assertions.js';
-import { startManager } from '../helpers/manager.js';
+import { ErrorCode } from '../../../src/errors.js';
+import type { SessionManager } from '../../../src/manager/session-manager.js';
+import type { Session } from '../../../src/schemas.js';
+import { MemoryStore } from '../../../src/stores/memory.js';
+import { BlockingStore } from '../../../src/testing/blocking-store.js';
+import type { ScriptedRuntime } from '../../../src/testing/scripted-runtime.js';
+import { type Deferred, deferred, expectRejectsWithCode } from '../../helpers/assertions.js';
+import { startManager } from '../../helpers/manager.js';
 
 /** Lets every pending microtask run (MemoryStore and ScriptedRuntime do no I/O). */
 const settle = () => new Promise((resolve) => setImmediate(resolve));

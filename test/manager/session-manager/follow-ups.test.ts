@@ -1,15 +1,15 @@
-// Follow-ups (SPEC §6 followUpSession): queued behind the running turn, or started at once when
+// Follow-ups (followUpSession, docs/contract.md): queued behind the running turn, or started at once when
 // idle; idempotency keys; capacity; discard on cancel; keys and queues die with the session.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { SessionManager } from '../../src/manager/session-manager.js';
-import type { SessionManagerOptions } from '../../src/manager/types.js';
-import { BlockingStore } from '../../src/testing/blocking-store.js';
-import { FailingStore } from '../../src/testing/failing-store.js';
-import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
-import { expectRejectsWithCode } from '../helpers/assertions.js';
-import { logUntil, messageContents, outline } from '../helpers/history.js';
-import { closeManager } from '../helpers/manager.js';
-import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
+import { SessionManager } from '../../../src/manager/session-manager.js';
+import type { SessionManagerOptions } from '../../../src/manager/types.js';
+import { BlockingStore } from '../../../src/testing/blocking-store.js';
+import { FailingStore } from '../../../src/testing/failing-store.js';
+import { ScriptedRuntime, step } from '../../../src/testing/scripted-runtime.js';
+import { expectRejectsWithCode } from '../../helpers/assertions.js';
+import { logUntil, messageContents, outline } from '../../helpers/history.js';
+import { closeManager } from '../../helpers/manager.js';
+import { collect, type StoreFixture, storeFixtures } from '../../helpers/stores.js';
 
 describe.each(storeFixtures())('followUpSession ($name)', (fixture: StoreFixture) => {
   let store: FailingStore;

@@ -1,14 +1,14 @@
-// Steering (SPEC §4 TurnContext.takeSteering, §6 steerSession): messages for the running turn,
+// Steering (steerSession; TurnContext.takeSteering in src/runtime.ts): messages for the running turn,
 // drained by the runtime at safe points; those never taken run as the next turn, never lost.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import type { SessionManager } from '../../src/manager/session-manager.js';
-import type { Message } from '../../src/schemas.js';
-import type { Store } from '../../src/store.js';
-import { type ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
-import { expectRejectsWithCode } from '../helpers/assertions.js';
-import { messageContents, outline } from '../helpers/history.js';
-import { closeManager, startManager } from '../helpers/manager.js';
-import { collect, storeFixtures } from '../helpers/stores.js';
+import type { SessionManager } from '../../../src/manager/session-manager.js';
+import type { Message } from '../../../src/schemas.js';
+import type { Store } from '../../../src/store.js';
+import { type ScriptedRuntime, step } from '../../../src/testing/scripted-runtime.js';
+import { expectRejectsWithCode } from '../../helpers/assertions.js';
+import { messageContents, outline } from '../../helpers/history.js';
+import { closeManager, startManager } from '../../helpers/manager.js';
+import { collect, storeFixtures } from '../../helpers/stores.js';
 
 describe.each(storeFixtures())('steering ($name)', (fixture) => {
   let store: Store;

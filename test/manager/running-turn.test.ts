@@ -1,14 +1,15 @@
-// The SessionManager engine (SPEC §4–§6): admission before writes, the TurnStream, cancellation,
-// history, usage, the frozen TurnContext.session, runtime lifecycle and the manager's own events.
+// The running turn (see src/manager/running-turn.ts): the TurnStream, cancellation, history and
+// usage written as they happen, the frozen TurnContext.session, the manager's turn events, and a
+// session continued by a second manager.
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { type AgentSessionsError, ErrorCode, SessionBusyError } from '../../src/errors.js';
+import { ErrorCode } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { SessionManagerOptions, TurnStream } from '../../src/manager/types.js';
-import { StaticSourceResolver } from '../../src/sources/static.js';
 import type { Store } from '../../src/store.js';
+import { MemoryStore } from '../../src/stores/memory.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
-import { FailingStore, InjectedStoreError } from '../../src/testing/failing-store.js';
+import { FailingStore } from '../../src/testing/failing-store.js';
 import { ScriptedRuntime, type ScriptedRuntimeOptions, step } from '../../src/testing/scripted-runtime.js';
 import { deferred, expectCode, rejection } from '../helpers/assertions.js';
 import { types } from '../helpers/history.js';
@@ -27,7 +28,7 @@ async function readLog(manager: SessionManager, id: string): Promise<SessionEven
   return events;
 }
 
-describe.each(storeFixtures())('SessionManager engine ($name)', (fixture: StoreFixture) => {
+describe.each(storeFixtures())('running turn ($name)', (fixture: StoreFixture) => {
   const managers: SessionManager[] = [];
   const runtimes: ScriptedRuntime[] = [];
 
@@ -65,186 +66,6 @@ describe.each(storeFixtures())('SessionManager engine ($name)', (fixture: StoreF
       expect(scripted.turns.length).toBe(before.turns);
     };
   }
-
-  describe('runSession admission', () => {
-    test('runSession rejects with SESSION_NOT_FOUND for an unknown session and leaves no trace', async () => {
-      const { manager, scripted } = await setup();
-      const error = await rejection(manager.runSession('missing', { messages: ['hi'] }));
-      expectCode(error, ErrorCode.SESSION_NOT_FOUND);
-      expect(scripted.inits).toHaveLength(0);
-      expect(scripted.turns).toHaveLength(0);
-      // No event log was left behind for the unknown id: streaming it still says not found.
-      const iterator = manager.streamEvents('missing')[Symbol.asyncIterator]();
-      expectCode(await rejection(iterator.next()), ErrorCode.SESSION_NOT_FOUND);
-    });
-
-    test('runSession rejects with SESSION_BUSY (sessionId and the running turnId) while a turn runs', async () => {
-      const { manager, scripted, store } = await setup();
-      const { id } = await manager.createSession();
-      scripted.turn([step.hold('h'), step.reply('done')]);
-      const stream = await manager.runSession(id, { messages: ['first'] });
-      await scripted.waitUntilHeld('h');
-      const check = await observe(manager, store, scripted, id);
-      const error = await rejection(manager.runSession(id, { messages: ['second'] }));
-      expect(error).toBeInstanceOf(SessionBusyError);
-      expectCode(error, ErrorCode.SESSION_BUSY);
-      expect((error as SessionBusyError).sessionId).toBe(id);
-      expect((error as SessionBusyError).turnId).toBe(stream.turnId);
-      await check();
-      scripted.release('h');
-      expect((await stream.done).stopReason).toBe('end_turn');
-    });
-
-    test('runSession rejects with SOURCE_NOT_FOUND before writing anything (stored source and switch)', async () => {
-      const { manager, scripted, store } = await setup({
-        sources: new StaticSourceResolver({ coder: { role: 'coder' } }),
-      });
-      const { id } = await manager.createSession({ source: 'nope' });
-      const check = await observe(manager, store, scripted, id);
-      expectCode(await rejection(manager.runSession(id, { messages: ['hi'] })), ErrorCode.SOURCE_NOT_FOUND);
-      await check();
-      const other = await manager.createSession({ source: 'coder' });
-      const checkOther = await observe(manager, store, scripted, other.id);
-      expectCode(
-        await rejection(manager.runSession(other.id, { messages: ['hi'], source: 'ghost', model: 'm' })),
-        ErrorCode.SOURCE_NOT_FOUND,
-      );
-      await checkOther();
-      expect(scripted.runtimes).toHaveLength(0);
-    });
-
-    test('runSession rejects with MODEL_SWITCHING_NOT_SUPPORTED before writing anything', async () => {
-      const { manager, scripted, store } = await setup({ scripted: { modelSwitching: false } });
-      const { id } = await manager.createSession();
-      const check = await observe(manager, store, scripted, id);
-      expectCode(
-        await rejection(manager.runSession(id, { messages: ['hi'], model: 'acme/big', agent: 'other' })),
-        ErrorCode.MODEL_SWITCHING_NOT_SUPPORTED,
-      );
-      await check();
-    });
-
-    test.each([
-      ['an empty message list', { messages: [] }],
-      ['no messages', {}],
-      ['a message without content', { messages: [{ role: 'user' }] }],
-      ['a message with an unknown role', { messages: [{ content: 'x', role: 'robot' }] }],
-      ['an empty agent', { messages: ['hi'], agent: '' }],
-      ['a non-string model', { messages: ['hi'], model: 42 }],
-    ])('runSession rejects %s with INVALID_ARGUMENT before writing anything', async (_, input) => {
-      const { manager, scripted, store } = await setup();
-      const { id } = await manager.createSession();
-      const check = await observe(manager, store, scripted, id);
-      // biome-ignore lint/suspicious/noExplicitAny: invalid input on purpose
-      expectCode(await rejection(manager.runSession(id, input as any)), ErrorCode.INVALID_ARGUMENT);
-      await check();
-    });
-
-    test('runSession rejects an invalid session id or onDetach with INVALID_ARGUMENT', async () => {
-      const { manager } = await setup();
-      const { id } = await manager.createSession();
-      expectCode(
-        await rejection(manager.runSession('bad id!', { messages: ['hi'] })),
-        ErrorCode.INVALID_ARGUMENT,
-      );
-      expectCode(
-        // biome-ignore lint/suspicious/noExplicitAny: invalid input on purpose
-        await rejection(manager.runSession(id, { messages: ['hi'] }, { onDetach: 'wander' as any })),
-        ErrorCode.INVALID_ARGUMENT,
-      );
-    });
-
-    test('runSession rejects with RUNTIME_FAILED before writing anything when the factory throws', async () => {
-      const { manager, scripted, store } = await setup();
-      const { id } = await manager.createSession();
-      const check = await observe(manager, store, scripted, id);
-      const cause = new Error('no runtime today');
-      scripted.failNextFactory(cause);
-      const error = await rejection(manager.runSession(id, { messages: ['hi'] }));
-      expectCode(error, ErrorCode.RUNTIME_FAILED);
-      expect((error as AgentSessionsError).cause).toBe(cause);
-      await check();
-      scripted.reply('now it works');
-      expect((await (await manager.runSession(id, { messages: ['again'] })).done).stopReason).toBe(
-        'end_turn',
-      );
-    });
-
-    test('runSession writes the model override, then the agent switch, then the user messages', async () => {
-      const { manager, scripted, failingStore } = await setup({ failing: true });
-      const { id } = await manager.createSession({ agent: 'main' });
-      failingStore.calls.length = 0;
-      scripted.reply('ok');
-      const stream = await manager.runSession(id, {
-        messages: ['hello'],
-        model: 'acme/new',
-        agent: 'planner',
-      });
-      const writes = failingStore.calls
-        .filter((call) => call.method === 'updateSession' || call.method === 'appendItems')
-        .slice(0, 3)
-        .map((call) =>
-          call.method === 'appendItems' ? 'messages' : Object.keys(call.args[1]).sort().join(),
-        );
-      expect(writes).toEqual(['agentModelOverrides,customModelsUsed', 'agent', 'messages']);
-      await stream.done;
-      const session = await manager.getSession(id);
-      expect(session.agent).toBe('planner');
-      expect(session.agentModelOverrides).toEqual({ planner: 'acme/new' });
-      expect(scripted.turns[0]?.model).toBe('acme/new');
-      expect(scripted.turns[0]?.agent).toBe('planner');
-    });
-
-    test.each([
-      [
-        'the model override',
-        'updateSession',
-        (args: unknown[]) => 'agentModelOverrides' in (args[1] as object),
-      ],
-      ['the agent switch', 'updateSession', (args: unknown[]) => 'agent' in (args[1] as object)],
-      ['the user messages', 'appendItems', () => true],
-    ] as const)(
-      'runSession rejects with the error when writing %s fails, rolls back and releases the lock',
-      async (_, method, when) => {
-        const { manager, scripted, failingStore, inner } = await setup({ failing: true });
-        const { id } = await manager.createSession({
-          agent: 'main',
-          agentModelOverrides: { main: 'old', planner: 'planner-old' },
-        });
-        const before = await inner.getSession(id);
-        const injected = new InjectedStoreError(method);
-        let failed = false;
-        failingStore.failWhen(
-          method,
-          (args) => {
-            if (failed || !when(args)) return false;
-            failed = true;
-            return true;
-          },
-          () => injected,
-        );
-        const error = await rejection(
-          manager.runSession(id, { messages: ['hello'], model: 'acme/new', agent: 'planner' }),
-        );
-        expect(error).toBe(injected);
-        expect(scripted.turns).toHaveLength(0);
-        // The runtime was switched, then switched back to the previous model of that agent.
-        expect(scripted.setModelCalls.map((call) => [call.agent, call.modelRef])).toEqual([
-          ['planner', 'acme/new'],
-          ['planner', 'planner-old'],
-        ]);
-        expect(withoutUpdatedAt(await inner.getSession(id))).toEqual(withoutUpdatedAt(before));
-        expect((await manager.getSessionSnapshot(id)).streaming).toBe(false);
-        // The lock is free and the manager's view was rolled back too.
-        scripted.reply('ok');
-        const stream = await manager.runSession(id, { messages: ['again'] });
-        expect((await stream.done).stopReason).toBe('end_turn');
-        expect(scripted.turns[0]?.agent).toBe('main');
-        expect(scripted.turns[0]?.model).toBe('old');
-        expect(scripted.turns[0]?.messages.map((message) => message.content)).toEqual(['again']);
-      },
-    );
-  });
 
   describe('TurnStream', () => {
     test('runSession streams stream_started, user_message, session_title, runtime events, stream_stopped with seq from 1', async () => {
@@ -650,80 +471,6 @@ describe.each(storeFixtures())('SessionManager engine ($name)', (fixture: StoreF
     });
   });
 
-  describe('runtime lifecycle', () => {
-    test('the factory is called once per session with the resolved source and agent, and cached across turns', async () => {
-      const definition = { prompt: 'You code.' };
-      const { manager, scripted } = await setup({ sources: new StaticSourceResolver({ coder: definition }) });
-      const { id } = await manager.createSession({ source: 'coder', agent: 'main' });
-      const other = await manager.createSession({ source: 'coder' });
-      scripted.reply('1').reply('2').reply('3');
-      await (await manager.runSession(id, { messages: ['a'] })).done;
-      await (await manager.runSession(id, { messages: ['b'] })).done;
-      await (await manager.runSession(other.id, { messages: ['c'] })).done;
-      expect(scripted.inits).toHaveLength(2);
-      expect(scripted.inits[0]?.source).toEqual({ key: 'coder', definition });
-      expect(scripted.inits[0]?.agent).toBe('main');
-      expect(scripted.inits[0]?.session.id).toBe(id);
-      expect(scripted.inits[1]?.session.id).toBe(other.id);
-      expect(scripted.turnsOf(id).map((turn) => turn.runtime)).toEqual([
-        scripted.runtimes[0],
-        scripted.runtimes[0],
-      ]);
-    });
-
-    test('the runtime gets no source when the manager has no resolver', async () => {
-      const { manager, scripted } = await setup();
-      const { id } = await manager.createSession({ source: 'anything' });
-      scripted.reply('ok');
-      await (await manager.runSession(id, { messages: ['a'] })).done;
-      expect(scripted.inits[0]).not.toHaveProperty('source');
-    });
-
-    test('the runtime is closed by deleteSession and by close()', async () => {
-      const { manager, scripted } = await setup();
-      const one = await manager.createSession();
-      const two = await manager.createSession();
-      scripted.reply('1').reply('2');
-      await (await manager.runSession(one.id, { messages: ['a'] })).done;
-      await (await manager.runSession(two.id, { messages: ['b'] })).done;
-      await manager.deleteSession(one.id);
-      expect(scripted.runtimes.map((runtime) => runtime.closed)).toEqual([true, false]);
-      await manager.close();
-      expect(scripted.runtimes.map((runtime) => runtime.closed)).toEqual([true, true]);
-    });
-
-    test('the runtime is closed after idleRuntimeTtlMs idle and the next turn makes a new one', async () => {
-      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-      const { manager, scripted } = await setup({ idleRuntimeTtlMs: 60_000 });
-      const { id } = await manager.createSession();
-      scripted.turn([step.hold('h'), step.reply('1')]).reply('2');
-      const stream = await manager.runSession(id, { messages: ['a'] });
-      await scripted.waitUntilHeld('h');
-      await vi.advanceTimersByTimeAsync(120_000);
-      expect(scripted.runtimes[0]?.closed).toBe(false); // never closed while a turn runs
-      scripted.release('h');
-      await stream.done;
-      await vi.advanceTimersByTimeAsync(59_999);
-      expect(scripted.runtimes[0]?.closed).toBe(false);
-      await vi.advanceTimersByTimeAsync(1);
-      expect(scripted.runtimes[0]?.closed).toBe(true);
-      await (await manager.runSession(id, { messages: ['b'] })).done;
-      expect(scripted.runtimes).toHaveLength(2);
-      expect(scripted.turns[1]?.runtime).toBe(scripted.runtimes[1]);
-      expect(scripted.turns[1]?.messages.map((message) => message.content)).toEqual(['a', '1', 'b']);
-    });
-
-    test('a runtime made outside a turn (getAvailableModels) is also closed after idleRuntimeTtlMs', async () => {
-      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-      const { manager, scripted } = await setup({ idleRuntimeTtlMs: 60_000, scripted: { models: [] } });
-      const { id } = await manager.createSession();
-      await manager.getAvailableModels(id);
-      expect(scripted.runtimes).toHaveLength(1);
-      await vi.advanceTimersByTimeAsync(60_000);
-      expect(scripted.runtimes[0]?.closed).toBe(true);
-    });
-  });
-
   describe('manager events', () => {
     test('manager.events emits session_created, turn_started, turn_ended (with stopReason) and session_deleted', async () => {
       const { manager, scripted } = await setup();
@@ -785,5 +532,94 @@ describe.each(storeFixtures())('SessionManager engine ($name)', (fixture: StoreF
       expect((await iterator.next()).value).toMatchObject({ type: 'stream_started', seq: 1 });
       await iterator.return?.();
     });
+  });
+});
+
+describe('store first, then emit (running turn)', () => {
+  let scripted: ScriptedRuntime;
+  let manager: SessionManager;
+
+  afterEach(async () => {
+    await manager.close();
+    scripted.assertConsumed();
+  });
+
+  /** The session's log up to now. */
+  async function logged(id: string): Promise<SessionEvent[]> {
+    const { lastEventSeq } = await manager.getSessionSnapshot(id);
+    const events: SessionEvent[] = [];
+    if (lastEventSeq === 0) return events;
+    for await (const event of manager.streamEvents(id)) {
+      events.push(event);
+      if (event.seq >= lastEventSeq) break;
+    }
+    return events;
+  }
+
+  test('a steered user_message is emitted only once stored, and what the runtime yields next waits for it', async () => {
+    const blocking = new BlockingStore(new MemoryStore());
+    scripted = new ScriptedRuntime();
+    manager = new SessionManager({ runtime: scripted.factory, store: blocking });
+    const { id } = await manager.createSession();
+    scripted.turn([step.hold('h'), step.takeSteering(), step.reply('ok')]);
+    const stream = await manager.runSession(id, { messages: ['go'] });
+    const reading = collect(stream);
+    await scripted.waitUntilHeld('h');
+    await manager.steerSession(id, ['steered']);
+    blocking.block('appendItems');
+    scripted.release('h');
+    await blocking.waitForBlocked('appendItems');
+    const during = await logged(id);
+    expect(during.some((event) => event.type === 'user_message' && event.message.content === 'steered')).toBe(
+      false,
+    );
+    expect(during.some((event) => event.type === 'custom')).toBe(false);
+    blocking.unblock('appendItems');
+    blocking.release('appendItems');
+    const events = await reading;
+    const steered = events.findIndex(
+      (event) => event.type === 'user_message' && event.message.content === 'steered',
+    );
+    const taken = events.findIndex((event) => event.type === 'custom');
+    expect(steered).toBeGreaterThan(-1);
+    expect(steered).toBeLessThan(taken);
+  });
+
+  test('a steered message whose write fails is never emitted and ends the turn with error', async () => {
+    const store = new FailingStore(new MemoryStore());
+    scripted = new ScriptedRuntime();
+    manager = new SessionManager({ runtime: scripted.factory, store });
+    const { id } = await manager.createSession();
+    scripted.turn([step.hold('h'), step.takeSteering(), step.reply('never stored')]);
+    const stream = await manager.runSession(id, { messages: ['go'] });
+    await scripted.waitUntilHeld('h');
+    await manager.steerSession(id, ['lost write']);
+    store.failNext('appendItems');
+    scripted.release('h');
+    const events = await collect(stream);
+    expect((await stream.done).stopReason).toBe('error');
+    expect(
+      events.some((event) => event.type === 'user_message' && event.message.content === 'lost write'),
+    ).toBe(false);
+    expect(types(events).slice(-2)).toEqual(['error', 'stream_stopped']);
+  });
+
+  test('token_usage is emitted only once the new total is stored; a failed usage write is never emitted', async () => {
+    const store = new FailingStore(new MemoryStore());
+    scripted = new ScriptedRuntime();
+    manager = new SessionManager({ runtime: scripted.factory, store });
+    const { id } = await manager.createSession();
+    scripted.turn([
+      step.reply('one', { usage: { inputTokens: 1, outputTokens: 1 } }),
+      step.reply('two', { usage: { inputTokens: 5, outputTokens: 5 } }),
+    ]);
+    store.failWhen('updateSession', ([, patch]) => patch.usage?.inputTokens === 6);
+    const stream = await manager.runSession(id, { messages: ['go'] });
+    const events = await collect(stream);
+    const usage = events.flatMap((event) => (event.type === 'token_usage' ? [event.usage.inputTokens] : []));
+    expect(usage).toEqual([1]);
+    expect((await stream.done).stopReason).toBe('error');
+    store.reset();
+    expect((await manager.getSession(id)).usage.inputTokens).toBe(1);
   });
 });

@@ -1,5 +1,5 @@
-// Elicitation through the manager (SPEC §4 TurnContext.elicit, §5 elicitation_request, §6
-// resumeElicitation and getSessionSnapshot).
+// Elicitation (src/manager/authorization.ts) through the manager: TurnContext.elicit, the
+// elicitation_request event, resumeElicitation and getSessionSnapshot.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionManager } from '../../src/manager/session-manager.js';

@@ -1,4 +1,4 @@
-// History stays valid for model providers (SPEC §6 "History"): a stored history never holds an
+// History stays valid for model providers (src/manager/running-turn.ts, the closing): a stored history never holds an
 // assistant tool call without a later `role: 'tool'` result, however the turn ended.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { SessionEvent } from '../../src/events.js';

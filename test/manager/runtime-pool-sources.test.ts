@@ -1,4 +1,4 @@
-// Agent sources with the manager (SPEC §7): resolution when a turn starts, keys that survive a
+// Agent sources with the manager (src/manager/runtime-pool.ts, docs/sources.md): resolution when a turn starts, keys that survive a
 // restart and a changed query string, ambiguity, switching source per turn, resolver failures.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

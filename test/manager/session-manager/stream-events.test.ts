@@ -1,16 +1,16 @@
 // streamEvents, getSessionSnapshot and the per-session event log, driven through the SessionManager
-// (SPEC §5, §6): replay, live tail, races between a subscription and a running turn, gaps, lagging
+// (docs/events-and-replay.md): replay, live tail, races between a subscription and a running turn, gaps, lagging
 // subscribers, delete and close, follow-ups, and the idle release of a log.
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { AgentSessionsError, ErrorCode, SubscriberLaggedError } from '../../src/errors.js';
-import type { RuntimeEvent, SessionEvent } from '../../src/events.js';
-import { SessionManager } from '../../src/manager/session-manager.js';
-import type { SessionManagerOptions } from '../../src/manager/types.js';
-import type { Runtime } from '../../src/runtime.js';
-import type { Store } from '../../src/store.js';
-import { BlockingStore } from '../../src/testing/blocking-store.js';
-import { ScriptedRuntime, type ScriptedTurnFunction, step } from '../../src/testing/scripted-runtime.js';
-import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
+import { AgentSessionsError, ErrorCode, SubscriberLaggedError } from '../../../src/errors.js';
+import type { RuntimeEvent, SessionEvent } from '../../../src/events.js';
+import { SessionManager } from '../../../src/manager/session-manager.js';
+import type { SessionManagerOptions } from '../../../src/manager/types.js';
+import type { Runtime } from '../../../src/runtime.js';
+import type { Store } from '../../../src/store.js';
+import { BlockingStore } from '../../../src/testing/blocking-store.js';
+import { ScriptedRuntime, type ScriptedTurnFunction, step } from '../../../src/testing/scripted-runtime.js';
+import { collect, type StoreFixture, storeFixtures } from '../../helpers/stores.js';
 
 const seqs = (events: SessionEvent[]) => events.map((event) => event.seq);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, index) => from + index);
