@@ -6,6 +6,8 @@ export default defineConfig({
     file: 'src/file.ts',
     store: 'src/stores/index.ts',
     testing: 'src/testing/index.ts',
+    http: 'src/http/index.ts',
+    client: 'src/client/index.ts',
     'ai-sdk': 'src/ai-sdk/index.ts',
     acp: 'src/acp/index.ts',
   },

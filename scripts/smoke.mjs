@@ -10,6 +10,8 @@ const subpaths = [
   'agent-sessions/file',
   'agent-sessions/store',
   'agent-sessions/testing',
+  'agent-sessions/http',
+  'agent-sessions/client',
   'agent-sessions/ai-sdk',
   'agent-sessions/acp',
 ];
@@ -41,6 +43,8 @@ const expected = {
     'describeCrudConformance',
     'describeListingConformance',
   ],
+  'agent-sessions/http': ['createHttpHandler', 'toNodeListener', 'createOpenApiDocument', 'ERROR_STATUS'],
+  'agent-sessions/client': ['AgentSessionsClient', 'HttpError', 'AgentSessionsError'],
   'agent-sessions/testing': [
     'ScriptedRuntime',
     'describeStoreConformance',
@@ -147,6 +151,20 @@ for (const lib of [esm, cjs]) {
   );
   await manager.close();
 }
+// The HTTP entry answers through each build, and the client's errors are the library's.
+for (const [http, client] of [
+  [await import('agent-sessions/http'), require('agent-sessions/client')],
+  [require('agent-sessions/http'), await import('agent-sessions/client')],
+]) {
+  const manager = new esm.SessionManager({ runtime: () => ({ async *run() {} }) });
+  const handler = http.createHttpHandler(manager);
+  assert.equal((await handler(new Request('http://smoke/health'))).status, 200);
+  const missing = await handler(new Request('http://smoke/api/sessions/ses_none'));
+  const error = client.errorFromWire(await missing.json(), missing.status);
+  assert.ok(esm.AgentSessionsError.isInstance(error) && error.code === 'SESSION_NOT_FOUND');
+  await manager.close();
+}
+
 // A tool call and an answer through each build of the AI SDK runtime, on the SDK's mock model.
 const { MockLanguageModelV3 } = await import('ai/test');
 const { simulateReadableStream, tool, jsonSchema } = await import('ai');

@@ -50,7 +50,7 @@ const expectations: Record<string, RegExp[]> = {
     /discarded: This one never runs\./,
     /idle follow-up: started/,
   ],
-  'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /server closed/],
+  'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /without the token → 401/, /server closed/],
   // Without a client (stdin is empty) the agent starts, sees the end of its input and exits;
   // test/acp/stdio.test.ts drives it as an editor does.
   'acp-agent': [
