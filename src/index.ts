@@ -27,6 +27,7 @@ export type {
   TurnStream,
 } from './manager/types.js';
 export type {
+  ElicitationAnswer,
   ElicitationRequest,
   ElicitationResult,
   ModelChoice,
@@ -34,8 +35,10 @@ export type {
   RuntimeFactory,
   RuntimeInit,
   ToolAuthorizationRequest,
+  ToolCallDecision,
   ToolDecision,
   TurnContext,
+  TurnResumption,
 } from './runtime.js';
 export * from './schemas.js';
 export { stableSourceKey } from './sources/key.js';

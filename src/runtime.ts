@@ -33,7 +33,17 @@
  *
  * When a turn ends `cancelled` or `error` (or any way) after an assistant message with `toolCalls`
  * was stored, the manager appends, before `stream_stopped`, a `role: 'tool'` message for each call
- * without a result, saying it did not run: a stored history never holds a call without its result.
+ * without a result, saying it did not run. Whenever it loads a history for a turn it checks the same
+ * invariant (every tool call has a result, no user message between a call and its result) and
+ * repairs what a crash or a failed write left, persisted: a runtime never sees an invalid history.
+ *
+ * **Resuming after a restart.** A tool call waiting for confirmation is persisted with the session.
+ * When the process that ran the turn is gone and the human answers, the manager starts a turn with
+ * no user message and `turn.resume` set: the history ends with the assistant message whose calls
+ * have no result, and `resume.decisions` holds the answer for each. A runtime that declares
+ * {@link Runtime.canResume} MUST run the approved calls (without asking again), record the rejected
+ * ones as results carrying the reason, and continue its loop. For a runtime without it the manager
+ * records each call as not run, with the reason, and starts no turn.
  * The guide is `docs/writing-a-runtime.md`.
  */
 import type { RuntimeEventInput } from './events.js';
@@ -88,6 +98,35 @@ export interface ElicitationRequest {
   url?: string;
 }
 
+/** A decision about one tool call that waited for approval when the turn that asked was gone. */
+export interface ToolCallDecision {
+  /** The call, as stored in the history's assistant message. */
+  toolCall: ToolCall;
+  /** The human's answer. */
+  decision: ToolDecision;
+}
+
+/** An answer to an elicitation whose turn was gone when it was answered. */
+export interface ElicitationAnswer {
+  /** The elicitation's id. */
+  elicitationId: string;
+  /** What was asked. */
+  request: ElicitationRequest;
+  /** The human's answer. */
+  result: ElicitationResult;
+}
+
+/**
+ * What a resumed turn carries (see "Resuming after a restart" in the module documentation): the
+ * answers to the requests the previous process left waiting.
+ */
+export interface TurnResumption {
+  /** A decision per call of the history's last assistant message that waited for approval. */
+  decisions: ToolCallDecision[];
+  /** Answers to elicitations of the turn that was gone (absent when none). */
+  elicitations?: ElicitationAnswer[];
+}
+
 /** What a runtime gets for one turn. */
 export interface TurnContext {
   sessionId: string;
@@ -111,10 +150,20 @@ export interface TurnContext {
   authorizeToolCall(request: ToolAuthorizationRequest): Promise<ToolDecision>;
   /** Asks the human for input and waits for the answer. Rejects if the turn is cancelled. */
   elicit(request: ElicitationRequest): Promise<ElicitationResult>;
+  /**
+   * Set on a turn that resumes requests answered after a restart (only for a runtime with
+   * {@link Runtime.canResume}); such a turn has no new user message.
+   */
+  resume?: TurnResumption;
 }
 
 /** The agent loop of one session. */
 export interface Runtime {
+  /**
+   * The runtime can resume a turn from `turn.resume` (tool calls approved or rejected after a
+   * restart). Without it, the manager records such calls as not run. @default false
+   */
+  readonly canResume?: boolean;
   /** Runs one turn. */
   run(turn: TurnContext): AsyncIterable<RuntimeEventInput>;
   /** Switches (or with `undefined`, clears) the model of an agent. */

@@ -239,6 +239,53 @@ export const ForkedFromSchema = z.object({
 /** Where a fork came from: the parent session and the user message it was cut before. */
 export type ForkedFrom = z.infer<typeof ForkedFromSchema>;
 
+/**
+ * A request that waits for a human, persisted with the session so it outlives the process: a tool
+ * call waiting for confirmation, or an elicitation. `answer` is set once it was answered after the
+ * turn that asked was gone (a restart); the manager then hands the answers to a resumed turn.
+ */
+export const PendingApprovalSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('confirmation'),
+    /** The confirmation id (`resumeSession`'s `confirmationId`). */
+    id: z.string().min(1),
+    /** The turn that asked. */
+    turnId: z.string().min(1),
+    toolCall: ToolCallSchema,
+    readOnly: z.boolean().optional(),
+    safe: z.boolean().optional(),
+    /** When it was asked. */
+    createdAt: TimestampSchema,
+    /** The decision, once answered after a restart (before the resumed turn ran). */
+    answer: z
+      .union([
+        z.object({ approved: z.literal(true) }),
+        z.object({ approved: z.literal(false), reason: z.string() }),
+      ])
+      .optional(),
+  }),
+  z.object({
+    kind: z.literal('elicitation'),
+    /** The elicitation id (`resumeElicitation`'s `elicitationId`). */
+    id: z.string().min(1),
+    turnId: z.string().min(1),
+    message: z.string(),
+    schema: z.unknown().optional(),
+    mode: z.enum(['form', 'url']),
+    url: z.string().optional(),
+    createdAt: TimestampSchema,
+    /** The answer, once answered after a restart (before the resumed turn ran). */
+    answer: z
+      .union([
+        z.object({ action: z.literal('accept'), content: z.unknown().optional() }),
+        z.object({ action: z.enum(['decline', 'cancel']) }),
+      ])
+      .optional(),
+  }),
+]);
+/** A request that waits for a human, persisted with the session (see {@link PendingApprovalSchema}). */
+export type PendingApproval = z.infer<typeof PendingApprovalSchema>;
+
 const sessionMetadataShape = {
   title: z.string(),
   titleSource: TitleSourceSchema,
@@ -264,6 +311,18 @@ const sessionMetadataShape = {
   attributes: JsonObjectSchema,
   parentId: SessionIdSchema.optional(),
   forkedFrom: ForkedFromSchema.optional(),
+  /**
+   * Requests of a turn that wait for a human (tool confirmations, elicitations), persisted so a
+   * restart keeps them: the snapshot lists them and `resumeSession`/`resumeElicitation` answer
+   * them. Absent when nothing waits.
+   */
+  pendingApprovals: z.array(PendingApprovalSchema).optional(),
+  /**
+   * The highest event `seq` the manager may have handed out for this session (a reserved
+   * high-water mark): a new process numbers the session's events after it, so a seq is never
+   * reused across restarts. Absent for sessions that never ran a turn.
+   */
+  eventSeqReserved: z.number().int().nonnegative().optional(),
 };
 
 /** A whole session record. */
@@ -298,6 +357,8 @@ export const SessionPatchSchema = z
     attributes: sessionMetadataShape.attributes,
     parentId: sessionMetadataShape.parentId,
     forkedFrom: sessionMetadataShape.forkedFrom,
+    pendingApprovals: sessionMetadataShape.pendingApprovals,
+    eventSeqReserved: sessionMetadataShape.eventSeqReserved,
   })
   .partial()
   .strict();
@@ -315,6 +376,8 @@ export const OPTIONAL_SESSION_FIELDS: ReadonlySet<string> = new Set([
   'owner',
   'parentId',
   'forkedFrom',
+  'pendingApprovals',
+  'eventSeqReserved',
 ]);
 
 /** What listings return: never the items. */

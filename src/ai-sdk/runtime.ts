@@ -30,6 +30,7 @@ import type {
   RuntimeInit,
   ToolDecision,
   TurnContext,
+  TurnResumption,
 } from '../runtime.js';
 import type { Message, SessionItem, ToolCall } from '../schemas.js';
 import type { ResolvedSource } from '../sources.js';
@@ -138,19 +139,13 @@ export interface AiSdkRuntimeOptions {
 }
 
 /**
- * Decisions about tool calls that were waiting for approval when the process stopped, handed to a
- * turn that resumes them. **A seam for the manager**: once the manager persists pending approvals
- * and hands the decisions to the turn that answers them (as `turn.resume`), this runtime runs the
- * approved calls, records the rejected ones and continues the loop. Today's manager does not hand
- * any; a runtime test drives it directly.
+ * Decisions about tool calls that were waiting for approval when the process stopped: the core
+ * {@link TurnResumption} (`turn.resume`), kept under this name for code written against it.
  */
-export interface ToolCallResumption {
-  /** A decision per call of the history's last assistant message that has no result yet; a call without one is recorded as interrupted. */
-  decisions: Array<{ toolCall: ToolCall; decision: ToolDecision }>;
-}
+export type ToolCallResumption = TurnResumption;
 
-/** A turn that may carry {@link ToolCallResumption} decisions. */
-export type ResumableTurnContext = TurnContext & { resume?: ToolCallResumption };
+/** A turn that may carry resumption decisions: the core {@link TurnContext} (kept as an alias). */
+export type ResumableTurnContext = TurnContext;
 
 const DEFAULT_MAX_STEPS = 20;
 
@@ -235,6 +230,8 @@ function pendingToolCalls(items: readonly SessionItem[]): ToolCall[] {
  * directly in a factory of your own (for example one that picks tools from `init.source`).
  */
 export class AiSdkRuntime implements Runtime {
+  /** Runs the calls a resumed turn (`turn.resume`) approves and records the rejected ones. */
+  readonly canResume = true;
   readonly #options: AiSdkRuntimeOptions;
   readonly #models: Map<string, SelectableModel>;
   readonly #defaultRef: string;

@@ -31,10 +31,11 @@ import { SessionBusyError } from '../errors.js';
 import { throwIfAborted } from '../internal/abort.js';
 import { newId } from '../internal/ids.js';
 import type { Logger } from '../logger.js';
-import type { Runtime } from '../runtime.js';
+import type { Runtime, TurnResumption } from '../runtime.js';
 import type { Message, SessionItem, SessionPatch } from '../schemas.js';
 import type { BusyLease, BusyLock } from './busy-lock.js';
 import type { EventSink } from './event-log.js';
+import { repairHistory } from './history-repair.js';
 import type { LiveSession } from './live-session.js';
 import { assertCanSwitchModels, DEFAULT_AGENT, switchModel } from './models.js';
 import { RunningTurn } from './running-turn.js';
@@ -43,8 +44,10 @@ import type { ManagerEvents, TitleGenerator } from './types.js';
 
 /** A turn to admit. */
 export interface AdmissionRequest {
-  /** The turn's user messages, validated. */
+  /** The turn's user messages, validated (empty only for a resumed turn). */
   messages: Message[];
+  /** A turn that resumes requests answered after a restart: their calls stay open for the runtime. */
+  resume?: TurnResumption;
   /** Switch the session to this agent source. */
   source?: string;
   /** Switch the session to this agent. */
@@ -221,6 +224,7 @@ export class Admission {
       ...(request.signal === undefined ? {} : { signal: request.signal }),
       detached: request.detached,
       ...(ticket.cancelled === undefined ? {} : { cancelled: ticket.cancelled }),
+      ...(request.resume === undefined ? {} : { resume: request.resume }),
     });
     running = { kind: 'running', turn };
     this.#occupants.set(id, running);
@@ -301,10 +305,23 @@ export class Admission {
         await record.patch(switchPatch);
         rollbacks.push(() => record.patch(previous));
       }
-      // 4.3 The user messages: the last point where a refusal can still be undone.
+      // 4.3 The history made valid (see history-repair.ts): what a crash or a failed write left
+      // open is closed before this turn's messages, and requests a restart left waiting are moot
+      // now (a resumed turn takes them over; a new message moves on from them).
       throwIfAborted(signal);
-      const items: SessionItem[] = request.messages.map((message) => ({ kind: 'message', message }));
-      await record.append(items);
+      const keep = new Set((request.resume?.decisions ?? []).map(({ toolCall }) => toolCall.id));
+      await repairHistory({ record, cache, keep, logger });
+      const stalePending = cache.meta.pendingApprovals;
+      if (stalePending !== undefined) {
+        await record.exclusive(() => record.patch({ pendingApprovals: undefined }));
+        rollbacks.push(() => record.exclusive(() => record.patch({ pendingApprovals: stalePending })));
+      }
+      // 4.4 The user messages: the last point where a refusal can still be undone.
+      throwIfAborted(signal);
+      if (request.messages.length > 0) {
+        const items: SessionItem[] = request.messages.map((message) => ({ kind: 'message', message }));
+        await record.append(items);
+      }
       return runtime;
     } catch (error) {
       for (const rollback of rollbacks.reverse()) {

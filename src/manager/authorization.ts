@@ -15,12 +15,17 @@
  * - An answer is applied exactly once: it takes the pending entry first (a concurrent answer then
  *   finds nothing pending), applies what it persists (`approve-tool`, `approve-session`), and only
  *   then resolves the runtime's wait. If persisting fails the entry is put back and the call rejects.
+ * - Every parked request is also persisted with the session (`pendingApprovals`) before it is
+ *   announced, and removed when it is answered or its turn ends, so a restart keeps it: the
+ *   manager then answers it through a resumed turn (`resumption.ts`).
  * - After permissions or the policy change (an edit, `approve-tool`, `approve-session`,
  *   `toggleToolApproval`), each pending confirmation is decided again and approved if the new rules
  *   approve it without asking. It is never rejected that way: a human was asked and answers it.
  */
 import { InvalidArgumentError, invalidArgument } from '../errors.js';
+import { cancellation } from '../internal/abort.js';
 import { newId } from '../internal/ids.js';
+import type { Logger } from '../logger.js';
 import type {
   ElicitationRequest,
   ElicitationResult,
@@ -28,6 +33,7 @@ import type {
   ToolDecision,
 } from '../runtime.js';
 import {
+  type PendingApproval,
   type Permissions,
   PermissionsSchema,
   type SafetyPolicy,
@@ -92,6 +98,36 @@ export interface TurnScope {
   metadata(): Readonly<SessionMetadata>;
   /** Emits an event of the turn. */
   emit(event: EventInput): void;
+  /** Where parked requests are persisted. */
+  record: SessionRecord;
+  /** False once the turn ended: a request whose persisting outlasted the turn is not parked. */
+  active?(): boolean;
+}
+
+/** After persisting: a turn that ended meanwhile parks nothing (its copy is removed again). */
+async function assertStillActive(turn: TurnScope, id: string): Promise<void> {
+  if (turn.signal.aborted || turn.active?.() === false) {
+    await removePending(turn.record, (entry) => entry.id === id).catch(() => undefined);
+    throw turn.signal.aborted ? turn.signal.reason : cancellation(`turn ${turn.turnId} ended`);
+  }
+}
+
+/** Persists a parked request with the session (before it is announced). */
+export async function persistPending(record: SessionRecord, entry: PendingApproval): Promise<void> {
+  await record.update((current) => ({ pendingApprovals: [...(current.pendingApprovals ?? []), entry] }));
+}
+
+/** Removes the persisted requests `matches` selects; writes nothing when none matches. */
+export async function removePending(
+  record: SessionRecord,
+  matches: (entry: PendingApproval) => boolean,
+): Promise<void> {
+  await record.update((current) => {
+    const list = current.pendingApprovals;
+    if (!list?.some(matches)) return undefined;
+    const rest = list.filter((entry) => !matches(entry));
+    return { pendingApprovals: rest.length > 0 ? rest : undefined };
+  });
 }
 
 /** Decides a tool call for a running turn; may park it for a human (see the module documentation). */
@@ -117,6 +153,15 @@ export async function authorizeToolCall(
   if (outcome.decision === 'approve') return { approved: true };
   if (outcome.decision === 'reject') return { approved: false, reason: outcome.reason };
   const confirmationId = newId('conf');
+  await persistPending(turn.record, {
+    kind: 'confirmation',
+    id: confirmationId,
+    turnId: turn.turnId,
+    toolCall,
+    ...flags,
+    createdAt: new Date().toISOString(),
+  });
+  await assertStillActive(turn, confirmationId);
   const answer = turn.approvals.confirmations.add(
     confirmationId,
     turn.turnId,
@@ -153,6 +198,14 @@ export async function elicit(turn: TurnScope, request: ElicitationRequest): Prom
     ...(request.schema === undefined ? {} : { schema: request.schema }),
     ...(request.url === undefined ? {} : { url: request.url }),
   };
+  await persistPending(turn.record, {
+    kind: 'elicitation',
+    id: elicitationId,
+    turnId: turn.turnId,
+    ...info,
+    createdAt: new Date().toISOString(),
+  });
+  await assertStillActive(turn, elicitationId);
   const answer = turn.approvals.elicitations.add(elicitationId, turn.turnId, info, turn.signal);
   turn.emit({ type: 'elicitation_request', turnId: turn.turnId, elicitationId, ...info });
   return answer;
@@ -168,6 +221,20 @@ export interface SessionScope {
   record: SessionRecord;
   /** Rejects with `SESSION_NOT_FOUND` when the session does not exist (checked when nothing is pending). */
   assertExists(): Promise<void>;
+  logger: Logger;
+}
+
+/** Drops the persisted copy of an answered request; a failure is logged (the turn's end retries). */
+async function forgetPersisted(session: SessionScope, id: string): Promise<void> {
+  try {
+    await removePending(session.record, (entry) => entry.id === id);
+  } catch (error) {
+    session.logger.warn('removing an answered request from the record failed', {
+      sessionId: session.sessionId,
+      id,
+      error,
+    });
+  }
 }
 
 /** Validates a `resumeSession` input before anything is looked up. */
@@ -213,6 +280,9 @@ export async function answerConfirmation(session: SessionScope, input: ResumeInp
     approvals.confirmations.restore(entry);
     throw error;
   }
+  // Forgotten before the runtime goes on: a crash after this point never asks again for a call
+  // that may already have run.
+  await forgetPersisted(session, entry.id);
   if (input.confirmation === 'reject') {
     entry.resolve({ approved: false, reason: input.reason ?? 'The user rejected this tool call.' });
     return;
@@ -221,8 +291,8 @@ export async function answerConfirmation(session: SessionScope, input: ResumeInp
   if (input.confirmation !== 'approve') reconsiderPending(session);
 }
 
-/** Answers a pending elicitation (`resumeElicitation`). */
-export async function answerElicitation(session: SessionScope, input: ResumeElicitationInput): Promise<void> {
+/** Validates a `resumeElicitation` input before anything is looked up. */
+export function parseElicitationInput(input: ResumeElicitationInput): ResumeElicitationInput {
   if (!ELICITATION_ACTIONS.has(input?.action)) {
     throw new InvalidArgumentError(
       `invalid elicitation action ${JSON.stringify(input?.action)}: expected accept, decline or cancel`,
@@ -230,9 +300,21 @@ export async function answerElicitation(session: SessionScope, input: ResumeElic
     );
   }
   const elicitationId = optionalString(input.elicitationId, 'elicitationId');
+  return {
+    action: input.action,
+    ...(input.content === undefined ? {} : { content: input.content }),
+    ...(elicitationId === undefined ? {} : { elicitationId }),
+  };
+}
+
+/** Answers a pending elicitation (`resumeElicitation`). */
+export async function answerElicitation(session: SessionScope, input: ResumeElicitationInput): Promise<void> {
+  parseElicitationInput(input);
+  const elicitationId = optionalString(input.elicitationId, 'elicitationId');
   const { approvals } = session;
   if (approvals.elicitations.size === 0) await session.assertExists();
   const entry = approvals.elicitations.take(session.sessionId, elicitationId);
+  await forgetPersisted(session, entry.id);
   entry.resolve(
     input.action === 'accept'
       ? { action: 'accept', ...(input.content === undefined ? {} : { content: input.content }) }

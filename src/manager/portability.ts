@@ -76,8 +76,10 @@ export class Portability {
     const base = parent.title === '' ? 'Untitled' : parent.title;
     const number = 1 + (await this.#highestForkNumber(base, id));
     const now = new Date().toISOString();
+    // What waits for a human and the event numbering belong to the parent, not to the fork.
+    const { pendingApprovals: _pending, eventSeqReserved: _reserved, ...inherited } = parent;
     const fork: Session = {
-      ...parent,
+      ...inherited,
       id: newId('ses'),
       title: `${base} (fork ${number})`,
       titleSource: 'manual',

@@ -28,10 +28,17 @@ import { cancellation } from '../internal/abort.js';
 import { Channel } from '../internal/channel.js';
 import { newId } from '../internal/ids.js';
 import type { Logger } from '../logger.js';
-import type { Runtime, TurnContext } from '../runtime.js';
+import type { Runtime, TurnContext, TurnResumption } from '../runtime.js';
 import type { Message, SessionItem } from '../schemas.js';
-import { authorizeToolCall, elicit, type SessionApprovals, type TurnScope } from './authorization.js';
+import {
+  authorizeToolCall,
+  elicit,
+  removePending,
+  type SessionApprovals,
+  type TurnScope,
+} from './authorization.js';
 import type { EventInput, EventSink } from './event-log.js';
+import { notRunResult, repairHistory } from './history-repair.js';
 import { DEFAULT_AGENT } from './models.js';
 import type { FollowUp, TurnQueues } from './queues.js';
 import type { SessionCache, SessionRecord } from './session-records.js';
@@ -69,6 +76,8 @@ export interface RunningTurnOptions {
   detached?: boolean;
   /** A cancel that arrived while admission ran: the turn starts cancelled. */
   cancelled?: { reason: unknown };
+  /** The first turn resumes requests answered after a restart (`TurnContext.resume`). */
+  resume?: TurnResumption;
 }
 
 /** One turn's input. */
@@ -78,6 +87,7 @@ interface TurnInput {
   /** Already stored (the first turn's, by admission). */
   persisted: boolean;
   idempotencyKey?: string;
+  resume?: TurnResumption;
 }
 
 interface TurnOutcome {
@@ -156,7 +166,12 @@ export class RunningTurn {
   /** Starts the first turn at once: admission calls it only after its writes succeeded. */
   static start(options: RunningTurnOptions): RunningTurn {
     const turn = new RunningTurn(options);
-    void turn.#drive({ turnId: turn.firstTurnId, messages: options.messages, persisted: true });
+    void turn.#drive({
+      turnId: turn.firstTurnId,
+      messages: options.messages,
+      persisted: true,
+      ...(options.resume === undefined ? {} : { resume: options.resume }),
+    });
     return turn;
   }
 
@@ -287,6 +302,9 @@ export class RunningTurn {
 
     if (!input.persisted) {
       try {
+        // Admission repaired the first turn's history; a later turn's history is checked here (a
+        // failed closing write of the turn before may have left a call without its result).
+        await repairHistory({ record: this.#record, cache, logger: this.#options.logger });
         await this.#record.append(input.messages.map((message) => ({ kind: 'message', message })));
       } catch (error) {
         if (input.idempotencyKey !== undefined) this.#queues.keys.release(input.idempotencyKey);
@@ -310,7 +328,7 @@ export class RunningTurn {
     });
 
     if (controller.signal.aborted) return this.#stop(turnId, { reason: 'cancelled' });
-    return this.#consume(cache, turnId, controller);
+    return this.#consume(cache, turnId, controller, input.resume);
   }
 
   /** Emits the error (if any) and `stream_stopped` of a turn that ends, then `turn_ended`. */
@@ -329,13 +347,20 @@ export class RunningTurn {
   }
 
   /** Drives the runtime for one turn and closes it. */
-  async #consume(cache: SessionCache, turnId: string, controller: AbortController): Promise<TurnOutcome> {
+  async #consume(
+    cache: SessionCache,
+    turnId: string,
+    controller: AbortController,
+    resume: TurnResumption | undefined,
+  ): Promise<TurnOutcome> {
     const { sessionId, logger, runtime } = this.#options;
     const record = this.#record;
     const queues = this.#queues;
     const approvals: SessionApprovals = this.#options.approvals;
     const signal = controller.signal;
     const openToolCalls = new Map<string, string>();
+    // A resumed turn starts with the calls it answers open: the runtime writes their results.
+    for (const { toolCall } of resume?.decisions ?? []) openToolCalls.set(toolCall.id, toolCall.name);
     let finished = false;
     const settled = deferred<TurnOutcome>();
     const settle = (outcome: TurnOutcome) => {
@@ -378,6 +403,8 @@ export class RunningTurn {
       emit: (event) => {
         this.#emit(event);
       },
+      record,
+      active: () => !finished,
     };
     const model = cache.meta.agentModelOverrides[cache.meta.agent ?? DEFAULT_AGENT];
     const context: TurnContext = {
@@ -386,6 +413,7 @@ export class RunningTurn {
       session: cache.snapshot(),
       ...(cache.meta.agent === undefined ? {} : { agent: cache.meta.agent }),
       ...(model === undefined ? {} : { model }),
+      ...(resume === undefined ? {} : { resume }),
       signal,
       takeSteering: () => {
         // A user message between an assistant's tool calls and their results makes a history that
@@ -507,15 +535,15 @@ export class RunningTurn {
         createdAt: new Date().toISOString(),
       });
     }
-    const missing: Message[] = [...openToolCalls].map(([toolCallId, name]) => ({
-      id: newId('msg'),
-      role: 'tool',
-      toolCallId,
-      content: `Tool call ${JSON.stringify(name)} did not run: the turn ${
-        outcome.reason === 'cancelled' ? 'was cancelled' : outcome.reason === 'error' ? 'failed' : 'ended'
-      } before it produced a result.`,
-      createdAt: new Date().toISOString(),
-    }));
+    const missing: Message[] = [...openToolCalls].map(([toolCallId, name]) =>
+      notRunResult(
+        toolCallId,
+        name,
+        `the turn ${
+          outcome.reason === 'cancelled' ? 'was cancelled' : outcome.reason === 'error' ? 'failed' : 'ended'
+        } before it produced a result.`,
+      ),
+    );
     for (const message of missing) closing.push({ kind: 'message', message });
     if (closing.length > 0) {
       try {
@@ -524,6 +552,15 @@ export class RunningTurn {
       } catch (error) {
         record.forget();
         logger.error('closing a turn in history failed', { sessionId, turnId, error });
+      }
+    }
+    // What the turn parked for a human is moot now: the persisted copies go (a crash before this
+    // point leaves them for the next process to answer).
+    if (record.cached?.meta.pendingApprovals?.some((entry) => entry.turnId === turnId)) {
+      try {
+        await removePending(record, (entry) => entry.turnId === turnId);
+      } catch (error) {
+        logger.error('removing the pending requests of an ended turn failed', { sessionId, turnId, error });
       }
     }
     if (writeError) record.forget();

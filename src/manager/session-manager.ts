@@ -41,6 +41,7 @@ import { Admission } from './admission.js';
 import {
   answerConfirmation,
   answerElicitation,
+  parseElicitationInput,
   parseResumeInput,
   type SessionScope,
   setPermissions,
@@ -64,6 +65,7 @@ import {
 import { LiveSession } from './live-session.js';
 import { availableModels, DEFAULT_AGENT, switchModel } from './models.js';
 import { Portability } from './portability.js';
+import { answerPersisted, persistedWaiting } from './resumption.js';
 import { RuntimePool } from './runtime-pool.js';
 import { SessionRecords } from './session-records.js';
 import type {
@@ -280,12 +282,25 @@ export class SessionManager {
    * when several are pending and no `confirmationId` is given; `NOTHING_PENDING` when none waits.
    */
   async resumeSession(id: string, input: ResumeInput): Promise<void> {
-    return this.#withSession(id, (live) => answerConfirmation(this.#scope(live), parseResumeInput(input)));
+    return this.#withSession(id, async (live) => {
+      const parsed = parseResumeInput(input);
+      if (live.approvals.confirmations.size > 0 || this.#admission.isActive(id)) {
+        return answerConfirmation(this.#scope(live), parsed);
+      }
+      // No turn of this process asked: the confirmation may have outlived the process that did.
+      return answerPersisted(live, { kind: 'confirmation', input: parsed }, this.#resumption());
+    });
   }
 
   /** Answers a pending `elicitation_request` (same error rules as {@link resumeSession}). */
   async resumeElicitation(id: string, input: ResumeElicitationInput): Promise<void> {
-    return this.#withSession(id, (live) => answerElicitation(this.#scope(live), input));
+    return this.#withSession(id, async (live) => {
+      if (live.approvals.elicitations.size > 0 || this.#admission.isActive(id)) {
+        return answerElicitation(this.#scope(live), input);
+      }
+      const parsed = parseElicitationInput(input);
+      return answerPersisted(live, { kind: 'elicitation', input: parsed }, this.#resumption());
+    });
   }
 
   // ---------------------------------------------------------------- events
@@ -322,12 +337,18 @@ export class SessionManager {
       const session = await this.#records.get(id);
       // The log must exist before lastEventSeq is read, so tailing from it misses nothing.
       const log = this.#liveLog(id);
+      const live = this.#live(id);
+      const waiting = live.waiting();
+      // Requests a previous process left waiting (no turn of this process asked anything).
+      if (live.approvals.confirmations.size === 0 && live.approvals.elicitations.size === 0 && !this.#admission.isActive(id)) {
+        waiting.pending = persistedWaiting(session);
+      }
       return {
         session,
         streaming: this.#admission.running(id) !== undefined,
         ...(session.agent === undefined ? {} : { agent: session.agent }),
         lastEventSeq: log.lastSeq,
-        ...this.#live(id).waiting(),
+        ...waiting,
       };
     });
   }
@@ -610,7 +631,12 @@ export class SessionManager {
       approvals: live.approvals,
       record: live.record,
       assertExists: () => this.#assertExists(live.id),
+      logger: this.#logger,
     };
+  }
+
+  #resumption(): { admission: Admission; runtimes: RuntimePool; logger: Logger } {
+    return { admission: this.#admission, runtimes: this.#pool, logger: this.#logger };
   }
 
   /**

@@ -43,6 +43,12 @@ export type SessionMetadata = Omit<Session, 'items'>;
 export class SessionCache {
   #meta: SessionMetadata;
   readonly #items: SessionItem[];
+  /** Tool calls without a result among the items checked so far (id → tool name), in call order. */
+  readonly #open = new Map<string, string>();
+  /** Items checked by {@link openToolCalls}: the check is incremental, so each item is read once. */
+  #checked = 0;
+  /** Calls that were open when a user message followed them (a history providers reject). */
+  #misordered = 0;
 
   constructor(session: Session) {
     const { items, ...meta } = session;
@@ -59,6 +65,34 @@ export class SessionCache {
   /** The history, frozen items in order. */
   get items(): readonly SessionItem[] {
     return this.#items;
+  }
+
+  /**
+   * The tool calls of the history that have no `role: 'tool'` result (id → tool name, in call
+   * order). Incremental: items already checked are not read again, so a turn start costs only what
+   * was added since the last one.
+   */
+  openToolCalls(): ReadonlyMap<string, string> {
+    const items = this.#items;
+    for (; this.#checked < items.length; this.#checked++) {
+      const item = items[this.#checked];
+      if (item?.kind !== 'message') continue;
+      const message = item.message;
+      if (message.role === 'assistant') {
+        for (const call of message.toolCalls ?? []) this.#open.set(call.id, call.name);
+      } else if (message.role === 'tool') {
+        if (message.toolCallId !== undefined) this.#open.delete(message.toolCallId);
+      } else if (message.role === 'user' && this.#open.size > 0) {
+        this.#misordered += this.#open.size;
+      }
+    }
+    return this.#open;
+  }
+
+  /** How many calls a user message followed before their result (checked items only). */
+  get misorderedToolCalls(): number {
+    this.openToolCalls();
+    return this.#misordered;
   }
 
   /** A deeply frozen session sharing the cached items (the array of references is new). */
@@ -197,11 +231,18 @@ export class SessionRecord {
   async addUsage(usage: TokenUsage): Promise<Session['usage']> {
     const cache = await this.load();
     const before = cache.meta.usage;
-    const total = {
+    const total: Session['usage'] = {
       inputTokens: before.inputTokens + usage.inputTokens,
       outputTokens: before.outputTokens + usage.outputTokens,
       cost: before.cost + (usage.cost ?? 0),
     };
+    // The optional details are summed only where either side has them, so records that never had
+    // them stay without them.
+    for (const key of ['cacheReadTokens', 'cacheWriteTokens', 'reasoningTokens'] as const) {
+      if (before[key] !== undefined || usage[key] !== undefined) {
+        total[key] = (before[key] ?? 0) + (usage[key] ?? 0);
+      }
+    }
     await this.patch({ usage: total });
     return total;
   }

@@ -104,8 +104,10 @@ describe('cancellation', () => {
     await manager.waitStopped(sessionId, { timeoutMs: 5_000 });
     // The manager closed the call that never produced a result.
     const session = await manager.getSession(sessionId);
-    expect(shape(session)).toEqual(['user', 'assistant+calls', 'tool']);
-    expect(session.items[2]).toMatchObject({ message: { role: 'tool', toolCallId: 'c1' } });
+    expect(shape(session)).toEqual(['user', 'assistant+calls', 'tool!']);
+    expect(session.items[2]).toMatchObject({
+      message: { role: 'tool', toolCallId: 'c1', toolName: 'stuck', isError: true },
+    });
   });
 
   test('while waiting for approval: the turn ends cancelled and the tool never runs', async () => {

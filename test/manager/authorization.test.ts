@@ -18,6 +18,7 @@ import {
 } from '../../src/manager/authorization.js';
 import type { EventInput } from '../../src/manager/event-log.js';
 import type { SessionManager } from '../../src/manager/session-manager.js';
+import { silentLogger } from '../../src/logger.js';
 import { SessionRecords } from '../../src/manager/session-records.js';
 import type { TurnStream } from '../../src/manager/types.js';
 import type { ToolDecision, TurnContext } from '../../src/runtime.js';
@@ -52,15 +53,27 @@ describe('authorization module', () => {
         return metadata;
       },
       emit: (event) => emitted.push(event),
+      record,
     };
-    const session: SessionScope = { sessionId: 's1', approvals, record, assertExists: async () => {} };
+    const session: SessionScope = {
+      sessionId: 's1',
+      approvals,
+      record,
+      assertExists: async () => {},
+      logger: silentLogger,
+    };
     return { store, record, approvals, emitted, controller, turn, session };
   }
   const call = (name: string) => ({ toolCall: { id: `call-${name}`, name, arguments: '{}' } });
+  // A parked request is persisted before it is announced: wait until `count` are parked.
+  async function untilParked(approvals: SessionApprovals, count: number): Promise<void> {
+    while (approvals.confirmations.size < count) await new Promise((resolve) => setImmediate(resolve));
+  }
 
   test('a call that needs asking is parked, announced with tool_call_confirmation and answered once', async () => {
     const { approvals, emitted, turn, session } = await setup();
     const decision = authorizeToolCall(turn, call('shell'));
+    await untilParked(approvals, 1);
     expect(approvals.confirmations.size).toBe(1);
     expect(emitted).toEqual([
       expect.objectContaining({
@@ -88,6 +101,7 @@ describe('authorization module', () => {
     const { turn, session, approvals } = await setup();
     const shell = authorizeToolCall(turn, call('shell'));
     const read = authorizeToolCall(turn, call('read'));
+    await untilParked(approvals, 2);
     await setPermissions(session, { allow: [], ask: [], deny: ['read'] });
     expect(approvals.confirmations.size).toBe(2);
     await setPermissions(session, { allow: ['shell'], ask: [], deny: ['read'] });
@@ -100,6 +114,7 @@ describe('authorization module', () => {
   test('setSafetyPolicy autonomous approves every pending call; restricted rejects none of them', async () => {
     const { turn, session, approvals } = await setup();
     const pending = [authorizeToolCall(turn, call('a')), authorizeToolCall(turn, call('b'))];
+    await untilParked(approvals, 2);
     await setSafetyPolicy(session, 'restricted');
     expect(approvals.confirmations.size).toBe(2);
     await setSafetyPolicy(session, 'autonomous');
@@ -107,8 +122,9 @@ describe('authorization module', () => {
   });
 
   test('toggleToolApproval remembers the policy, approves pending calls, and restores the policy', async () => {
-    const { turn, session, record } = await setup('balanced');
+    const { turn, session, record, approvals } = await setup('balanced');
     const pending = authorizeToolCall(turn, call('shell'));
+    await untilParked(approvals, 1);
     expect(await toggleToolApproval(session)).toBe('autonomous');
     expect(await pending).toEqual({ approved: true });
     expect(await toggleToolApproval(session)).toBe('balanced');
@@ -118,6 +134,7 @@ describe('authorization module', () => {
   test('approve-tool persists the pattern before the runtime hears the answer, and puts the call back when that write fails', async () => {
     const { turn, session, store, approvals, record } = await setup();
     const decision = authorizeToolCall(turn, call('shell'));
+    await untilParked(approvals, 1);
     store.failNext('updateSession');
     await rejection(answerConfirmation(session, parseResumeInput({ confirmation: 'approve-tool' })));
     expect(approvals.confirmations.size).toBe(1);

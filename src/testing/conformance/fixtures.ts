@@ -38,6 +38,27 @@ export function fullSession(id: string): Session {
     attributes: { team: 'core', nested: { list: [1, 'two', null, true, { deep: 2.5 }] }, empty: {} },
     parentId: 'parent-1',
     forkedFrom: { sessionId: 'parent-1', beforeUserMessage: 2 },
+    pendingApprovals: [
+      {
+        kind: 'confirmation',
+        id: 'conf-1',
+        turnId: 'turn-1',
+        toolCall: { id: 'call-9', name: 'shell', arguments: '{"cmd":"rm -rf build"}' },
+        readOnly: false,
+        createdAt: '2025-01-02T03:04:05.000Z',
+        answer: { approved: false, reason: 'not now' },
+      },
+      {
+        kind: 'elicitation',
+        id: 'elic-1',
+        turnId: 'turn-1',
+        message: 'Which branch?',
+        schema: { type: 'object' },
+        mode: 'form',
+        createdAt: '2025-01-02T03:04:05.000Z',
+      },
+    ],
+    eventSeqReserved: 4096,
     items: [
       messageItem('m1', {
         content: 'hello',
@@ -236,9 +257,30 @@ export const VALID_PATCHES: readonly SessionPatch[] = [
   { attributes: { replaced: true } },
   { parentId: 'other-parent' },
   { forkedFrom: { sessionId: 'other-parent' } },
+  {
+    pendingApprovals: [
+      {
+        kind: 'confirmation',
+        id: 'conf-2',
+        turnId: 'turn-2',
+        toolCall: { id: 'call-2', name: 'write', arguments: '{}' },
+        createdAt: '2025-01-02T03:04:05.000Z',
+      },
+    ],
+  },
+  { eventSeqReserved: 8192 },
 ];
 
-export const OPTIONAL_FIELDS = ['source', 'agent', 'workingDir', 'owner', 'parentId', 'forkedFrom'] as const;
+export const OPTIONAL_FIELDS = [
+  'source',
+  'agent',
+  'workingDir',
+  'owner',
+  'parentId',
+  'forkedFrom',
+  'pendingApprovals',
+  'eventSeqReserved',
+] as const;
 export const REQUIRED_PATCH_FIELDS = [
   'title',
   'titleSource',
