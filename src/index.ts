@@ -11,6 +11,7 @@ export type {
   Confirmation,
   FollowUpOptions,
   ImportOptions,
+  InputLimits,
   ManagerEvents,
   MessageInput,
   PendingConfirmation,

@@ -20,8 +20,9 @@ import {
   emptyUsage,
   type Session,
 } from '../schemas.js';
+import { assertAttributes, assertTitle } from './input.js';
 import type { SessionRecords } from './session-records.js';
-import type { ImportOptions } from './types.js';
+import type { ImportOptions, InputLimits } from './types.js';
 
 /** What fork, export and import need from the manager. */
 export interface PortabilityOptions {
@@ -30,6 +31,8 @@ export interface PortabilityOptions {
   created(session: Session): void;
   /** Deletes a session the way `deleteSession` does (for `onConflict: 'replace'`). */
   deleteSession(id: string): Promise<void>;
+  /** Title and attributes limits, checked for every imported session before anything is written. */
+  limits: InputLimits;
 }
 
 /** What {@link Portability.importSessions} resolves to. */
@@ -115,6 +118,14 @@ export class Portability {
     if (onConflict !== 'error' && onConflict !== 'skip' && onConflict !== 'replace') {
       throw new InvalidArgumentError('invalid onConflict: expected "error", "skip" or "replace"', {
         issues: [{ path: ['onConflict'], message: 'expected "error", "skip" or "replace"' }],
+      });
+    }
+    // Depth first: a value nested thousands deep must be refused before anything walks it recursively.
+    const candidates = (bundle as { sessions?: unknown } | undefined)?.sessions;
+    if (Array.isArray(candidates)) {
+      candidates.forEach((session: { title?: unknown; attributes?: unknown } | undefined, index) => {
+        assertAttributes(session?.attributes, this.#options.limits, `sessions[${index}].attributes`);
+        assertTitle(session?.title, this.#options.limits, `sessions[${index}].title`);
       });
     }
     const parsed = ExportBundleSchema.safeParse(bundle);

@@ -53,6 +53,8 @@ import { InProcessBusyLock } from './busy-lock.js';
 import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
 import {
   assertTemplate,
+  assertTitle,
+  inputLimits,
   nonNegativeNumber,
   normalizeMessage,
   normalizeMessages,
@@ -72,6 +74,7 @@ import type {
   AvailableModels,
   FollowUpOptions,
   ImportOptions,
+  InputLimits,
   ManagerEvents,
   MessageInput,
   ResumeElicitationInput,
@@ -104,6 +107,7 @@ export class SessionManager {
   readonly #workingDirRoot: string | undefined;
   readonly #logger: Logger;
   readonly #capacities: { steer: number; followUp: number; keys: number };
+  readonly #limits: InputLimits;
   readonly #logs: EventLogs;
   readonly #pool: RuntimePool;
   readonly #admission: Admission;
@@ -125,6 +129,7 @@ export class SessionManager {
     this.store = options.store ?? new MemoryStore();
     this.#records = new SessionRecords(this.store);
     this.#workingDirRoot = options.workingDirRoot;
+    this.#limits = inputLimits(options.limits);
     this.#logger = options.logger ?? silentLogger;
     this.#capacities = {
       steer: positiveInteger(options.steerCapacity, 5, 'steerCapacity'),
@@ -162,6 +167,7 @@ export class SessionManager {
     this.#portability = new Portability({
       records: this.#records,
       created: (session) => this.#created(session),
+      limits: this.#limits,
       deleteSession: (id) => this.deleteSession(id),
     });
   }
@@ -176,7 +182,7 @@ export class SessionManager {
    */
   async createSession(template: SessionTemplate = {}): Promise<Session> {
     this.#assertOpen();
-    assertTemplate(template);
+    assertTemplate(template, this.#limits);
     if (template.workingDir !== undefined)
       await validateWorkingDir(template.workingDir, this.#workingDirRoot);
     const session = sessionFromTemplate(template);
@@ -210,7 +216,7 @@ export class SessionManager {
    */
   async runSession(id: string, input: RunInput, options: RunOptions = {}): Promise<TurnStream> {
     return this.#withSession(id, async (live) => {
-      const turn = await this.#admission.admit(live, parseRunInput(input, options));
+      const turn = await this.#admission.admit(live, parseRunInput(input, options, this.#limits));
       return turn.stream;
     });
   }
@@ -229,7 +235,7 @@ export class SessionManager {
    */
   async steerSession(id: string, messages: MessageInput[]): Promise<void> {
     return this.#withSession(id, async () => {
-      const normalized = normalizeMessages(messages);
+      const normalized = normalizeMessages(messages, 'messages', { limits: this.#limits, userOnly: true });
       // An unknown session is not found rather than merely idle.
       if (!this.#admission.isActive(id)) await this.#assertExists(id);
       if (!this.#admission.isActive(id)) {
@@ -255,7 +261,7 @@ export class SessionManager {
     options: FollowUpOptions = {},
   ): Promise<{ status: 'queued' | 'started' | 'duplicate' }> {
     return this.#withSession(id, async (live) => {
-      const normalized = normalizeMessages(messages);
+      const normalized = normalizeMessages(messages, 'messages', { limits: this.#limits, userOnly: true });
       const key = optionalString(options.idempotencyKey, 'idempotencyKey');
       const { queues } = live;
       if (key !== undefined && !queues.keys.claim(key)) return { status: 'duplicate' };
@@ -390,6 +396,7 @@ export class SessionManager {
           issues: [{ path: ['title'], message: 'expected a string' }],
         });
       }
+      assertTitle(title, this.#limits);
       await record.update(() => ({ title, titleSource: title === '' ? 'none' : 'manual' }));
       this.#logs.get(id)?.append({ type: 'session_title', title });
     });
@@ -441,7 +448,7 @@ export class SessionManager {
     message: Message | (Partial<Message> & { content: string }) | string,
   ): Promise<Message> {
     return this.#withSession(id, async (live) => {
-      const normalized = normalizeMessage(message);
+      const normalized = normalizeMessage(message, undefined, 'message', { limits: this.#limits });
       const stored = cloneRecord(normalized);
       await this.#admission.whileIdle(live, () =>
         live.record.append([{ kind: 'message', message: normalized }]),
@@ -457,7 +464,9 @@ export class SessionManager {
     message: Partial<Message> & { content: string },
   ): Promise<Message> {
     return this.#withSession(id, async (live) => {
-      const normalized = normalizeMessage({ ...message, id: messageId });
+      const normalized = normalizeMessage({ ...message, id: messageId }, undefined, 'message', {
+        limits: this.#limits,
+      });
       await this.#admission.whileIdle(live, () => live.record.replaceMessage(messageId, normalized));
       return cloneRecord(normalized);
     });

@@ -15,6 +15,23 @@ export type MessageInput = string | (Partial<Message> & { content: string });
 /** Makes a title from the first messages of a session. Its first non-empty line is used. */
 export type TitleGenerator = (input: { messages: string[]; signal: AbortSignal }) => Promise<string>;
 
+/**
+ * Limits on what callers pass in, checked before anything is written (`INVALID_ARGUMENT`). Each is
+ * a positive integer.
+ */
+export interface InputLimits {
+  /** UTF-8 bytes of one message's content (and parts). @default 1048576 (1 MiB) */
+  maxMessageBytes: number;
+  /** Messages in one `runSession`, `steerSession` or `followUpSession` call. @default 100 */
+  maxMessagesPerCall: number;
+  /** Characters of a title. @default 1000 */
+  maxTitleLength: number;
+  /** UTF-8 bytes of a session's `attributes` as JSON. @default 65536 (64 KiB) */
+  maxAttributesBytes: number;
+  /** Nesting depth of a session's `attributes` (`{}` is 1). @default 32 */
+  maxAttributesDepth: number;
+}
+
 /** Options of {@link SessionManager}. */
 export interface SessionManagerOptions {
   /** Makes each session's runtime. Required. */
@@ -41,11 +58,18 @@ export interface SessionManagerOptions {
   idleRuntimeTtlMs?: number;
   /** Where the manager logs. Nothing is printed by default. */
   logger?: Logger;
+  /** Limits on caller input; each one left out keeps its default (see {@link InputLimits}). */
+  limits?: Partial<InputLimits>;
 }
 
 /** Input of {@link SessionManager.runSession}. */
 export interface RunInput {
-  /** The turn's user messages (at least one). */
+  /**
+   * The turn's user messages (at least one, none empty or whitespace only). Only user input: a
+   * `role` other than `'user'` (`system` included: system prompts are the runtime's) and the fields
+   * of assistant and tool messages are refused with `INVALID_ARGUMENT`; add such records to history
+   * with `addMessage`.
+   */
   messages: MessageInput[];
   /** Switch the session to this agent source (resolved before anything is written). */
   source?: string;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
+import { DEFAULT_INPUT_LIMITS } from '../../src/manager/input.js';
 import { Portability } from '../../src/manager/portability.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import { SessionRecords } from '../../src/manager/session-records.js';
@@ -268,6 +269,7 @@ describe('Portability', () => {
     const portability = new Portability({
       records: new SessionRecords(store),
       created: (session) => created.push(session.id),
+      limits: DEFAULT_INPUT_LIMITS,
       deleteSession: async (id) => {
         deleted.push(id);
         await store.deleteSession(id);
