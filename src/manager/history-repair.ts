@@ -38,7 +38,8 @@ export function openToolCallsOf(items: readonly SessionItem[]): Map<string, stri
   for (const item of items) {
     if (item.kind !== 'message') continue;
     const message = item.message;
-    if (message.role === 'assistant') for (const call of message.toolCalls ?? []) open.set(call.id, call.name);
+    if (message.role === 'assistant')
+      for (const call of message.toolCalls ?? []) open.set(call.id, call.name);
     else if (message.role === 'tool' && message.toolCallId !== undefined) open.delete(message.toolCallId);
   }
   return open;

@@ -210,7 +210,10 @@ export function optionalString(value: unknown, name: string): string | undefined
  * `INVALID_ARGUMENT` unless `template` is an object whose `id`, if any, is a valid session id, and
  * whose title and attributes fit the limits.
  */
-export function assertTemplate(template: unknown, limits: InputLimits = DEFAULT_INPUT_LIMITS): asserts template is SessionTemplate {
+export function assertTemplate(
+  template: unknown,
+  limits: InputLimits = DEFAULT_INPUT_LIMITS,
+): asserts template is SessionTemplate {
   if (typeof template !== 'object' || template === null) {
     throw new InvalidArgumentError('invalid session template: expected an object', {
       issues: [{ path: [], message: 'expected an object' }],

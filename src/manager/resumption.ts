@@ -28,7 +28,12 @@ import { notRunResult, openToolCallsOf } from './history-repair.js';
 import type { LiveSession } from './live-session.js';
 import type { RuntimePool } from './runtime-pool.js';
 import type { SessionMetadata } from './session-records.js';
-import type { PendingConfirmation, PendingElicitation, ResumeElicitationInput, ResumeInput } from './types.js';
+import type {
+  PendingConfirmation,
+  PendingElicitation,
+  ResumeElicitationInput,
+  ResumeInput,
+} from './types.js';
 
 /** What answering a persisted request needs of the manager. */
 export interface ResumptionOptions {
@@ -121,7 +126,11 @@ function elicitationResultOf(input: ResumeElicitationInput): ElicitationResult {
  * Records an answer to a persisted request and, once none waits, hands the answers to the runtime
  * (see the module documentation). `input` was validated by the caller.
  */
-export async function answerPersisted(live: LiveSession, answer: Answer, options: ResumptionOptions): Promise<void> {
+export async function answerPersisted(
+  live: LiveSession,
+  answer: Answer,
+  options: ResumptionOptions,
+): Promise<void> {
   const { record } = live;
   const cache = await record.load();
   const open = cache.openToolCalls();
@@ -168,7 +177,11 @@ export async function answerPersisted(live: LiveSession, answer: Answer, options
 }
 
 /** Hands every answer to the runtime: a resumed turn, or the calls recorded as not run. */
-async function handOver(live: LiveSession, answered: PendingApproval[], options: ResumptionOptions): Promise<void> {
+async function handOver(
+  live: LiveSession,
+  answered: PendingApproval[],
+  options: ResumptionOptions,
+): Promise<void> {
   const { admission, runtimes, logger } = options;
   const cache = await live.record.load();
   const open = cache.openToolCalls();
@@ -212,7 +225,8 @@ async function handOver(live: LiveSession, answered: PendingApproval[], options:
           : `it was rejected: ${decision.reason}`,
       ),
     );
-    if (results.length > 0) await live.record.append(results.map((message) => ({ kind: 'message', message })));
+    if (results.length > 0)
+      await live.record.append(results.map((message) => ({ kind: 'message', message })));
     await live.record.exclusive(() => live.record.patch({ pendingApprovals: undefined }));
   });
   if (elicitations.length > 0) {

@@ -346,7 +346,11 @@ export class SessionManager {
       const live = this.#live(id);
       const waiting = live.waiting();
       // Requests a previous process left waiting (no turn of this process asked anything).
-      if (live.approvals.confirmations.size === 0 && live.approvals.elicitations.size === 0 && !this.#admission.isActive(id)) {
+      if (
+        live.approvals.confirmations.size === 0 &&
+        live.approvals.elicitations.size === 0 &&
+        !this.#admission.isActive(id)
+      ) {
         waiting.pending = persistedWaiting(session);
       }
       return {

@@ -35,6 +35,8 @@ export {
   type RawStep,
   type ReplyOptions,
   type ReplyStep,
+  type ResumeStep,
+  type ResumeStepOptions,
   type ScriptDirective,
   type ScriptedReplyOptions,
   ScriptedRuntime,

@@ -17,6 +17,7 @@ import type {
   ToolAuthorizationRequest,
   ToolDecision,
   TurnContext,
+  TurnResumption,
 } from '../runtime.js';
 import type { JsonObject, JsonValue, Message, Session, ToolCall } from '../schemas.js';
 
@@ -72,6 +73,21 @@ export interface TakeSteeringStep extends StepBrand {
   readonly kind: 'take_steering';
 }
 
+/** Options of {@link step.resume}. */
+export interface ResumeStepOptions {
+  /**
+   * Runs an approved call and returns its result (the "tool" of the script; may be async).
+   * @default () => 'ok'
+   */
+  run?: (toolCall: ToolCall) => string | Promise<string>;
+}
+
+/** Answers the calls of a resumed turn (`turn.resume`): runs the approved ones, records the rejected ones. */
+export interface ResumeStep extends StepBrand {
+  readonly kind: 'resume';
+  readonly options: Readonly<ResumeStepOptions>;
+}
+
 /** Makes `run()` throw. */
 export interface FailStep extends StepBrand {
   readonly kind: 'fail';
@@ -113,7 +129,8 @@ export type ScriptDirective =
   | TakeSteeringStep
   | FailStep
   | ReplyStep
-  | RawStep;
+  | RawStep
+  | ResumeStep;
 
 /** One entry of a scripted turn: a runtime event, yielded as is, or a {@link ScriptDirective}. */
 export type ScriptStep = RuntimeEvent | ScriptDirective;
@@ -200,6 +217,17 @@ export const step = {
     return brand({ kind: 'take_steering' as const });
   },
 
+  /**
+   * For a turn that resumes after a restart (`turn.resume`, runtimes made with `resume: true`): for
+   * each decision, in order, an approved call runs (`options.run`, default result `'ok'`) and a
+   * rejected one gets its reason with `isError: true`; each yields `tool_call_response` and a
+   * `message_added` `role: 'tool'` result carrying `toolName`. Yields nothing on a turn without
+   * `resume`.
+   */
+  resume(options: ResumeStepOptions = {}): ResumeStep {
+    return brand({ kind: 'resume' as const, options: { ...options } });
+  },
+
   /** Throws `error` out of `run()` at this point. */
   fail(error: unknown): FailStep {
     return brand({ kind: 'fail' as const, error });
@@ -251,6 +279,12 @@ export interface ScriptedRuntimeOptions {
    * @default true
    */
   modelSwitching?: boolean;
+  /**
+   * Whether the runtimes declare `canResume`: the manager then hands tool calls answered after a
+   * restart to a turn (`turn.resume`, see {@link step.resume}); without it, it records them as not run.
+   * @default false
+   */
+  resume?: boolean;
 }
 
 /** The runtime made for one session by {@link ScriptedRuntime.factory}. */
@@ -284,6 +318,8 @@ export interface TurnRecord {
   readonly runtime: ScriptedSessionRuntime;
   /** The label of the scripted turn that ran, or `undefined` when none was scripted. */
   readonly label: string | undefined;
+  /** What the turn resumed (`turn.resume`), when the manager handed decisions from before a restart. */
+  readonly resume: TurnResumption | undefined;
   /** Each `authorizeToolCall` answer, in order. */
   readonly decisions: readonly ToolDecision[];
   /** Each `elicit` answer, in order. */
@@ -440,6 +476,7 @@ export class ScriptedRuntime {
 
   readonly #models: ScriptedRuntimeOptions['models'];
   readonly #modelSwitching: boolean;
+  readonly #resume: boolean;
   readonly #shared: ScriptedTurn[] = [];
   readonly #perSession = new Map<string, ScriptedTurn[]>();
   readonly #turnCounts = new Map<string, number>();
@@ -454,6 +491,7 @@ export class ScriptedRuntime {
   constructor(options: ScriptedRuntimeOptions = {}) {
     this.#models = options.models;
     this.#modelSwitching = options.modelSwitching ?? true;
+    this.#resume = options.resume ?? false;
   }
 
   /**
@@ -634,6 +672,7 @@ export class ScriptedRuntime {
     let closed = false;
     const runtime: Writable<Pick<ScriptedSessionRuntime, 'setModel' | 'availableModels'>> &
       Omit<ScriptedSessionRuntime, 'setModel' | 'availableModels'> = {
+      ...(this.#resume ? { canResume: true } : {}),
       index: this.runtimes.length,
       sessionId,
       init,
@@ -688,6 +727,7 @@ export class ScriptedRuntime {
       signal: context.signal,
       runtime,
       label: undefined,
+      resume: context.resume === undefined ? undefined : structuredClone(context.resume),
       decisions: [],
       elicitations: [],
       steered: [],
@@ -765,6 +805,7 @@ export class ScriptedRuntime {
       },
       ...(context.agent === undefined ? {} : { agent: context.agent }),
       ...(context.model === undefined ? {} : { model: context.model }),
+      ...(context.resume === undefined ? {} : { resume: context.resume }),
       get signal() {
         return context.signal;
       },
@@ -871,6 +912,31 @@ export class ScriptedRuntime {
       case 'take_steering': {
         const taken = context.takeSteering();
         yield { type: 'custom', name: 'steering_taken', data: { count: taken.length } };
+        return;
+      }
+      case 'resume': {
+        for (const { toolCall, decision } of context.resume?.decisions ?? []) {
+          context.signal.throwIfAborted();
+          const response = decision.approved
+            ? await (directive.options.run ?? (() => 'ok'))(toolCall)
+            : decision.reason;
+          const isError = !decision.approved;
+          yield isError
+            ? { type: 'tool_call_response', toolCallId: toolCall.id, response, isError }
+            : { type: 'tool_call_response', toolCallId: toolCall.id, response };
+          yield {
+            type: 'message_added',
+            message: {
+              id: newId('msg'),
+              role: 'tool',
+              content: response,
+              toolCallId: toolCall.id,
+              toolName: toolCall.name,
+              ...(isError ? { isError } : {}),
+              createdAt: new Date().toISOString(),
+            },
+          };
+        }
         return;
       }
       case 'fail':

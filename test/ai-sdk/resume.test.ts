@@ -1,8 +1,8 @@
 // The runtime side of resuming tool calls after a restart: a history left by a process that died
 // while two calls waited for approval is reloaded from a FileStore, and a turn that carries the
-// decisions (`turn.resume`, the seam the manager will fill once approvals are persisted) runs the
-// approved call once, records the rejected one, and continues the loop. The manager does not hand
-// decisions yet, so this drives `run()` directly with the TurnContext the manager would build.
+// decisions (`turn.resume`, which the manager fills when persisted approvals are answered after a
+// restart) runs the approved call once, records the rejected one, and continues the loop. This
+// drives `run()` directly; test/manager/approval-sigkill.test.ts goes through a killed process.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionEvent, SessionEventOf } from '../../src/events.js';
+import { silentLogger } from '../../src/logger.js';
 import {
   answerConfirmation,
   authorizeToolCall,
@@ -18,7 +19,6 @@ import {
 } from '../../src/manager/authorization.js';
 import type { EventInput } from '../../src/manager/event-log.js';
 import type { SessionManager } from '../../src/manager/session-manager.js';
-import { silentLogger } from '../../src/logger.js';
 import { SessionRecords } from '../../src/manager/session-records.js';
 import type { TurnStream } from '../../src/manager/types.js';
 import type { ToolDecision, TurnContext } from '../../src/runtime.js';
