@@ -296,8 +296,22 @@ async function main(): Promise<void> {
     );
 
     // ─────────────────────────────────────────────────────────────── restart
-    step('Restart: close the manager, open the same folder again, continue');
+    step('Restart while a tool call waits for approval; approve it from the new process');
+    note('Ask about the weather again, and restart before anyone answers the confirmation.');
+    const waiting = await manager.runSession(id, { messages: ['And the weather in Oslo?'] });
+    const asked = waiting[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await asked.next();
+      if (next.done) throw new Error('the turn ended before it asked');
+      printer.print(next.value);
+      if (next.value.type === 'tool_call_confirmation') break;
+    }
+    printer.newline();
     const beforeRestart = await manager.getSession(id);
+    check(
+      beforeRestart.pendingApprovals?.length === 1,
+      'the pending confirmation is persisted with the session',
+    );
     const seqBeforeRestart = (await manager.getSessionSnapshot(id)).lastEventSeq;
     await manager.close();
     note('manager closed (it closed the FileStore and released the directory lock)');
@@ -309,11 +323,31 @@ async function main(): Promise<void> {
       beforeRestart,
       `the session came back whole (${afterRestart.items.length} items)`,
     );
-    checkEqual(
-      (await manager.getSessionSnapshot(id)).lastEventSeq,
-      0,
-      'event logs live in memory: the new manager starts a fresh one',
+    const reopened = await manager.getSessionSnapshot(id);
+    check(
+      reopened.lastEventSeq > seqBeforeRestart,
+      `event numbers go on after the persisted mark (${reopened.lastEventSeq} > ${seqBeforeRestart}): none is reused`,
     );
+    checkEqual(
+      reopened.pending.confirmations.map((entry) => entry.toolCall.name),
+      ['get_weather'],
+      'the new process lists the confirmation the old one was waiting for',
+    );
+    const resumed = new Promise<{ stopReason: string }>((resolve) =>
+      manager.events.once('turn_ended', resolve),
+    );
+    await manager.resumeSession(id, { confirmation: 'approve' });
+    note('→ approved from the new process: the runtime resumes the turn, runs the tool and answers');
+    checkEqual((await resumed).stopReason, 'end_turn', 'the resumed turn completed');
+    const afterResume = await manager.getSession(id);
+    checkEqual(
+      afterResume.items
+        .slice(beforeRestart.items.length)
+        .map((item) => (item.kind === 'message' ? item.message.role : item.kind)),
+      ['tool', 'assistant'],
+      'the tool ran once after the restart, and the answer followed',
+    );
+    checkEqual(afterResume.pendingApprovals, undefined, 'nothing waits any more');
     const stale = manager.streamEvents(id, { since: seqBeforeRestart })[Symbol.asyncIterator]();
     const third = await manager.runSession(id, { messages: ['Hello again, after the restart.'] });
     await watch(third);
@@ -326,7 +360,7 @@ async function main(): Promise<void> {
     );
     checkEqual(
       (await manager.getSession(id)).items.length,
-      beforeRestart.items.length + 2,
+      afterResume.items.length + 2,
       'the new turn was added to the old history',
     );
 

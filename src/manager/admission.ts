@@ -65,8 +65,8 @@ export interface AdmissionRequest {
 export interface AdmissionOptions {
   lock: BusyLock;
   runtimes: RuntimePool;
-  /** The session's event log (made if needed), handed to the turn. */
-  eventLog(sessionId: string): EventSink;
+  /** The session's event log (made if needed, numbering after `reserved`), handed to the turn. */
+  eventLog(sessionId: string, reserved: number | undefined): EventSink & { readonly lastSeq: number };
   /** `CLOSED` once the manager closed; `SESSION_NOT_FOUND` for a session deleted by this manager. */
   assertUsable(sessionId: string): void;
   observer: EventEmitter<ManagerEvents>;
@@ -210,7 +210,7 @@ export class Admission {
       record: live.record,
       queues: live.queues,
       approvals: live.approvals,
-      events: this.#options.eventLog(id),
+      events: this.#options.eventLog(id, live.record.cached?.meta.eventSeqReserved),
       observer: this.#options.observer,
       titleGenerator: this.#options.titleGenerator,
       sessionSignal: () => live.signal,

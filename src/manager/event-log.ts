@@ -52,6 +52,12 @@ export interface EventLogOptions {
   now?: () => string;
   /** The log continues a numbering: its first event gets this seq. @default 1 */
   firstSeq?: number;
+  /**
+   * Positions below this seq come from an earlier numbering (a previous process): a subscriber
+   * asking from one gets a `gap` `reset`, never events it would take for the ones it missed.
+   * @default 0
+   */
+  resetBefore?: number;
   /** Called after an idle release (not after an explicit {@link EventLog.release}). */
   onIdleRelease?: (log: EventLog) => void;
 }
@@ -129,6 +135,7 @@ export class EventLog implements EventSink {
   #oldestInRing = 1;
   #lastSeq = 0;
   readonly #onIdleRelease: ((log: EventLog) => void) | undefined;
+  readonly #resetBefore: number;
   #exit: SessionEventOf<'session_exited'> | undefined;
   #subscribers: Subscriber[] = [];
 
@@ -164,6 +171,7 @@ export class EventLog implements EventSink {
     this.#base = firstSeq;
     this.#oldestInRing = firstSeq;
     this.#onIdleRelease = options.onIdleRelease;
+    this.#resetBefore = options.resetBefore ?? 0;
   }
 
   /** Seq of the last appended event (`session_exited` included); 0 when nothing was ever appended. */
@@ -268,7 +276,7 @@ export class EventLog implements EventSink {
     let cursor = oldest;
     let gap: SessionEventOf<'gap'>['reason'] | undefined;
     if (since !== undefined) {
-      if (since > this.#lastSeq) gap = 'reset';
+      if (since > this.#lastSeq || since < this.#resetBefore) gap = 'reset';
       else if (since < oldest - 1) gap = 'dropped';
       else cursor = since + 1;
     }
@@ -504,6 +512,8 @@ export class EventLogs {
   readonly #logs = new Map<string, EventLog>();
   /** lastSeq of logs dropped after an idle release. */
   readonly #released = new Map<string, number>();
+  /** The high-water mark each session's numbering started after in this process. */
+  readonly #floors = new Map<string, number>();
   readonly #onIdleRelease = (log: EventLog): void => {
     if (log.subscriberCount > 0 || log.closed || this.#logs.get(log.sessionId) !== log) return;
     this.#logs.delete(log.sessionId);
@@ -521,16 +531,23 @@ export class EventLogs {
     );
   }
 
-  /** The log of a session, created (empty, `lastSeq` 0) when there is none. */
-  getOrCreate(sessionId: string): EventLog {
+  /**
+   * The log of a session, created empty when there is none. `reserved` is the session's persisted
+   * high-water mark (`Session.eventSeqReserved`): a log made in this process numbers after it, and
+   * positions before it (from a previous process) get a `gap` `reset`.
+   */
+  getOrCreate(sessionId: string, reserved = 0): EventLog {
     let log = this.#logs.get(sessionId);
     if (log === undefined) {
-      const lastSeq = this.#released.get(sessionId) ?? 0;
+      const released = this.#released.get(sessionId);
       this.#released.delete(sessionId);
+      const floor = this.#floors.get(sessionId) ?? reserved;
+      this.#floors.set(sessionId, floor);
       log = new EventLog({
         ...this.#options,
         sessionId,
-        firstSeq: lastSeq + 1,
+        firstSeq: (released ?? floor) + 1,
+        resetBefore: floor,
         onIdleRelease: this.#onIdleRelease,
       });
       this.#logs.set(sessionId, log);
@@ -545,6 +562,7 @@ export class EventLogs {
    */
   delete(sessionId: string): void {
     this.#released.delete(sessionId);
+    this.#floors.delete(sessionId);
     const log = this.#logs.get(sessionId);
     if (log === undefined) return;
     this.#logs.delete(sessionId);

@@ -41,6 +41,7 @@ import type { EventInput, EventSink } from './event-log.js';
 import { notRunResult, repairHistory } from './history-repair.js';
 import { DEFAULT_AGENT } from './models.js';
 import type { FollowUp, TurnQueues } from './queues.js';
+import { needsReservation, reserveEventSeqs } from './seq-reservation.js';
 import type { SessionCache, SessionRecord } from './session-records.js';
 import { titleAtTurnStart } from './titles.js';
 import type { ManagerEvents, TitleGenerator, TurnResult, TurnStream } from './types.js';
@@ -57,7 +58,7 @@ export interface RunningTurnOptions {
   queues: TurnQueues;
   approvals: SessionApprovals;
   /** Where the turn's events go (the session's event log). */
-  events: EventSink;
+  events: EventSink & { readonly lastSeq: number };
   /** The manager's own events (`turn_started`, `turn_ended`). */
   observer: EventEmitter<ManagerEvents>;
   titleGenerator: TitleGenerator | undefined;
@@ -152,7 +153,7 @@ export class RunningTurn {
   readonly #options: RunningTurnOptions;
   readonly #record: SessionRecord;
   readonly #queues: TurnQueues;
-  readonly #events: EventSink;
+  readonly #events: EventSink & { readonly lastSeq: number };
   readonly #onDetach: 'cancel' | 'continue';
   readonly #channel = new Channel<SessionEvent>();
   readonly #done = deferred<TurnResult>();
@@ -162,6 +163,7 @@ export class RunningTurn {
   #ended = false;
   #turnController: AbortController | undefined;
   #discarded: Message[] = [];
+  #reserving = false;
 
   /** Starts the first turn at once: admission calls it only after its writes succeeded. */
   static start(options: RunningTurnOptions): RunningTurn {
@@ -228,8 +230,28 @@ export class RunningTurn {
 
   #emit(input: EventInput): SessionEvent | undefined {
     const event = this.#events.append(input);
-    if (event) this.#channel.push(event);
+    if (event) {
+      this.#channel.push(event);
+      if (!this.#reserving && needsReservation(this.#record, event.seq)) this.#reserveSeqs(event.seq);
+    }
     return event;
+  }
+
+  /** Moves the persisted event-number mark ahead, in the background (see seq-reservation.ts). */
+  #reserveSeqs(seq: number): void {
+    if (this.#record.cached === undefined) return;
+    this.#reserving = true;
+    const work = reserveEventSeqs(this.#record, seq)
+      .catch((error: unknown) => {
+        this.#options.logger.error('reserving event numbers failed', {
+          sessionId: this.#options.sessionId,
+          error,
+        });
+      })
+      .finally(() => {
+        this.#reserving = false;
+      });
+    this.#options.track(work);
   }
 
   async #drive(first: TurnInput): Promise<void> {
@@ -289,6 +311,17 @@ export class RunningTurn {
     let cache: SessionCache;
     try {
       cache = await this.#record.load();
+    } catch (error) {
+      if (input.idempotencyKey !== undefined) this.#queues.keys.release(input.idempotencyKey);
+      observer.emit('turn_started', { sessionId, turnId });
+      this.#emit({ type: 'stream_started', turnId });
+      const failure = toAgentSessionsError(error, ErrorCode.RUNTIME_FAILED, `turn ${turnId} could not start`);
+      return this.#stop(turnId, { reason: 'error', error: failure });
+    }
+    try {
+      // Event numbers: the persisted mark moves ahead before this turn emits anything, when fewer
+      // than a margin of numbers are left (see seq-reservation.ts).
+      await reserveEventSeqs(this.#record, this.#events.lastSeq);
     } catch (error) {
       if (input.idempotencyKey !== undefined) this.#queues.keys.release(input.idempotencyKey);
       observer.emit('turn_started', { sessionId, turnId });
@@ -535,6 +568,17 @@ export class RunningTurn {
         createdAt: new Date().toISOString(),
       });
     }
+    // A manager that closes (a deploy, a graceful restart) keeps what waits for a human: the
+    // persisted confirmations stay, and their calls stay open, for the next process to answer.
+    const shuttingDown = this.#options.sessionSignal().aborted;
+    const parked = new Set(
+      shuttingDown
+        ? (record.cached?.meta.pendingApprovals ?? []).flatMap((entry) =>
+            entry.kind === 'confirmation' && entry.turnId === turnId ? [entry.toolCall.id] : [],
+          )
+        : [],
+    );
+    for (const toolCallId of parked) openToolCalls.delete(toolCallId);
     const missing: Message[] = [...openToolCalls].map(([toolCallId, name]) =>
       notRunResult(
         toolCallId,
@@ -556,7 +600,7 @@ export class RunningTurn {
     }
     // What the turn parked for a human is moot now: the persisted copies go (a crash before this
     // point leaves them for the next process to answer).
-    if (record.cached?.meta.pendingApprovals?.some((entry) => entry.turnId === turnId)) {
+    if (!shuttingDown && record.cached?.meta.pendingApprovals?.some((entry) => entry.turnId === turnId)) {
       try {
         await removePending(record, (entry) => entry.turnId === turnId);
       } catch (error) {

@@ -154,7 +154,7 @@ export class SessionManager {
     this.#admission = new Admission({
       lock: new InProcessBusyLock(),
       runtimes: this.#pool,
-      eventLog: (sessionId) => this.#logs.getOrCreate(sessionId),
+      eventLog: (sessionId, reserved) => this.#logs.getOrCreate(sessionId, reserved),
       assertUsable: (sessionId) => {
         this.#assertOpen();
         if (this.#deleted.has(sessionId)) throw new SessionNotFoundError(sessionId);
@@ -325,9 +325,10 @@ export class SessionManager {
     return subscribeOnFirstNext(async () => {
       this.#guard(id);
       throwIfAborted(options.signal);
-      await this.#assertExists(id);
+      // A log not yet made in this process numbers after the session's persisted mark: read it.
+      const reserved = await this.#reservedSeq(id);
       throwIfAborted(options.signal);
-      return this.#liveLog(id).subscribe({
+      return this.#liveLog(id, reserved).subscribe({
         ...(options.since === undefined ? {} : { since: options.since }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
@@ -342,7 +343,7 @@ export class SessionManager {
     return this.#withSession(id, async () => {
       const session = await this.#records.get(id);
       // The log must exist before lastEventSeq is read, so tailing from it misses nothing.
-      const log = this.#liveLog(id);
+      const log = this.#liveLog(id, session.eventSeqReserved);
       const live = this.#live(id);
       const waiting = live.waiting();
       // Requests a previous process left waiting (no turn of this process asked anything).
@@ -673,10 +674,22 @@ export class SessionManager {
    * The session's event log, made if needed, after an await: `close()` or `deleteSession` may have
    * run meanwhile, and a log made then would never get its `session_exited`.
    */
-  #liveLog(id: string): EventLog {
+  #liveLog(id: string, reserved: number | undefined): EventLog {
     this.#assertOpen();
     if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
-    return this.#logs.getOrCreate(id);
+    return this.#logs.getOrCreate(id, reserved);
+  }
+
+  /**
+   * The session's persisted event-number mark when this process has no log for it yet (a read of
+   * the record); `SESSION_NOT_FOUND` for an unknown session.
+   */
+  async #reservedSeq(id: string): Promise<number | undefined> {
+    if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
+    const cached = this.#sessions.get(id)?.record.cached;
+    if (cached) return cached.meta.eventSeqReserved;
+    if (this.#logs.get(id)) return undefined;
+    return (await this.#records.get(id)).eventSeqReserved;
   }
 
   /** `SESSION_NOT_FOUND` unless the session exists (known from memory, or a summary read). */

@@ -490,12 +490,12 @@ describe.each(storeFixtures())('streamEvents through the SessionManager ($name)'
   test('streamEvents still opening when close() runs rejects with CLOSED instead of waiting forever', async () => {
     const blocking = new BlockingStore(store);
     const manager = makeManager({ store: blocking });
-    const id = await newSession(manager); // no log yet: opening checks the store (its summary)
-    blocking.block('getSummary');
+    const id = await newSession(manager); // no log yet: opening reads the record (its seq mark)
+    blocking.block('getSession');
     const first = manager.streamEvents(id)[Symbol.asyncIterator]().next();
-    await blocking.waitForBlocked('getSummary');
+    await blocking.waitForBlocked('getSession');
     await manager.close();
-    blocking.release('getSummary');
+    blocking.release('getSession');
     await expect(first).rejects.toMatchObject({ code: ErrorCode.CLOSED });
   });
 
