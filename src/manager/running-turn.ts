@@ -164,6 +164,7 @@ export class RunningTurn {
   #turnController: AbortController | undefined;
   #discarded: Message[] = [];
   #reserving = false;
+  #iterated = false;
 
   /** Starts the first turn at once: admission calls it only after its writes succeeded. */
   static start(options: RunningTurnOptions): RunningTurn {
@@ -203,6 +204,14 @@ export class RunningTurn {
       done: this.#done.promise,
       cancel: (reason?: unknown) => turn.cancel(reason),
       [Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
+        // One reader: a second loop would split the events between the two and hang one of them.
+        if (turn.#iterated) {
+          throw new AgentSessionsError(
+            ErrorCode.INVALID_ARGUMENT,
+            `turn stream ${turn.firstTurnId} is already being read: a TurnStream can be iterated once (use streamEvents for more readers)`,
+          );
+        }
+        turn.#iterated = true;
         return {
           next: () => channel.next(),
           return: async () => {
@@ -257,9 +266,12 @@ export class RunningTurn {
   async #drive(first: TurnInput): Promise<void> {
     let outcome: TurnOutcome = { reason: 'end_turn' };
     let input: TurnInput | undefined = first;
+    let ranToEnd = false;
     try {
       while (input) {
+        ranToEnd = false;
         outcome = await this.#runTurn(input);
+        ranToEnd = true;
         if (this.#cancelled) break;
         input = this.#nextInput();
       }
@@ -271,7 +283,10 @@ export class RunningTurn {
       };
     } finally {
       if (this.#cancelled) {
-        outcome = { reason: 'cancelled' };
+        // `done` reports how the last turn actually stopped: a cancel that arrived after it
+        // stopped with end_turn (say) changes nothing about it. A turn the cancel cut short
+        // returned `cancelled` itself.
+        if (outcome.reason !== 'cancelled' && !ranToEnd) outcome = { reason: 'cancelled' };
         // Queued while the cancelled turn wound down: no turn of this stream will take them, and
         // left in the queues they would wait, unseen, for whatever turn comes next.
         this.#discarded.push(...this.#queues.discard());

@@ -249,15 +249,52 @@ export class SessionRecord {
 }
 
 /**
+ * The store with every rejection an {@link AgentSessionsError}: a store made by `defineStore`
+ * already normalises its errors, but a hand-written one may throw anything, and every error out of
+ * a public method of the manager must be typed. Anything else becomes `STORE_UNAVAILABLE` with the
+ * original as `cause`.
+ */
+export function withTypedErrors(store: Store): Store {
+  const call =
+    <A extends unknown[], R>(what: string, method: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await method.apply(store, args);
+      } catch (error) {
+        if (AgentSessionsError.isInstance(error)) throw error;
+        const detail = error instanceof Error ? error.message : String(error);
+        throw new AgentSessionsError(
+          ErrorCode.STORE_UNAVAILABLE,
+          `the ${store.name} store could not ${what}: ${detail}`,
+          { cause: error },
+        );
+      }
+    };
+  const typed: Store = {
+    name: store.name,
+    createSession: call('create a session', store.createSession),
+    getSession: call('read a session', store.getSession),
+    listSessions: call('list sessions', store.listSessions),
+    updateSession: call('update a session', store.updateSession),
+    appendItems: call('append items', store.appendItems),
+    updateMessage: call('update a message', store.updateMessage),
+    deleteSession: call('delete a session', store.deleteSession),
+  };
+  if (typeof store.getSummary === 'function') typed.getSummary = call('read a session summary', store.getSummary);
+  if (typeof store.close === 'function') typed.close = call('close', store.close);
+  return typed;
+}
+
+/**
  * The store as the manager uses it: whole-session calls, record handles ({@link open}) for the
  * per-session cache and mutex, and a cheap existence check.
  */
 export class SessionRecords {
-  /** The store sessions live in. */
+  /** The store sessions live in, its errors typed ({@link withTypedErrors}). */
   readonly store: Store;
 
   constructor(store: Store) {
-    this.store = store;
+    this.store = withTypedErrors(store);
   }
 
   /** A handle on one session's record (no I/O). */

@@ -4,6 +4,7 @@
 // process). The history must be valid before any runtime sees it, and a persisted confirmation
 // must be answerable from the new process.
 import { afterEach, describe, expect, test } from 'vitest';
+import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
 import type { Message, Session } from '../../src/schemas.js';
@@ -31,8 +32,14 @@ function start(store: Store, options: { resume?: boolean } = {}) {
 }
 
 /** Reads the stream up to an event of `type` without leaving it (leaving would cancel the turn). */
+const readers = new WeakMap<object, AsyncIterator<SessionEvent>>();
 async function until(stream: AsyncIterable<SessionEvent>, type: SessionEvent['type']): Promise<SessionEvent> {
-  const iterator = stream[Symbol.asyncIterator]();
+  // A TurnStream is read by one loop: keep its iterator for later reads.
+  let iterator = readers.get(stream);
+  if (!iterator) {
+    iterator = stream[Symbol.asyncIterator]();
+    readers.set(stream, iterator);
+  }
   for (;;) {
     const next = await iterator.next();
     if (next.done) throw new Error(`stream ended before ${type}`);
@@ -242,7 +249,7 @@ describe('a crash while a confirmation is pending', () => {
     await until(stream, 'tool_call_confirmation');
     expect((await store.getSession('live')).pendingApprovals).toHaveLength(1);
     await manager.resumeSession('live', { confirmation: 'approve' });
-    await collect(stream);
+    await until(stream, 'stream_stopped');
     expect((await store.getSession('live')).pendingApprovals).toBeUndefined();
   });
 });
@@ -319,4 +326,34 @@ describe('runSession, steerSession and followUpSession take user input only', ()
       await collect(stream);
     },
   );
+});
+
+describe('smaller lies (problem 5)', () => {
+  test('done reports end_turn when cancel() arrives after the turn stopped with end_turn', async () => {
+    const { scripted, manager } = start(new MemoryStore());
+    await manager.createSession({ id: 's' });
+    scripted.reply('all done');
+    const stream = await manager.runSession('s', { messages: ['go'] });
+    await until(stream, 'stream_stopped');
+    stream.cancel();
+    expect((await stream.done).stopReason).toBe('end_turn');
+  });
+
+  test('a second concurrent iteration of a TurnStream throws a typed error instead of splitting the events', async () => {
+    const { scripted, manager } = start(new MemoryStore());
+    await manager.createSession({ id: 's' });
+    scripted.reply('one two three');
+    const stream = await manager.runSession('s', { messages: ['go'] });
+    const first = stream[Symbol.asyncIterator]();
+    let thrown: unknown;
+    try {
+      stream[Symbol.asyncIterator]();
+    } catch (error) {
+      thrown = error;
+    }
+    expect(AgentSessionsError.hasCode(thrown, 'INVALID_ARGUMENT')).toBe(true);
+    const events: SessionEvent[] = [];
+    for (let next = await first.next(); !next.done; next = await first.next()) events.push(next.value);
+    expect(events.at(-1)).toMatchObject({ type: 'stream_stopped', reason: 'end_turn' });
+  });
 });
