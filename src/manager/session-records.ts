@@ -280,7 +280,8 @@ export function withTypedErrors(store: Store): Store {
     updateMessage: call('update a message', store.updateMessage),
     deleteSession: call('delete a session', store.deleteSession),
   };
-  if (typeof store.getSummary === 'function') typed.getSummary = call('read a session summary', store.getSummary);
+  if (typeof store.getSummary === 'function')
+    typed.getSummary = call('read a session summary', store.getSummary);
   if (typeof store.close === 'function') typed.close = call('close', store.close);
   return typed;
 }
