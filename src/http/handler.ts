@@ -9,7 +9,7 @@ import type { SessionManager } from '../manager/session-manager.js';
 import { assertSessionId, type Session } from '../schemas.js';
 import { type AuthOptions, createAuthenticator, type Principal } from './auth.js';
 import { DEFAULT_MAX_BODY_BYTES, parseQuery, readJsonBody } from './body.js';
-import { type CorsOptions, corsHeaders, preflightResponse } from './cors.js';
+import { type CorsOptions, corsHeaders, preflightResponse, validateCors } from './cors.js';
 import { createOpenApiDocument } from './openapi.js';
 import { ROUTES, type RouteContext, type RouteDefinition } from './routes.js';
 import type { SseOptions } from './sse.js';
@@ -138,6 +138,7 @@ export function createHttpHandler(manager: SessionManager, options: HttpHandlerO
   const basePath = normalizeBasePath(options.basePath ?? '/api');
   const routes = ROUTES.map((route) => compile(route, basePath));
   const authenticate = createAuthenticator(options);
+  validateCors(options.cors);
   const logger = options.logger ?? silentLogger;
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const turns = new TurnRegistry(options.turnRetention ?? 256);

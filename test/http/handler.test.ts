@@ -151,6 +151,27 @@ describe('CORS', () => {
     expect(preflight.status).toBe(405);
   });
 
+  test('credentials with origin "*" are refused at construction; with listed origins the origin is echoed', async () => {
+    const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
+    expect(() => createHttpHandler(manager, { cors: { origin: '*', credentials: true } })).toThrow(
+      /credentials/,
+    );
+    const handler = createHttpHandler(manager, {
+      cors: { origin: ['https://app.example'], credentials: true },
+    });
+    const response = await handler(
+      new Request('http://localhost/health', { headers: { origin: 'https://app.example' } }),
+    );
+    expect(response.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(response.headers.get('access-control-allow-credentials')).toBe('true');
+    const stranger = await handler(
+      new Request('http://localhost/health', { headers: { origin: 'https://evil.example' } }),
+    );
+    expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
+    expect(stranger.headers.get('access-control-allow-credentials')).toBeNull();
+    await manager.close();
+  });
+
   test('configured origins get CORS headers and preflight answers; others do not', async () => {
     server = await startServer({ http: { cors: { origin: ['https://app.example'] }, token: 'tok' } });
     const preflight = await fetch(`${server.api}/sessions`, {
