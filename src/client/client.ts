@@ -71,7 +71,10 @@ export interface StreamEventsOptions {
 
 /** Options of {@link AgentSessionsClient.runSession}. */
 export interface RemoteRunOptions {
-  /** Aborting cancels the turn (and rejects `runSession` while it is still being admitted). */
+  /**
+   * Aborting cancels the turn (and rejects `runSession` while it is still being admitted). A
+   * cancelled turn is not reconnected to: if its connection is down, `done` resolves `cancelled`.
+   */
   signal?: AbortSignal;
   /** What breaking out of the stream does: cancel the turn, or let it run on. @default 'cancel' */
   onDetach?: 'cancel' | 'continue';
@@ -659,6 +662,8 @@ class RemoteTurnStream implements TurnStream {
   #finished = false;
   #detached = false;
   #iterated = false;
+  /** Aborted once the turn was cancelled (signal, `cancel()`, a reader leaving): stop reconnecting. */
+  readonly #cancelled = new AbortController();
   #resolve!: (result: TurnResult) => void;
 
   constructor(init: RemoteTurnInit) {
@@ -678,6 +683,7 @@ class RemoteTurnStream implements TurnStream {
 
   cancel(reason?: unknown): void {
     if (this.#finished) return;
+    this.#cancelled.abort(reason);
     void this.#init.cancel(reason);
   }
 
@@ -790,10 +796,17 @@ class RemoteTurnStream implements TurnStream {
         connection = undefined;
       }
       if (failure === undefined) continue;
+      // A cancelled turn whose connection dropped is not waited for: with the server gone, the
+      // pump would reconnect for ever and `done` never settle.
+      if (this.#cancelled.signal.aborted) return this.#finish({ stopReason: 'cancelled', discarded: [] });
       const delayMs = this.#init.backoff(attempt);
       attempt++;
       onChange?.({ state: 'reconnecting', attempt, delayMs, error: failure });
-      await sleep(delayMs, undefined);
+      try {
+        await sleep(delayMs, this.#cancelled.signal);
+      } catch {
+        return this.#finish({ stopReason: 'cancelled', discarded: [] });
+      }
     }
   }
 }

@@ -133,6 +133,47 @@ describe('reconnection', () => {
   });
 });
 
+describe('a cancelled turn while the server is down', () => {
+  test.each(['signal', 'cancel()', 'leaving the loop'] as const)(
+    'cancelling by %s stops reconnecting: done resolves cancelled without the server',
+    async (how) => {
+      const port = await freePort();
+      const generation = await serve(port, new MemoryStore());
+      const client = new AgentSessionsClient({
+        baseUrl: `http://127.0.0.1:${port}/api`,
+        reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
+      });
+      const { id } = await client.createSession();
+      generation.scripted.turn([step.reply('partial'), step.hold('mid')]);
+      const controller = new AbortController();
+      const attempts: number[] = [];
+      const stream = await client.runSession(
+        id,
+        { messages: ['go'] },
+        {
+          signal: controller.signal,
+          onConnectionChange: (change) => {
+            if (change.state === 'reconnecting') attempts.push(change.attempt);
+          },
+        },
+      );
+      const iterator = stream[Symbol.asyncIterator]();
+      await generation.scripted.waitUntilHeld('mid');
+      const killing = generation.kill();
+      generation.scripted.release('mid');
+      await killing;
+      // The server stays down: the stream is reconnecting to nothing.
+      await expect.poll(() => attempts.length).toBeGreaterThanOrEqual(2);
+      if (how === 'signal') controller.abort(new Error('the user gave up'));
+      else if (how === 'cancel()') stream.cancel('the user gave up');
+      else await iterator.return!();
+      const result = await stream.done;
+      expect(result.stopReason).toBe('cancelled');
+      client.close();
+    },
+  );
+});
+
 describe('closing the client', () => {
   test('stops every stream: a turn’s done resolves with CLOSED and streamEvents rejects with CLOSED', async () => {
     const port = await freePort();
