@@ -116,8 +116,8 @@ function normalizeBasePath(basePath: string): string {
 }
 
 function errorResponse(error: unknown, logger: Logger, request: Request): Response {
-  const { status, body, headers } = describeError(error);
-  if (body.code === HttpErrorCode.INTERNAL) {
+  const { status, body, headers, opaque } = describeError(error);
+  if (opaque) {
     logger.error('agent-sessions/http: unexpected error', {
       error,
       method: request.method,
@@ -227,6 +227,7 @@ export function createHttpHandler(manager: SessionManager, options: HttpHandlerO
       access,
       remember,
       openapi,
+      logger,
     };
     return route.handle(context);
   }

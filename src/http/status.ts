@@ -92,6 +92,16 @@ export class HttpFailure extends Error {
   }
 }
 
+/**
+ * Codes whose message carries what a backend said (a driver's or the file system's error text:
+ * paths, hosts, user names), not only the library's words. Answered with a fixed message per code
+ * (the code and typed details stay) and logged like `INTERNAL`.
+ */
+const OPAQUE_MESSAGES: Partial<Record<WireErrorCode, string>> = {
+  [ErrorCode.STORE_UNAVAILABLE]: 'the session store is unavailable',
+  [ErrorCode.STORE_CORRUPT]: 'a stored record is damaged',
+};
+
 /** The typed fields of the library's error subclasses, for `details`. */
 function detailsOf(error: AgentSessionsError): Record<string, unknown> | undefined {
   if (error instanceof InvalidArgumentError || error.code === ErrorCode.INVALID_ARGUMENT) {
@@ -116,6 +126,8 @@ export interface ErrorResponseParts {
   status: number;
   body: ErrorBody;
   headers: Record<string, string>;
+  /** The response does not say what happened (`INTERNAL`, a store's failure): log the error. */
+  opaque: boolean;
 }
 
 /**
@@ -128,21 +140,29 @@ export function describeError(error: unknown): ErrorResponseParts {
       status: ERROR_STATUS[error.code],
       body: { code: error.code, message: error.message },
       headers: error.headers,
+      opaque: false,
     };
   }
   if (AgentSessionsError.isInstance(error)) {
     const details = detailsOf(error);
     const headers: Record<string, string> =
       error.code === ErrorCode.QUEUE_FULL ? { 'retry-after': String(QUEUE_FULL_RETRY_AFTER_SECONDS) } : {};
+    const opaque = OPAQUE_MESSAGES[error.code];
     return {
       status: ERROR_STATUS[error.code] ?? 500,
-      body: { code: error.code, message: error.message, ...(details === undefined ? {} : { details }) },
+      body: {
+        code: error.code,
+        message: opaque ?? error.message,
+        ...(details === undefined ? {} : { details }),
+      },
       headers,
+      opaque: opaque !== undefined,
     };
   }
   return {
     status: 500,
     body: { code: HttpErrorCode.INTERNAL, message: 'internal error' },
     headers: {},
+    opaque: true,
   };
 }

@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ErrorCode } from '../../src/errors.js';
+import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
 import {
   createHttpHandler,
   createOpenApiDocument,
@@ -313,6 +313,40 @@ describe('routes', () => {
     expect(JSON.parse(text)).toEqual({ code: 'INTERNAL', message: 'internal error' });
     expect(text).not.toContain('hunter2');
     expect(logged).toHaveLength(1);
+    await manager.close();
+  });
+
+  test('a store failure keeps its code and status but not the backend’s words, which go to the logger', async () => {
+    const logged: unknown[] = [];
+    const store = new FailingStore(new MemoryStore());
+    const manager = new SessionManager({ runtime: new ScriptedRuntime().factory, store });
+    const handler = createHttpHandler(manager, {
+      logger: { debug() {}, info() {}, warn() {}, error: (_message, fields) => logged.push(fields?.error) },
+    });
+    const { id } = await manager.createSession();
+    // What a store makes of a driver's error (defineStore's normalisation): the driver's text inside.
+    const failure = (code: typeof ErrorCode.STORE_UNAVAILABLE | typeof ErrorCode.STORE_CORRUPT) =>
+      new AgentSessionsError(
+        code,
+        `the postgres store could not read session: password authentication failed for user "app" at 10.1.2.3 (/srv/secrets)`,
+      );
+    for (const [code, status] of [
+      [ErrorCode.STORE_UNAVAILABLE, 503],
+      [ErrorCode.STORE_CORRUPT, 500],
+    ] as const) {
+      store.failNext('getSession', failure(code));
+      const response = await handler(new Request(`http://test/api/sessions/${id}`));
+      expect(response.status).toBe(status);
+      const text = await response.text();
+      expect(JSON.parse(text)).toMatchObject({ code });
+      expect(text).not.toMatch(/10\.1\.2\.3|authentication|secrets/);
+    }
+    expect(logged).toHaveLength(2);
+    store.failNext('listSessions', failure(ErrorCode.STORE_UNAVAILABLE));
+    const ready = await handler(new Request('http://test/ready'));
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).not.toContain('10.1.2.3');
+    expect(logged).toHaveLength(3);
     await manager.close();
   });
 });
