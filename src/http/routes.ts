@@ -517,7 +517,9 @@ export const ROUTES: readonly RouteDefinition[] = [
           `turn ${JSON.stringify(context.params.turnId!.slice(0, 200))} is not known to this server`,
         );
       }
-      const since = resumePosition(context) ?? ((await entry.firstSeq) ?? entry.finalSeq + 1) - 1;
+      // Never before the turn's start: events of earlier turns are not this turn's.
+      const start = ((await entry.firstSeq) ?? entry.finalSeq + 1) - 1;
+      const since = Math.max(resumePosition(context) ?? start, start);
       return sseResponse(turnEventSource(context.manager, entry, since, context.onDisconnect), {
         ...context.sse,
         headers: { [TURN_ID_HEADER]: entry.turnId },
