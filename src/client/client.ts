@@ -562,7 +562,7 @@ export class AgentSessionsClient {
             break;
           }
           if (this.#closed) throw new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed');
-          if (event.seq > 0) since = event.seq;
+          since = positionAfter(event, since);
           yield event;
           if (event.type === 'session_exited') return;
         }
@@ -585,6 +585,15 @@ export class AgentSessionsClient {
       await sleep(delayMs, options.signal);
     }
   }
+}
+
+/**
+ * The position to reconnect from after `event`: its seq, or for a `gap` the seq before `nextSeq`,
+ * so a connection dropped right after a gap does not get (and hand on) the same gap again.
+ */
+function positionAfter(event: SessionEvent, since: number | undefined): number | undefined {
+  if (event.type === 'gap') return event.nextSeq - 1;
+  return event.seq > 0 ? event.seq : since;
 }
 
 /** A connection we dropped ourselves (idle timeout) or the network dropped mid-body. */
@@ -756,7 +765,7 @@ class RemoteTurnStream implements TurnStream {
           }
           if (control?.kind === 'error') throw control.error;
           const event = parseJson(message.data) as SessionEvent;
-          if (event.seq > 0) since = event.seq;
+          since = positionAfter(event, since);
           this.#push(event);
         }
         if (!lagged) failure = new HttpError('NETWORK_ERROR', 'the turn stream ended early');
