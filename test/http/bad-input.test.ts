@@ -1,6 +1,6 @@
 // Bad input through real HTTP gets the documented status and a JSON error `{ code, message }`.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ERROR_STATUS } from '../../src/http/index.js';
+import { ERROR_STATUS, MAX_JSON_DEPTH } from '../../src/http/index.js';
 import { ROUTES } from '../../src/http/routes.js';
 import { startServer, type TestServer } from './server.js';
 
@@ -186,6 +186,16 @@ const cases: Case[] = [
     headers: { 'content-type': 'text/plain' },
     status: 415,
     code: 'UNSUPPORTED_MEDIA_TYPE',
+  },
+  {
+    name: 'JSON nested deeper than MAX_JSON_DEPTH',
+    method: 'POST',
+    path: '/sessions',
+    // 2 levels of object, then 255 arrays: one level more than the limit.
+    body: `{"attributes":{"a":${'['.repeat(255)}${']'.repeat(255)}}}`,
+    headers: json,
+    status: 400,
+    code: 'INVALID_ARGUMENT',
   },
   { name: 'an unknown route', method: 'GET', path: '/nothing-here', status: 404, code: 'NOT_FOUND' },
   {
@@ -455,4 +465,18 @@ describe('owner isolation', () => {
     );
     expect(ids).not.toContain(otherUsersSession);
   });
+});
+
+test('brackets inside JSON strings do not count as nesting', async () => {
+  expect(MAX_JSON_DEPTH).toBe(256);
+  const title = `${'[{'.repeat(400)}"\\`;
+  // Exactly the limit is fine: 2 levels of object, then 254 arrays.
+  const deep = JSON.parse(`${'['.repeat(254)}1${']'.repeat(254)}`);
+  const response = await fetch(`${server.api}/sessions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'x-user': 'ada', ...json },
+    body: JSON.stringify({ title, attributes: { deep } }),
+  });
+  expect(response.status).toBe(201);
+  expect(((await response.json()) as { title: string }).title).toBe(title);
 });
