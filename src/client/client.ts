@@ -255,13 +255,15 @@ export class AgentSessionsClient {
     } catch (error) {
       this.#open.delete(controller);
       if (options.signal?.aborted) throw abortReason(options.signal);
+      if (this.#closed)
+        throw new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed', { cause: error });
       throw error;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
     const turnId = response.headers.get(TURN_ID_HEADER);
     if (!response.body || turnId === null) {
-      this.#open.delete(controller);
+      controller.abort(new Error('not a turn stream'));
       throw new HttpError('INVALID_RESPONSE', 'the run response is not a turn stream', {
         status: response.status,
       });

@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { AgentSessionsClient, type ConnectionChange } from '../../src/client/index.js';
+import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { createHttpHandler, toNodeListener } from '../../src/http/index.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
@@ -191,5 +192,27 @@ describe('closing the client', () => {
     await expect(client.runSession(id, { messages: ['again'] })).rejects.toMatchObject({ code: 'CLOSED' });
     generation.scripted.release('open');
     await generation.kill();
+  });
+
+  test('a runSession still waiting for its response rejects with CLOSED when the client closes', async () => {
+    let sent!: () => void;
+    const waiting = new Promise<void>((resolve) => {
+      sent = resolve;
+    });
+    const client = new AgentSessionsClient({
+      baseUrl: 'http://never/api',
+      // A server that takes the request and never answers it.
+      fetch: (_input, init) =>
+        new Promise<Response>((_resolve, reject) => {
+          sent();
+          init?.signal?.addEventListener('abort', () => reject(init.signal!.reason), { once: true });
+        }),
+    });
+    const running = client.runSession('ses_a', { messages: ['go'] });
+    await waiting;
+    client.close();
+    const error = await running.catch((caught: unknown) => caught);
+    expect(AgentSessionsError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'CLOSED' });
   });
 });
