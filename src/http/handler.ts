@@ -115,6 +115,27 @@ function normalizeBasePath(basePath: string): string {
   return basePath;
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Refuses a request a browser marks as sent by another site (`Sec-Fetch-Site`, which browsers set
+ * themselves and a proxy does not change) when it may change state and CORS does not allow its
+ * origin. A page of another site may not read such a response, but without this the server would
+ * still act on it: a form or a `no-cors` fetch with the user's cookies would run, cancel, toggle or
+ * delete sessions for a host whose `authenticate` reads a cookie. Clients that are not browsers
+ * send no `Sec-Fetch-Site` and are not concerned.
+ */
+function refuseForgedRequest(request: Request, cors: CorsOptions | undefined): void {
+  if (SAFE_METHODS.has(request.method)) return;
+  const site = request.headers.get('sec-fetch-site');
+  if (site === null || site === 'same-origin' || site === 'none') return;
+  if (corsHeaders(cors, request)['access-control-allow-origin'] !== undefined) return;
+  throw new HttpFailure(
+    HttpErrorCode.CROSS_SITE_REQUEST,
+    'cross-site request refused: its origin is not allowed by the cors option',
+  );
+}
+
 function errorResponse(error: unknown, logger: Logger, request: Request): Response {
   const { status, body, headers, opaque } = describeError(error);
   if (opaque) {
@@ -196,6 +217,7 @@ export function createHttpHandler(manager: SessionManager, options: HttpHandlerO
     ) {
       return preflightResponse(options.cors, request, methods);
     }
+    refuseForgedRequest(request, options.cors);
     const chosen = candidates.find((candidate) => candidate.compiled.route.method === request.method);
     if (!chosen) {
       throw new HttpFailure(

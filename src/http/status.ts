@@ -12,6 +12,11 @@ import { AgentSessionsError, ErrorCode, InvalidArgumentError } from '../errors.j
 export const HttpErrorCode = {
   /** No credentials, or wrong ones. Sent with `WWW-Authenticate: Bearer`. */
   UNAUTHORIZED: 'UNAUTHORIZED',
+  /**
+   * A browser's cross-site request (`Sec-Fetch-Site`) that would change state, from an origin the
+   * `cors` option does not allow: a forged request (CSRF), refused before authentication.
+   */
+  CROSS_SITE_REQUEST: 'CROSS_SITE_REQUEST',
   /** No route has this path. */
   NOT_FOUND: 'NOT_FOUND',
   /** The path exists but not for this method. Sent with `Allow`. */
@@ -50,6 +55,7 @@ export const ERROR_STATUS: Readonly<Record<WireErrorCode, number>> = {
   [ErrorCode.INVALID_ARGUMENT]: 400,
   [ErrorCode.INVALID_WORKING_DIR]: 400,
   [HttpErrorCode.UNAUTHORIZED]: 401,
+  [HttpErrorCode.CROSS_SITE_REQUEST]: 403,
   [ErrorCode.SESSION_NOT_FOUND]: 404,
   [ErrorCode.MESSAGE_NOT_FOUND]: 404,
   [HttpErrorCode.NOT_FOUND]: 404,

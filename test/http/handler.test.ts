@@ -193,6 +193,63 @@ describe('CORS', () => {
   });
 });
 
+describe('forged cross-site requests', () => {
+  // A host that authenticates with a session cookie, as a browser app would.
+  const cookieAuth = (request: Request) =>
+    request.headers.get('cookie') === 'sid=ada' ? { id: 'ada' } : undefined;
+  const forged = (url: string, extra: Record<string, string> = {}) =>
+    new Request(url, {
+      method: 'POST',
+      // What a form on another site sends, with the user's cookie.
+      headers: {
+        cookie: 'sid=ada',
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: 'https://evil.example',
+        'sec-fetch-site': 'cross-site',
+        ...extra,
+      },
+    });
+
+  test('a cross-site form POST with the user’s cookie is 403 CROSS_SITE_REQUEST and changes nothing', async () => {
+    const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
+    const handler = createHttpHandler(manager, { authenticate: cookieAuth });
+    const { id } = await manager.createSession({ owner: 'ada' });
+    const response = await handler(forged(`http://test/api/sessions/${id}/tools/toggle`));
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({ code: 'CROSS_SITE_REQUEST' });
+    expect((await manager.getSession(id)).safetyPolicy).not.toBe('autonomous');
+    const cancelling = await handler(
+      forged(`http://test/api/sessions/${id}/cancel`, { 'content-type': 'text/plain' }),
+    );
+    expect(cancelling.status).toBe(403);
+    await manager.close();
+  });
+
+  test('same-origin requests, cross-site reads, origins CORS allows and non-browser clients pass', async () => {
+    const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
+    const handler = createHttpHandler(manager, {
+      authenticate: cookieAuth,
+      cors: { origin: ['https://app.example'], credentials: true },
+    });
+    const { id } = await manager.createSession({ owner: 'ada' });
+    const toggle = `http://test/api/sessions/${id}/tools/toggle`;
+    for (const headers of [
+      { 'sec-fetch-site': 'same-origin', origin: 'http://test' },
+      { 'sec-fetch-site': 'same-site', origin: 'https://app.example' },
+      { 'sec-fetch-site': 'cross-site', origin: 'https://app.example' },
+    ]) {
+      expect((await handler(forged(toggle, headers))).status).toBe(200);
+    }
+    const curl = new Request(toggle, { method: 'POST', headers: { cookie: 'sid=ada' } });
+    expect((await handler(curl)).status).toBe(200);
+    const read = new Request(`http://test/api/sessions/${id}`, {
+      headers: { cookie: 'sid=ada', 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' },
+    });
+    expect((await handler(read)).status).toBe(200);
+    await manager.close();
+  });
+});
+
 describe('health and readiness', () => {
   test('/ready is 503 with the store’s error when the store fails, 200 again when it recovers', async () => {
     const store = new FailingStore(new MemoryStore());
