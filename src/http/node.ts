@@ -53,6 +53,23 @@ function requestBody(request: IncomingMessage): { body: ReadableStream<Uint8Arra
   };
 }
 
+const HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The URL of a request target. An origin-form target (`/path?query`) is appended to the host as
+ * given, never resolved against it: `//evil/api/sessions` stays that path (no route: 404) instead
+ * of becoming `/api/sessions` on host `evil`, which a proxy filtering by path prefix would not
+ * have expected. A Host header that is not a host is replaced, so it cannot add a path either.
+ */
+function requestUrl(target: string, host: string | undefined): URL {
+  const origin = `http://${host !== undefined && HOST.test(host) ? host : 'localhost'}`;
+  try {
+    return target.startsWith('/') ? new URL(`${origin}${target}`) : new URL(target);
+  } catch {
+    return new URL('/', origin);
+  }
+}
+
 /** The web `Request` for a Node request. */
 export function toWebRequest(request: IncomingMessage, signal?: AbortSignal): Request {
   return webRequest(request, signal).request;
@@ -68,12 +85,7 @@ function webRequest(
     // HTTP/2 pseudo-headers are not headers of a web Request.
     if (!name.startsWith(':')) headers.append(name, request.rawHeaders[index + 1]!);
   }
-  let url: URL;
-  try {
-    url = new URL(request.url ?? '/', `http://${request.headers.host ?? 'localhost'}`);
-  } catch {
-    url = new URL(request.url ?? '/', 'http://localhost');
-  }
+  const url = requestUrl(request.url ?? '/', request.headers.host);
   const method = request.method ?? 'GET';
   const body = method !== 'GET' && method !== 'HEAD' ? requestBody(request) : undefined;
   return {

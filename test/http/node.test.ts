@@ -108,3 +108,32 @@ describe('toNodeListener', () => {
     }
   });
 });
+
+describe('request targets', () => {
+  const get = (port: number, path: string, headers: Record<string, string> = {}) =>
+    new Promise<number>((resolve, reject) => {
+      const request = httpRequest({ port, host: '127.0.0.1', path, headers }, (response) => {
+        response.resume();
+        response.once('end', () => resolve(response.statusCode!));
+      });
+      request.once('error', reject);
+      request.end();
+    });
+
+  test('a target starting with // is a path, not a host: no route answers it', async () => {
+    server = await startServer({ http: { token: 'secret' } });
+    const port = Number(new URL(server.origin).port);
+    const authorized = { authorization: 'Bearer secret' };
+    expect(await get(port, '/api/sessions', authorized)).toBe(200);
+    expect(await get(port, '//evil/api/sessions', authorized)).toBe(404);
+    expect(await get(port, '//evil/health')).toBe(404);
+    expect(await get(port, '/health')).toBe(200);
+  });
+
+  test('a Host header that is not a host cannot move the path', async () => {
+    server = await startServer();
+    const port = Number(new URL(server.origin).port);
+    expect(await get(port, '/health', { host: 'example.com/api' })).toBe(200);
+    expect(await get(port, '/sessions', { host: 'example.com/api' })).toBe(404);
+  });
+});
