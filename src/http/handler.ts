@@ -136,6 +136,33 @@ function refuseForgedRequest(request: Request, cors: CorsOptions | undefined): v
   );
 }
 
+/** Throws a TypeError for a numeric option that is not an integer within its range. */
+function checkCount(name: string, value: number | undefined, minimum: number): void {
+  if (value === undefined) return;
+  if (!Number.isSafeInteger(value) || value < minimum) {
+    throw new TypeError(`invalid ${name} ${String(value)}: expected an integer ≥ ${minimum}`);
+  }
+}
+
+/** Options a careless host could get wrong in ways that would hang or flood, refused at once. */
+function checkOptions(options: HttpHandlerOptions): void {
+  checkCount('maxBodyBytes', options.maxBodyBytes, 1);
+  // A negative interval would fire every millisecond; a negative retention would never stop trimming.
+  checkCount('heartbeatMs', options.heartbeatMs, 0);
+  checkCount('retryMs', options.retryMs, 0);
+  checkCount('sseHighWaterMark', options.sseHighWaterMark, 1);
+  checkCount('turnRetention', options.turnRetention, 0);
+  if (
+    options.onDisconnect !== undefined &&
+    options.onDisconnect !== 'detach' &&
+    options.onDisconnect !== 'cancel'
+  ) {
+    throw new TypeError(
+      `invalid onDisconnect ${JSON.stringify(options.onDisconnect)}: expected "detach" or "cancel"`,
+    );
+  }
+}
+
 function errorResponse(error: unknown, logger: Logger, request: Request): Response {
   const { status, body, headers, opaque } = describeError(error);
   if (opaque) {
@@ -156,6 +183,7 @@ function errorResponse(error: unknown, logger: Logger, request: Request): Respon
  * at `<basePath>/openapi.json`.
  */
 export function createHttpHandler(manager: SessionManager, options: HttpHandlerOptions = {}): HttpHandler {
+  checkOptions(options);
   const basePath = normalizeBasePath(options.basePath ?? '/api');
   const routes = ROUTES.map((route) => compile(route, basePath));
   const authenticate = createAuthenticator(options);

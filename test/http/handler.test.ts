@@ -101,6 +101,22 @@ describe('bearer tokens', () => {
     expect((await fetch(`${server.api}/openapi.json`)).status).toBe(401);
   });
 
+  test.each([
+    ['turnRetention', -1],
+    ['heartbeatMs', -5],
+    ['heartbeatMs', 0.5],
+    ['retryMs', Number.NaN],
+    ['sseHighWaterMark', 0],
+    ['maxBodyBytes', 0],
+    ['onDisconnect', 'abort'],
+  ] as const)(
+    '%s %s is refused at construction (it would hang, flood or refuse everything)',
+    (name, value) => {
+      const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
+      expect(() => createHttpHandler(manager, { [name]: value })).toThrow(new RegExp(`invalid ${name}`));
+    },
+  );
+
   test('an empty token is refused at construction', () => {
     const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
     expect(() => createHttpHandler(manager, { token: '' })).toThrow(TypeError);
