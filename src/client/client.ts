@@ -32,9 +32,9 @@ import { readSse, type SseMessage } from './sse.js';
 
 /** How event streams reconnect. */
 export interface ReconnectOptions {
-  /** The first delay after a dropped connection. @default 250 */
+  /** The first delay after a dropped connection (> 0, else a TypeError). @default 250 */
   initialDelayMs?: number;
-  /** The delay doubles per failed attempt up to this. @default 5000 */
+  /** The delay doubles per failed attempt up to this (> 0). @default 5000 */
   maxDelayMs?: number;
   /** A connection silent this long (no event, no `: ping`) is taken as dropped. 0 = never. @default 45000 */
   idleTimeoutMs?: number;
@@ -160,6 +160,17 @@ export class AgentSessionsClient {
       maxDelayMs: options.reconnect?.maxDelayMs ?? 5_000,
       idleTimeoutMs: options.reconnect?.idleTimeoutMs ?? 45_000,
     };
+    // A zero, negative or NaN delay would reconnect in a tight loop, hammering a server that is down.
+    for (const name of ['initialDelayMs', 'maxDelayMs'] as const) {
+      const value = this.#reconnect[name];
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new TypeError(`invalid reconnect.${name} ${String(value)}: expected a positive number`);
+      }
+    }
+    const idle = this.#reconnect.idleTimeoutMs;
+    if (!Number.isFinite(idle) || idle < 0) {
+      throw new TypeError(`invalid reconnect.idleTimeoutMs ${String(idle)}: expected 0 (never) or more`);
+    }
   }
 
   // ─────────────────────────────────────────── sessions

@@ -134,6 +134,23 @@ describe('reconnection', () => {
   });
 });
 
+describe('reconnect options', () => {
+  test.each([
+    ['initialDelayMs', 0],
+    ['initialDelayMs', -1],
+    ['maxDelayMs', Number.NaN],
+    ['maxDelayMs', 0],
+    ['idleTimeoutMs', -1],
+  ] as const)(
+    'reconnect.%s %s is refused (a zero or invalid delay reconnects in a tight loop)',
+    (name, value) => {
+      expect(
+        () => new AgentSessionsClient({ baseUrl: 'http://127.0.0.1:1/api', reconnect: { [name]: value } }),
+      ).toThrow(new RegExp(`invalid reconnect\\.${name}`));
+    },
+  );
+});
+
 describe('a cancelled turn while the server is down', () => {
   test.each(['signal', 'cancel()', 'leaving the loop'] as const)(
     'cancelling by %s stops reconnecting: done resolves cancelled without the server',
