@@ -110,7 +110,10 @@ for (const [format, load] of [
     summaries: async () => [],
   });
   const missing = await defined.getSummary('nope').catch((error) => error);
-  assert.ok(missing instanceof main.SessionNotFoundError, `${format}: defineStore error instanceof main class`);
+  assert.ok(
+    missing instanceof main.SessionNotFoundError,
+    `${format}: defineStore error instanceof main class`,
+  );
   assert.ok(!('nextTimestamp' in main), `${format}: store-author helpers are not in the main entry`);
   const base = new main.AgentSessionsError('CLOSED', 'closed');
   assert.equal(base.name, 'AgentSessionsError', `${format}: the base class is named AgentSessionsError`);
