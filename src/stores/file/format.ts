@@ -189,7 +189,6 @@ export function readRecord(line: DecodedLine, path: string): LogRecord {
     case 'patch':
       if (
         typeof record.at !== 'string' ||
-        Number.isNaN(Date.parse(record.at)) ||
         typeof record.set !== 'object' ||
         record.set === null ||
         Array.isArray(record.set) ||
@@ -202,7 +201,6 @@ export function readRecord(line: DecodedLine, path: string): LogRecord {
     case 'message':
       if (
         typeof record.at !== 'string' ||
-        Number.isNaN(Date.parse(record.at)) ||
         typeof record.id !== 'string' ||
         typeof record.message !== 'object' ||
         record.message === null
