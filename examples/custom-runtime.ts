@@ -141,7 +141,17 @@ class ChatRuntime implements Runtime {
         else if (!decision.approved) [result, isError] = [`rejected: ${decision.reason}`, true];
         else result = await tool.run(JSON.parse(toolCall.arguments) as Record<string, unknown>);
         yield { type: 'tool_call_response', toolCallId: toolCall.id, response: result, isError };
-        yield { type: 'message_added', message: { role: 'tool', content: result, toolCallId: toolCall.id } };
+        yield {
+          type: 'message_added',
+          // The tool's name and whether it failed are kept: the model needs both after a reload.
+          message: {
+            role: 'tool',
+            content: result,
+            toolCallId: toolCall.id,
+            toolName: toolCall.name,
+            isError,
+          },
+        };
         chat.push({ role: 'tool', content: result, toolCallId: toolCall.id });
       }
       // A safe point: tool results are in. Steered messages join the conversation now.

@@ -1,8 +1,10 @@
 /**
  * `npm run demo`: agent-sessions doing its main job, in a terminal, offline.
  *
- * A SessionManager over a FileStore in `.demo-data/` (wiped at start) and a deterministic demo
- * runtime (examples/shared/demo-runtime.ts). It walks through a session's life and checks every
+ * A SessionManager over a FileStore in `.demo-data/` (wiped at start) and the AI SDK runtime
+ * (`agent-sessions/ai-sdk`) over a pretend model: the SDK's own MockLanguageModelV3, which reads its
+ * prompt and answers deterministically (examples/shared/pretend-model.ts). Everything but the model
+ * is what a host runs in production. It walks through a session's life and checks every
  * step: it exits 0 only if each one did what it should, so it is also a test.
  *
  * On a terminal it streams slowly, shows a spinner and asks you to approve the tool call. Without
@@ -21,15 +23,20 @@ import {
   SessionManager,
   type TurnResult,
 } from 'agent-sessions';
+import { createAiSdkRuntime } from 'agent-sessions/ai-sdk';
 import { FileStore } from 'agent-sessions/file';
-import { demoRuntime, pretendWeather } from '../examples/shared/demo-runtime.js';
+import { pretendModels, pretendTools, pretendWeather } from '../examples/shared/pretend-model.js';
 import { colour, EventPrinter, isInteractive } from '../examples/shared/terminal.js';
 
 const interactive = isInteractive();
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dataDir = resolve(root, '.demo-data');
 const printer = new EventPrinter();
-const runtime = demoRuntime({ delayMs: interactive ? 45 : 2 });
+const runtime = createAiSdkRuntime({
+  models: pretendModels({ delayMs: interactive ? 45 : 0 }),
+  tools: pretendTools,
+  system: 'You are the agent-sessions demo agent.',
+});
 let checks = 0;
 let stepNumber = 0;
 
@@ -120,7 +127,7 @@ function turnEnded(manager: SessionManager, sessionId: string): Promise<void> {
 async function main(): Promise<void> {
   printer.line(colour.bold('agent-sessions demo'));
   note(
-    `store: FileStore in ${relative(process.cwd(), dataDir) || '.'}/ · runtime: the demo runtime (offline)`,
+    `store: FileStore in ${relative(process.cwd(), dataDir) || '.'}/ · runtime: the AI SDK runtime over a pretend model (offline)`,
   );
   note(
     interactive
@@ -202,6 +209,12 @@ async function main(): Promise<void> {
       approved ? response?.response === pretendWeather('Paris') : response?.isError === true,
       approved ? 'the tool ran after approval' : 'the tool did not run: you rejected it',
     );
+    if (approved) {
+      check(
+        ofType(secondEvents, 'tool_call_output').some((event) => event.toolCallId === response?.toolCallId),
+        "the tool's progress streamed as tool_call_output",
+      );
+    }
     const steeredEvent = ofType(secondEvents, 'user_message').find(
       (e) => e.message.content === 'Also, keep it short.',
     );
@@ -223,6 +236,13 @@ async function main(): Promise<void> {
       ),
       ['user', 'assistant', 'user', 'assistant+toolCalls', 'tool', 'user', 'assistant', 'user', 'assistant'],
       'history is stored in order, the tool call with its result',
+    );
+    const storedResult = session.items.find(
+      (item) => item.kind === 'message' && item.message.role === 'tool',
+    );
+    check(
+      storedResult?.kind === 'message' && storedResult.message.toolName === 'get_weather',
+      'the stored result names its tool, so the model gets it back after a reload',
     );
     if (decision?.confirmation === 'approve-tool') {
       check(

@@ -5,7 +5,16 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const subpaths = ['agent-sessions', 'agent-sessions/file', 'agent-sessions/store', 'agent-sessions/testing'];
+const subpaths = [
+  'agent-sessions',
+  'agent-sessions/file',
+  'agent-sessions/store',
+  'agent-sessions/testing',
+  'agent-sessions/http',
+  'agent-sessions/client',
+  'agent-sessions/ai-sdk',
+  'agent-sessions/acp',
+];
 const expected = {
   'agent-sessions': [
     'SessionManager',
@@ -34,6 +43,8 @@ const expected = {
     'describeCrudConformance',
     'describeListingConformance',
   ],
+  'agent-sessions/http': ['createHttpHandler', 'toNodeListener', 'createOpenApiDocument', 'ERROR_STATUS'],
+  'agent-sessions/client': ['AgentSessionsClient', 'HttpError', 'AgentSessionsError'],
   'agent-sessions/testing': [
     'ScriptedRuntime',
     'describeStoreConformance',
@@ -42,6 +53,8 @@ const expected = {
     'InterceptingStore',
     'sessionRecord',
   ],
+  'agent-sessions/ai-sdk': ['createAiSdkRuntime', 'AiSdkRuntime', 'toModelMessages', 'ModelCallError'],
+  'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
 };
 
 for (const subpath of subpaths) {
@@ -136,6 +149,64 @@ for (const lib of [esm, cjs]) {
     types.includes('agent_choice') && types.at(-1) === 'stream_stopped',
     `turn events: ${types.join(',')}`,
   );
+  await manager.close();
+}
+// The HTTP entry answers through each build, and the client's errors are the library's.
+for (const [http, client] of [
+  [await import('agent-sessions/http'), require('agent-sessions/client')],
+  [require('agent-sessions/http'), await import('agent-sessions/client')],
+]) {
+  const manager = new esm.SessionManager({ runtime: () => ({ async *run() {} }) });
+  const handler = http.createHttpHandler(manager);
+  assert.equal((await handler(new Request('http://smoke/health'))).status, 200);
+  const missing = await handler(new Request('http://smoke/api/sessions/ses_none'));
+  const error = client.errorFromWire(await missing.json(), missing.status);
+  assert.ok(esm.AgentSessionsError.isInstance(error) && error.code === 'SESSION_NOT_FOUND');
+  await manager.close();
+}
+
+// A tool call and an answer through each build of the AI SDK runtime, on the SDK's mock model.
+const { MockLanguageModelV3 } = await import('ai/test');
+const { simulateReadableStream, tool, jsonSchema } = await import('ai');
+const finish = (unified) => ({
+  type: 'finish',
+  finishReason: { unified, raw: unified },
+  usage: {
+    inputTokens: { total: 3, noCache: 3, cacheRead: undefined, cacheWrite: undefined },
+    outputTokens: { total: 2, text: 2, reasoning: undefined },
+  },
+});
+for (const [lib, aiSdk] of [
+  [esm, await import('agent-sessions/ai-sdk')],
+  [cjs, require('agent-sessions/ai-sdk')],
+]) {
+  const steps = [
+    [{ type: 'tool-call', toolCallId: 'c1', toolName: 'echo', input: '{"text":"hi"}' }, finish('tool-calls')],
+    [
+      { type: 'text-start', id: 't' },
+      { type: 'text-delta', id: 't', delta: 'done' },
+      { type: 'text-end', id: 't' },
+      finish('stop'),
+    ],
+  ];
+  const model = new MockLanguageModelV3({
+    doStream: async () => ({
+      stream: simulateReadableStream({ chunks: steps.shift(), chunkDelayInMs: null }),
+    }),
+  });
+  const echo = tool({
+    inputSchema: jsonSchema({ type: 'object', properties: { text: { type: 'string' } } }),
+    execute: async ({ text }) => text,
+  });
+  const manager = new lib.SessionManager({
+    runtime: aiSdk.createAiSdkRuntime({ model, tools: { echo: { tool: echo, readOnly: true } } }),
+  });
+  const session = await manager.createSession();
+  const stream = await manager.runSession(session.id, { messages: ['hello'] });
+  const types = [];
+  for await (const event of stream) types.push(event.type);
+  assert.equal((await stream.done).stopReason, 'end_turn', `ai-sdk turn events: ${types.join(',')}`);
+  assert.ok(types.includes('tool_call_response') && types.includes('agent_choice'), types.join(','));
   await manager.close();
 }
 console.log(`smoke: ${subpaths.length} subpaths load through import and require`);

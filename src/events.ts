@@ -1,16 +1,37 @@
 /**
- * Events (SPEC §4, §5).
+ * Events: what a runtime yields and what the manager emits.
  *
  * A runtime yields {@link RuntimeEvent}s. The manager validates each one (an invalid event ends the
  * turn as if the runtime had thrown), adds `sessionId`, `turnId`, `seq` and `timestamp`, and emits it
- * as a {@link SessionEvent}, together with events of its own. Every emitted event goes to the
- * session's event log, whose `seq` starts at 1 and grows by one per event. Narrow on `type`:
+ * as a {@link SessionEvent}, together with events of its own ({@link ManagerEventPayloads}). The
+ * contract every consumer can rely on:
+ *
+ * - **One log per session.** Every emitted event goes to the session's event log, whose `seq`
+ *   starts at 1 and grows by one per event (across turns); `gap` alone has `seq: 0`. A TurnStream
+ *   and `streamEvents` carry the same events with the same seqs.
+ * - **A turn's shape.** `stream_started`, then the turn's `user_message`s, `session_title`, the
+ *   runtime's events, and last `stream_stopped { reason }` (after an `error` event when the turn
+ *   failed). Steered and follow-up messages are `user_message`s of the turn that takes them.
+ * - **Store first, then emit.** An event that announces something persisted (`message_added`,
+ *   `user_message`, `token_usage`, `session_title`) is emitted only after the store accepted the
+ *   write, in the order the runtime produced it; the runtime's next event waits for that write. An
+ *   event whose write failed is never emitted (the turn ends with `error`). A client that reloads the
+ *   session after an event therefore always finds what the event announced.
+ * - **Terminal events.** `session_exited { reason }` (delete or close) is the last event of a log and
+ *   has a seq; `gap` is delivered only by `streamEvents`, first, when events the subscriber asked for
+ *   are no longer kept (`'dropped'`) or its position is beyond the log (`'reset'`, e.g. from before a
+ *   restart).
+ * - Events are shared between subscribers: treat them as read-only.
+ *
+ * Narrow on `type`:
  *
  * ```ts
  * for await (const event of stream) {
  *   if (event.type === 'agent_choice') process.stdout.write(event.content);
  * }
  * ```
+ *
+ * More in `docs/events-and-replay.md`.
  */
 import * as z from 'zod';
 import { newId } from './internal/ids.js';
@@ -34,6 +55,12 @@ export const TokenUsageSchema = z.object({
   inputTokens: z.number().finite().nonnegative(),
   outputTokens: z.number().finite().nonnegative(),
   cost: z.number().finite().nonnegative().optional(),
+  /** Input tokens read from the prompt cache (included in `inputTokens`). */
+  cacheReadTokens: z.number().finite().nonnegative().optional(),
+  /** Input tokens written to the prompt cache (included in `inputTokens`). */
+  cacheWriteTokens: z.number().finite().nonnegative().optional(),
+  /** Output tokens spent on reasoning (included in `outputTokens`). */
+  reasoningTokens: z.number().finite().nonnegative().optional(),
   contextLength: z.number().finite().nonnegative().optional(),
   contextLimit: z.number().finite().nonnegative().optional(),
   model: z.string().optional(),

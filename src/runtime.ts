@@ -1,26 +1,40 @@
 /**
- * The Runtime contract (SPEC §4): the agent loop that answers a turn.
+ * The Runtime contract: the agent loop that answers a turn.
  *
- * The host gives the manager a {@link RuntimeFactory}. The manager calls it once per session, on the
- * first turn (with the resolved source and agent), caches the runtime, and closes it when the session
- * is deleted, the manager closes, or it has been idle `idleRuntimeTtlMs`.
+ * The host gives the manager a {@link RuntimeFactory}. The manager calls it once per session, when a
+ * turn (or a model call) first needs the runtime, with a copy of the session, the resolved source
+ * (when the manager has a `SourceResolver` and the session a `source`) and the agent in force. It
+ * caches the runtime and closes it when the session is deleted, the manager closes, the session
+ * switches to another source, or it has been idle `idleRuntimeTtlMs`; the factory's `signal` is
+ * aborted then. A factory that throws refuses the turn with `RUNTIME_FAILED` before anything is
+ * written.
  *
  * A runtime MUST:
- * - yield runtime events ({@link RuntimeEventInput}) from `run(turn)`; ending the iterable ends the turn (`end_turn`,
- *   unless the last event is `turn_end` with another reason); throwing ends it with an `error`
- *   event and stop reason `error`;
+ * - yield runtime events ({@link RuntimeEventInput}) from `run(turn)`; ending the iterable ends the
+ *   turn (`end_turn`, unless the last event is `turn_end` with `max_tokens`, `max_turn_requests` or
+ *   `refusal`); throwing ends it with an `error` event and stop reason `error`. An event that fails
+ *   validation ends the turn the same way and is never stored or emitted;
  * - report each complete assistant or tool message with `message_added` (the manager persists it
- *   as it arrives, filling in a missing `id` or `createdAt`) and each model call's usage with
- *   `token_usage`;
- * - stop promptly when `turn.signal` aborts (cancel, delete, close);
- * - treat `turn.session` as read-only: it is deeply frozen and shared, never copied.
+ *   as it arrives, filling in a missing `id` or `createdAt`, and emits it once stored) and each
+ *   model call's usage with `token_usage` (added to the session's `usage`);
+ * - stop promptly when `turn.signal` aborts (cancel, delete, close); the manager does not wait for
+ *   a runtime that ignores it before it reports the turn `cancelled`, but `waitStopped` does;
+ * - treat `turn.session` as read-only: it is deeply frozen and shared between turns, never copied,
+ *   so handing a runtime a long history costs nothing per turn.
  *
  * A runtime SHOULD:
  * - ask `turn.authorizeToolCall` before running a tool, and pass a rejection's reason to the model;
+ *   the wait rejects when the turn is cancelled;
  * - call `turn.takeSteering()` at safe points (after tool results) and add what it returns to the
- *   conversation;
+ *   conversation; messages it never takes run as the next turn;
  * - implement `setModel` and `availableModels` if it can switch models; without `setModel`, model
- *   overrides are refused with `MODEL_SWITCHING_NOT_SUPPORTED`.
+ *   overrides are refused with `MODEL_SWITCHING_NOT_SUPPORTED`;
+ * - answer `close()` by releasing what it holds; a failing close is logged, never thrown.
+ *
+ * When a turn ends `cancelled` or `error` (or any way) after an assistant message with `toolCalls`
+ * was stored, the manager appends, before `stream_stopped`, a `role: 'tool'` message for each call
+ * without a result, saying it did not run: a stored history never holds a call without its result.
+ * The guide is `docs/writing-a-runtime.md`.
  */
 import type { RuntimeEventInput } from './events.js';
 import type { Message, Session, ToolCall } from './schemas.js';

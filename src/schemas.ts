@@ -93,11 +93,21 @@ export const TimestampSchema = z.iso.datetime({ offset: true });
 
 const nonNegative = z.number().finite().nonnegative();
 
-/** Accumulated token usage and cost. */
+/**
+ * Accumulated token usage and cost. `inputTokens` includes the cache-read and cache-write tokens,
+ * `outputTokens` the reasoning tokens; the three details are optional (older records and runtimes
+ * that do not report them leave them out).
+ */
 export const UsageSchema = z.object({
   inputTokens: nonNegative,
   outputTokens: nonNegative,
   cost: nonNegative,
+  /** Input tokens read from the provider's prompt cache. */
+  cacheReadTokens: nonNegative.optional(),
+  /** Input tokens written to the provider's prompt cache. */
+  cacheWriteTokens: nonNegative.optional(),
+  /** Output tokens spent on reasoning. */
+  reasoningTokens: nonNegative.optional(),
 });
 /** Accumulated token usage and cost of a session or message. */
 export type Usage = z.infer<typeof UsageSchema>;
@@ -147,6 +157,12 @@ export const MessageSchema = z.object({
   toolCalls: z.array(ToolCallSchema).optional(),
   /** On `role: 'tool'` messages: the call this is the result of. */
   toolCallId: z.string().optional(),
+  /** On `role: 'tool'` messages: the name of the tool called (providers need it with the result). */
+  toolName: z.string().optional(),
+  /** On `role: 'tool'` messages: the result is an error (the tool failed or did not run). */
+  isError: z.boolean().optional(),
+  /** On `role: 'assistant'` messages: the model's reasoning text, when the runtime keeps it. */
+  reasoning: z.string().optional(),
   agent: z.string().optional(),
   model: z.string().optional(),
   usage: UsageSchema.optional(),

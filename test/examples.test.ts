@@ -12,7 +12,8 @@ function run(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
       cwd: root,
-      env: { ...process.env, CI: 'true', NO_COLOR: '1' },
+      // No provider key: examples that can use a real model run offline (tests reach no network).
+      env: { ...process.env, CI: 'true', NO_COLOR: '1', OPENAI_API_KEY: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -29,6 +30,12 @@ function run(args: string[]): Promise<{ code: number | null; output: string }> {
 
 // What each example must print: proof that it did its job, not just that it did not crash.
 const expectations: Record<string, RegExp[]> = {
+  'ai-sdk-agent': [
+    /OPENAI_API_KEY is not set: running with a pretend model/,
+    /\[approve\] weather\(\{"city":"Paris"\}\)/,
+    /The weather tool says: Sunny and 21 °C in Paris\./,
+    /\(end_turn\)/,
+  ],
   'basic-chat': [/agent: You said: Hello!/, /"Hello!" holds 4 items/],
   'file-store': [/second store refused: STORE_LOCKED/, /after reopening: 1 session, "Kept on disk", 2 items/],
   'custom-runtime': [/\[tool\] clock/, /models: .*fake\/large \(current\)/, /→ cancelled/],
@@ -43,7 +50,13 @@ const expectations: Record<string, RegExp[]> = {
     /discarded: This one never runs\./,
     /idle follow-up: started/,
   ],
-  'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /server closed/],
+  'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /without the token → 401/, /server closed/],
+  // Without a client (stdin is empty) the agent starts, sees the end of its input and exits;
+  // test/acp/stdio.test.ts drives it as an editor does.
+  'acp-agent': [
+    /acp-agent: serving on stdio, sessions in memory/,
+    /the client disconnected; 0 session\(s\) kept; bye/,
+  ],
 };
 
 const examples = readdirSync(resolve(root, 'examples'))
@@ -114,6 +127,12 @@ describe('docs', () => {
       if (/^[a-z]+:/.test(target!)) continue;
       expect(existsSync(resolve(root, dirname(page), target!)), `${page} links to ${target}`).toBe(true);
     }
+  });
+
+  test('docs/runtimes.md quotes the AI SDK agent: the twenty lines a host starts from', () => {
+    expect(readFileSync(resolve(root, 'docs/runtimes.md'), 'utf8')).toContain(
+      '<!-- excerpt: examples/ai-sdk-agent.ts -->',
+    );
   });
 
   test('at least the README quotes basic-chat', () => {

@@ -126,7 +126,13 @@ export class DemoRuntime implements Runtime {
       }
       yield {
         type: 'message_added',
-        message: { role: 'tool', content: result, toolCallId: toolCall.id },
+        message: {
+          role: 'tool',
+          content: result,
+          toolCallId: toolCall.id,
+          toolName: toolCall.name,
+          ...(decision.approved ? {} : { isError: true }),
+        },
       };
     } else if (/sign me up/i.test(prompt)) {
       const answer = await turn.elicit({

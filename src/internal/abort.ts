@@ -38,3 +38,8 @@ export function unrefTimer(timer: unknown): void {
     timer.unref();
   }
 }
+
+/** The reason a cancelled turn's signal carries when the caller gave none: an `AbortError`. */
+export function cancellation(message: string): Error {
+  return new DOMException(message, 'AbortError');
+}

@@ -1,5 +1,6 @@
 /**
- * The per-session event log behind `streamEvents` (SPEC §5, §6).
+ * The per-session event log behind `streamEvents`: where events are numbered, kept for replay and
+ * fanned out to subscribers (the contract is in `docs/events-and-replay.md`).
  *
  * Every event the manager emits for a session is appended to that session's {@link EventLog}, which
  * numbers it (`seq` from 1, one more per event), keeps the last `capacity` events for replay and
@@ -26,6 +27,15 @@ export type EventInput = WithoutEnvelope<Exclude<SessionEvent, { type: 'gap' | '
   sessionId?: string;
   timestamp?: string;
 };
+
+/**
+ * Where a running turn sends its events: {@link EventLog} is one. `append` numbers the event and
+ * delivers it; it returns `undefined` when the log is closed (the session was deleted or the
+ * manager closed), and the event goes nowhere.
+ */
+export interface EventSink {
+  append(input: EventInput): SessionEvent | undefined;
+}
 
 /** Options of {@link EventLog}. */
 export interface EventLogOptions {
@@ -105,7 +115,7 @@ class Subscriber {
  * only its counters, well under 1 KB. A log arms at most one (unref'd) timer at a time, and none
  * once released.
  */
-export class EventLog {
+export class EventLog implements EventSink {
   readonly sessionId: string;
   readonly #capacity: number;
   readonly #releaseAfterMs: number;
@@ -551,4 +561,44 @@ export class EventLogs {
   get size(): number {
     return this.#logs.size;
   }
+}
+
+/**
+ * An async iterable whose subscription is opened by `open` on the first `next()`, so errors of
+ * opening (an unknown session, an aborted signal) surface there. Once open, the subscription's own
+ * `next()` promises are handed out unwrapped: an async wrapper would add ticks per event, enough
+ * for a reader to fall behind a runtime that yields without I/O.
+ */
+export function subscribeOnFirstNext(
+  open: () => Promise<AsyncIterator<SessionEvent>>,
+): AsyncIterable<SessionEvent> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
+      let inner: AsyncIterator<SessionEvent> | undefined;
+      let opening: Promise<AsyncIterator<SessionEvent>> | undefined;
+      let finished = false;
+      return {
+        next: () => {
+          if (finished) return Promise.resolve({ value: undefined, done: true });
+          if (inner) return inner.next();
+          return (async () => {
+            opening ??= open();
+            try {
+              inner = await opening;
+            } catch (error) {
+              finished = true;
+              throw error;
+            }
+            return inner.next();
+          })();
+        },
+        return: async () => {
+          finished = true;
+          if (!inner && opening) inner = await opening.catch(() => undefined);
+          await inner?.return?.();
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
 }

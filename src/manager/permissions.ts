@@ -1,4 +1,4 @@
-// Tool authorisation (SPEC §6): pure matching of permission patterns and the decision rule the
+// Tool authorisation rules (used by authorization.ts; docs/human-in-the-loop.md): pure matching of permission patterns and the decision rule the
 // manager's `authorizeToolCall` applies. No I/O, no state beyond a cache of parsed patterns.
 import type { Permissions, SafetyPolicy, ToolCall } from '../schemas.js';
 
@@ -24,7 +24,7 @@ export interface ToolCallDecisionInput {
 }
 
 /**
- * Decides a tool call, in this order (SPEC §6):
+ * Decides a tool call, in this order:
  * 1. a `deny` pattern matches → `reject`;
  * 2. an `allow` pattern matches → `approve`;
  * 3. an `ask` pattern matches → `ask`;

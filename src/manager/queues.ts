@@ -79,3 +79,50 @@ export class BoundedQueue<T> {
     return this.#items;
   }
 }
+
+/**
+ * What waits for a session's turns: steered messages (drained by the running turn, or run as the
+ * next turn when none took them), follow-ups (each its own turn, in order) and the idempotency keys
+ * of follow-ups. Kept while the session is in memory; dropped with it on delete.
+ */
+export class TurnQueues {
+  /** Messages steered into the running turn. */
+  readonly steer: BoundedQueue<Message>;
+  /** Follow-ups waiting for the running turn to end. */
+  readonly followUps: BoundedQueue<FollowUp>;
+  /** Keys of delivered follow-ups. */
+  readonly keys: IdempotencyKeys;
+
+  constructor(capacities: { steer: number; followUp: number; keys: number }) {
+    this.steer = new BoundedQueue(capacities.steer, 'steering');
+    this.followUps = new BoundedQueue(capacities.followUp, 'follow-up');
+    this.keys = new IdempotencyKeys(capacities.keys);
+  }
+
+  /** Some steered message or follow-up waits for a turn. */
+  get waiting(): boolean {
+    return this.steer.length > 0 || this.followUps.length > 0;
+  }
+
+  /** Nothing waits and no key is remembered: nothing here a later call needs. */
+  get empty(): boolean {
+    return !this.waiting && this.keys.size === 0;
+  }
+
+  /** The next turn's input: the steered messages no turn took (as one turn), else the first follow-up. */
+  next(): FollowUp | undefined {
+    const steered = this.steer.drain();
+    if (steered.length > 0) return { messages: steered };
+    return this.followUps.shift();
+  }
+
+  /** Empties both queues (a cancel): resolves to their messages and frees their keys. */
+  discard(): Message[] {
+    const discarded = this.steer.drain();
+    for (const followUp of this.followUps.drain()) {
+      if (followUp.idempotencyKey !== undefined) this.keys.release(followUp.idempotencyKey);
+      discarded.push(...followUp.messages);
+    }
+    return discarded;
+  }
+}

@@ -3,7 +3,9 @@ import { unrefTimer } from '../internal/abort.js';
 import type { Logger } from '../logger.js';
 import type { Runtime, RuntimeFactory } from '../runtime.js';
 import type { Session } from '../schemas.js';
-import type { ResolvedSource } from '../sources.js';
+import { redactSourceRef } from '../sources/match.js';
+import type { ResolvedSource, SourceResolver } from '../sources.js';
+import type { SessionCache } from './session-records.js';
 
 interface Entry {
   runtime: Runtime;
@@ -17,26 +19,71 @@ interface Entry {
 /**
  * Runtime lifecycle: one runtime per session, made by the factory on first use with the resolved
  * source and agent, cached, and closed on delete, on close, after `idleTtlMs` unused, or when the
- * session switches to another source.
+ * session switches to another source. Sources are resolved here, when a runtime is made: a
+ * session's `source` is stored as given and resolved only when a turn (or a model call) needs it.
  */
 export class RuntimePool {
   readonly #entries = new Map<string, Entry>();
   readonly #factory: RuntimeFactory;
+  readonly #sources: SourceResolver | undefined;
   readonly #idleTtlMs: number;
   readonly #logger: Logger;
   readonly #onIdleClose: (sessionId: string) => void;
 
   constructor(options: {
     factory: RuntimeFactory;
+    /** Without one, sources are opaque: stored as given, never resolved, and runtimes get none. */
+    sources?: SourceResolver | undefined;
     idleTtlMs: number;
     logger: Logger;
     /** Called after a runtime was closed for being idle. */
     onIdleClose: (sessionId: string) => void;
   }) {
     this.#factory = options.factory;
+    this.#sources = options.sources;
     this.#idleTtlMs = options.idleTtlMs;
     this.#logger = options.logger;
     this.#onIdleClose = options.onIdleClose;
+  }
+
+  /** Whether sources are resolved (the manager has a {@link SourceResolver}). */
+  get resolvesSources(): boolean {
+    return this.#sources !== undefined;
+  }
+
+  /**
+   * The session's runtime: the cached one, or one made now from the session's source (resolved
+   * here: `SOURCE_NOT_FOUND`, `SOURCE_UNAVAILABLE`). With `switchTo`, that source is resolved and
+   * the runtime remade if it came from another source. `agent` is the agent the factory is told.
+   */
+  async forSession(
+    cache: SessionCache,
+    options: { signal?: AbortSignal; switchTo?: string; agent?: string } = {},
+  ): Promise<Runtime> {
+    const sessionId = cache.meta.id;
+    if (options.switchTo === undefined) {
+      const cached = this.peek(sessionId, null);
+      if (cached) return cached;
+    }
+    const ref = options.switchTo ?? cache.meta.source;
+    const source = this.#sources && ref !== undefined ? await this.#resolve(ref, options.signal) : undefined;
+    const session = cache.copy();
+    if (options.agent !== undefined) session.agent = options.agent;
+    return this.acquire(session, source);
+  }
+
+  async #resolve(ref: string, signal: AbortSignal | undefined): Promise<ResolvedSource> {
+    const sources = this.#sources as SourceResolver;
+    try {
+      return await sources.resolve(ref, signal === undefined ? {} : { signal });
+    } catch (error) {
+      if (signal?.aborted && error === signal.reason) throw error;
+      throw toAgentSessionsError(
+        error,
+        ErrorCode.SOURCE_UNAVAILABLE,
+        `source ${JSON.stringify(redactSourceRef(ref))} could not be resolved`,
+      );
+    }
   }
 
   /** The source key the cached runtime was made from. */
@@ -55,7 +102,7 @@ export class RuntimePool {
   /**
    * The session's runtime, made from `source` when none is cached or the cached one came from
    * another source (which is closed first). The factory failing is `RUNTIME_FAILED`. `session` is
-   * handed to the factory as is: pass a copy the runtime may keep (SPEC §4, `RuntimeInit.session`).
+   * handed to the factory as is (`RuntimeInit.session`): pass a copy the runtime may keep.
    */
   async acquire(session: Session, source: ResolvedSource | undefined): Promise<Runtime> {
     const existing = this.#entries.get(session.id);

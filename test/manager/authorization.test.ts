@@ -1,20 +1,132 @@
-// Tool authorisation through the manager (SPEC §4 TurnContext.authorizeToolCall, §6 resumeSession,
-// "Tool authorisation", setSessionSafetyPolicy, toggleToolApproval, updateSessionPermissions).
+// Tool authorisation (see src/manager/authorization.ts): the module on its own (parking a call,
+// answering it, deciding pending calls again when permissions or policy change), then through the
+// manager (TurnContext.authorizeToolCall, resumeSession, setSessionSafetyPolicy,
+// toggleToolApproval, updateSessionPermissions).
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionEvent, SessionEventOf } from '../../src/events.js';
+import {
+  answerConfirmation,
+  authorizeToolCall,
+  parseResumeInput,
+  SessionApprovals,
+  type SessionScope,
+  setPermissions,
+  setSafetyPolicy,
+  type TurnScope,
+  toggleToolApproval,
+} from '../../src/manager/authorization.js';
+import type { EventInput } from '../../src/manager/event-log.js';
 import type { SessionManager } from '../../src/manager/session-manager.js';
+import { SessionRecords } from '../../src/manager/session-records.js';
 import type { TurnStream } from '../../src/manager/types.js';
 import type { ToolDecision, TurnContext } from '../../src/runtime.js';
 import type { Permissions, SafetyPolicy } from '../../src/schemas.js';
+import { MemoryStore } from '../../src/stores/memory.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
 import { type ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
-import { expectRejectsWithCode } from '../helpers/assertions.js';
+import { expectRejectsWithCode, rejection } from '../helpers/assertions.js';
 import { assertHistoryValid, logUntil, readRest, readUntil, types } from '../helpers/history.js';
 import { closeManager, startManager } from '../helpers/manager.js';
+import { sessionRecord } from '../helpers/sessions.js';
 import { collect, storeFixtures } from '../helpers/stores.js';
 
 const noPermissions: Permissions = { allow: [], ask: [], deny: [] };
+
+describe('authorization module', () => {
+  async function setup(safetyPolicy: SafetyPolicy = 'strict') {
+    const store = new FailingStore(new MemoryStore());
+    await store.createSession(sessionRecord('s1', { safetyPolicy }));
+    const record = new SessionRecords(store).open('s1');
+    await record.load(); // a running turn holds the cache
+    const approvals = new SessionApprovals();
+    const emitted: EventInput[] = [];
+    const controller = new AbortController();
+    const turn: TurnScope = {
+      turnId: 't1',
+      signal: controller.signal,
+      approvals,
+      metadata: () => {
+        const metadata = record.cached?.meta;
+        if (!metadata) throw new Error('the turn holds the cache');
+        return metadata;
+      },
+      emit: (event) => emitted.push(event),
+    };
+    const session: SessionScope = { sessionId: 's1', approvals, record, assertExists: async () => {} };
+    return { store, record, approvals, emitted, controller, turn, session };
+  }
+  const call = (name: string) => ({ toolCall: { id: `call-${name}`, name, arguments: '{}' } });
+
+  test('a call that needs asking is parked, announced with tool_call_confirmation and answered once', async () => {
+    const { approvals, emitted, turn, session } = await setup();
+    const decision = authorizeToolCall(turn, call('shell'));
+    expect(approvals.confirmations.size).toBe(1);
+    expect(emitted).toEqual([
+      expect.objectContaining({
+        type: 'tool_call_confirmation',
+        turnId: 't1',
+        toolCall: call('shell').toolCall,
+      }),
+    ]);
+    await answerConfirmation(session, parseResumeInput({ confirmation: 'reject', reason: 'no' }));
+    expect(await decision).toEqual({ approved: false, reason: 'no' });
+    expect(approvals.confirmations.size).toBe(0);
+    await expectRejectsWithCode(answerConfirmation(session, { confirmation: 'approve' }), 'NOTHING_PENDING');
+  });
+
+  test('a parked call rejects with the turn signal reason when the turn is cancelled', async () => {
+    const { approvals, controller, turn } = await setup();
+    const decision = authorizeToolCall(turn, call('shell'));
+    const reason = new Error('cancelled');
+    controller.abort(reason);
+    expect(await rejection(decision)).toBe(reason);
+    expect(approvals.confirmations.size).toBe(0);
+  });
+
+  test('setPermissions allowing the tool approves the pending call; a deny pattern leaves it for the human', async () => {
+    const { turn, session, approvals } = await setup();
+    const shell = authorizeToolCall(turn, call('shell'));
+    const read = authorizeToolCall(turn, call('read'));
+    await setPermissions(session, { allow: [], ask: [], deny: ['read'] });
+    expect(approvals.confirmations.size).toBe(2);
+    await setPermissions(session, { allow: ['shell'], ask: [], deny: ['read'] });
+    expect(await shell).toEqual({ approved: true });
+    expect(approvals.confirmations.entries().map((entry) => entry.info.toolCall.name)).toEqual(['read']);
+    approvals.rejectAll(new Error('done'));
+    await rejection(read);
+  });
+
+  test('setSafetyPolicy autonomous approves every pending call; restricted rejects none of them', async () => {
+    const { turn, session, approvals } = await setup();
+    const pending = [authorizeToolCall(turn, call('a')), authorizeToolCall(turn, call('b'))];
+    await setSafetyPolicy(session, 'restricted');
+    expect(approvals.confirmations.size).toBe(2);
+    await setSafetyPolicy(session, 'autonomous');
+    expect(await Promise.all(pending)).toEqual([{ approved: true }, { approved: true }]);
+  });
+
+  test('toggleToolApproval remembers the policy, approves pending calls, and restores the policy', async () => {
+    const { turn, session, record } = await setup('balanced');
+    const pending = authorizeToolCall(turn, call('shell'));
+    expect(await toggleToolApproval(session)).toBe('autonomous');
+    expect(await pending).toEqual({ approved: true });
+    expect(await toggleToolApproval(session)).toBe('balanced');
+    expect(record.cached?.meta.safetyPolicy).toBe('balanced');
+  });
+
+  test('approve-tool persists the pattern before the runtime hears the answer, and puts the call back when that write fails', async () => {
+    const { turn, session, store, approvals, record } = await setup();
+    const decision = authorizeToolCall(turn, call('shell'));
+    store.failNext('updateSession');
+    await rejection(answerConfirmation(session, parseResumeInput({ confirmation: 'approve-tool' })));
+    expect(approvals.confirmations.size).toBe(1);
+    await answerConfirmation(session, parseResumeInput({ confirmation: 'approve-tool', toolName: 'sh*' }));
+    expect(await decision).toEqual({ approved: true });
+    expect(record.cached?.meta.permissions.allow).toEqual(['sh*']);
+    expect((await store.getSession('s1')).permissions.allow).toEqual(['sh*']);
+  });
+});
 
 describe.each(storeFixtures())('tool authorisation through the manager ($name)', (fixture) => {
   let store: FailingStore;

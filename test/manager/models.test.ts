@@ -1,4 +1,4 @@
-// Model switching (SPEC §6 setSessionModel / getAvailableModels, runSession({ model })): where the
+// Model switching (src/manager/models.ts: setSessionModel, getAvailableModels, runSession({ model })): where the
 // override is persisted, what the runtime and TurnContext see, and the rollback rules.
 import { afterEach, describe, expect, test } from 'vitest';
 import { type AgentSessionsError, ErrorCode } from '../../src/errors.js';

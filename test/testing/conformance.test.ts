@@ -93,7 +93,7 @@ describe('describeStoreConformance', () => {
   test('adds the reopen tests when reopenStore is given, and they pass when data persists', async () => {
     const registered = collect({ createStore: () => new MemoryStore(), reopenStore: (store) => store });
     const reopen = registered.filter((entry) => entry.name.includes('reopening'));
-    expect(reopen.length).toBe(2);
+    expect(reopen.length).toBe(3);
     for (const entry of reopen) await entry.fn();
   });
 

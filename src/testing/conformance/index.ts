@@ -7,7 +7,8 @@
  * Each group is exported and runnable alone (as `@keyv/test-suite` exports its groups):
  * {@link describeCrudConformance}, {@link describeListingConformance},
  * {@link describeConcurrencyConformance}, {@link describeContentConformance},
- * {@link describeReopenConformance}, and one group per optional capability
+ * {@link describeReopenConformance}, {@link describeRecordFieldConformance} (the optional fields
+ * model runtimes write: `toolName`, `isError`, `reasoning`, cache and reasoning tokens), and one group per optional capability
  * ({@link describeSummaryConformance}). {@link describeStoreConformance} runs them all.
  *
  * @example
@@ -23,6 +24,7 @@ import { contentCases, describeContentConformance } from './content.js';
 import { crudCases, describeCrudConformance } from './crud.js';
 import { type Case, registerCases, type StoreConformanceOptions } from './harness.js';
 import { describeListingConformance, listingCases } from './listing.js';
+import { describeRecordFieldConformance, recordFieldCases } from './record-fields.js';
 import { describeReopenConformance, reopenCases } from './reopen.js';
 import { describeSummaryConformance, summaryCases } from './summaries.js';
 
@@ -31,6 +33,7 @@ export {
   describeContentConformance,
   describeCrudConformance,
   describeListingConformance,
+  describeRecordFieldConformance,
   describeReopenConformance,
   describeSummaryConformance,
   type StoreConformanceOptions,
@@ -53,6 +56,7 @@ export function describeStoreConformance(options: StoreConformanceOptions): void
     ...concurrencyCases(),
     ...contentCases(),
     ...reopenCases(),
+    ...recordFieldCases(),
     ...(options.capabilities?.getSummary === false ? [] : summaryCases()),
   ];
   registerCases(options, options.name ?? 'Store conformance', cases);

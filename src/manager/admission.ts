@@ -1,0 +1,363 @@
+/**
+ * Admission: whether a turn may start, and the writes that start it. A turn is created only after
+ * all of this succeeded; until then nothing of it runs.
+ *
+ * In order:
+ * 1. **Claim** the session among this process's callers, synchronously: if a turn runs, is being
+ *    admitted, or a history edit holds the session, `SESSION_BUSY` (naming the turn). Of many
+ *    concurrent calls exactly one gets past this point.
+ * 2. **Lock**: take the {@link BusyLock} (which decides between processes; `SESSION_BUSY` if another
+ *    holds it).
+ * 3. **Validate** everything that can be refused, before any write: the session exists, the source
+ *    resolves (`SOURCE_NOT_FOUND`, `SOURCE_UNAVAILABLE`), the runtime is made (`RUNTIME_FAILED`), a
+ *    model override can be applied (`MODEL_SWITCHING_NOT_SUPPORTED`); an aborted signal rejects
+ *    with its reason.
+ * 4. **Write**, in order: the model override, the agent/source switch, the user messages.
+ * 5. **Start** the {@link RunningTurn}, which from then on holds the lease until its last turn ended.
+ *
+ * If a step fails, the writes made are rolled back in reverse order, the lock is released, and the
+ * call rejects with that step's error. A rollback that fails is logged and the session's cache is
+ * dropped, so the next turn reads the store.
+ *
+ * While admission runs, the session counts as running for the others: `steerSession` and
+ * `followUpSession` queue for it, and a cancel (`cancelTurn`, a signal, delete, close) is recorded on
+ * the admission: if admission then succeeds, the turn starts cancelled (its first turn ends
+ * `cancelled` at once and what was queued goes to `done.discarded`); if admission is refused, what
+ * was queued meanwhile is not lost but runs at once as a turn of its own, its events going to the
+ * event log.
+ */
+import type { EventEmitter } from 'eventemitter3';
+import { SessionBusyError } from '../errors.js';
+import { throwIfAborted } from '../internal/abort.js';
+import { newId } from '../internal/ids.js';
+import type { Logger } from '../logger.js';
+import type { Runtime } from '../runtime.js';
+import type { Message, SessionItem, SessionPatch } from '../schemas.js';
+import type { BusyLease, BusyLock } from './busy-lock.js';
+import type { EventSink } from './event-log.js';
+import type { LiveSession } from './live-session.js';
+import { assertCanSwitchModels, DEFAULT_AGENT, switchModel } from './models.js';
+import { RunningTurn } from './running-turn.js';
+import type { RuntimePool } from './runtime-pool.js';
+import type { ManagerEvents, TitleGenerator } from './types.js';
+
+/** A turn to admit. */
+export interface AdmissionRequest {
+  /** The turn's user messages, validated. */
+  messages: Message[];
+  /** Switch the session to this agent source. */
+  source?: string;
+  /** Switch the session to this agent. */
+  agent?: string;
+  /** Set this model override before the turn. */
+  model?: string;
+  /** Aborting rejects the admission (before the user messages are written) or cancels the turn. */
+  signal?: AbortSignal;
+  onDetach: 'cancel' | 'continue';
+  /** No one reads the TurnStream (a started follow-up). */
+  detached: boolean;
+}
+
+/** What {@link Admission} works with. */
+export interface AdmissionOptions {
+  lock: BusyLock;
+  runtimes: RuntimePool;
+  /** The session's event log (made if needed), handed to the turn. */
+  eventLog(sessionId: string): EventSink;
+  /** `CLOSED` once the manager closed; `SESSION_NOT_FOUND` for a session deleted by this manager. */
+  assertUsable(sessionId: string): void;
+  observer: EventEmitter<ManagerEvents>;
+  titleGenerator: TitleGenerator | undefined;
+  logger: Logger;
+  /** Registers work that must end before `waitStopped` resolves. */
+  track(sessionId: string, work: Promise<unknown>): void;
+}
+
+/**
+ * An admission in progress: it names its future first turn (for `SESSION_BUSY`) and records a
+ * cancel that arrives before the turn exists.
+ */
+class AdmissionTicket {
+  readonly turnId = newId('turn');
+  cancelled: { reason: unknown } | undefined;
+  readonly #settled: Promise<RunningTurn | undefined>;
+  #settle!: (turn: RunningTurn | undefined) => void;
+
+  constructor() {
+    this.#settled = new Promise((resolve) => {
+      this.#settle = resolve;
+    });
+  }
+
+  /** The turn it became, or `undefined` when refused. */
+  get settled(): Promise<RunningTurn | undefined> {
+    return this.#settled;
+  }
+
+  cancel(reason: unknown): void {
+    this.cancelled ??= { reason };
+  }
+
+  settle(turn: RunningTurn | undefined): void {
+    this.#settle(turn);
+  }
+}
+
+/** What holds a session in this process. */
+type Occupant =
+  | { kind: 'admitting'; ticket: AdmissionTicket }
+  | { kind: 'running'; turn: RunningTurn }
+  | { kind: 'editing' };
+
+function turnIdOf(occupant: Occupant): string | undefined {
+  if (occupant.kind === 'admitting') return occupant.ticket.turnId;
+  if (occupant.kind === 'running') return occupant.turn.currentTurnId;
+  return undefined;
+}
+
+/** Admits turns and history edits, one holder per session; see the module documentation. */
+export class Admission {
+  readonly #occupants = new Map<string, Occupant>();
+  readonly #options: AdmissionOptions;
+
+  constructor(options: AdmissionOptions) {
+    this.#options = options;
+  }
+
+  /** The admitted turn of the session, if one runs. */
+  running(sessionId: string): RunningTurn | undefined {
+    const occupant = this.#occupants.get(sessionId);
+    return occupant?.kind === 'running' ? occupant.turn : undefined;
+  }
+
+  /** A turn runs or is being admitted: steering and follow-ups queue for it. */
+  isActive(sessionId: string): boolean {
+    const kind = this.#occupants.get(sessionId)?.kind;
+    return kind === 'admitting' || kind === 'running';
+  }
+
+  /** Anything holds the session: a turn, an admission, a history edit. */
+  isOccupied(sessionId: string): boolean {
+    return this.#occupants.has(sessionId);
+  }
+
+  /** Cancels the running turn, or records the cancel on an admission in progress; false when neither. */
+  cancel(sessionId: string, reason: unknown): boolean {
+    const occupant = this.#occupants.get(sessionId);
+    if (occupant?.kind === 'admitting') occupant.ticket.cancel(reason);
+    else if (occupant?.kind === 'running') occupant.turn.cancel(reason);
+    else return false;
+    return true;
+  }
+
+  /** Cancels every turn and admission; resolves when they all ended. */
+  async cancelAll(reason: unknown): Promise<void> {
+    const ending: Promise<unknown>[] = [];
+    for (const sessionId of [...this.#occupants.keys()]) {
+      this.cancel(sessionId, reason);
+      const ended = this.ended(sessionId);
+      if (ended !== undefined) ending.push(ended);
+    }
+    await Promise.all(ending);
+  }
+
+  /**
+   * Settles when the session's turn (or the admission in progress and the turn it becomes) ended:
+   * `undefined` when neither runs. Never rejects.
+   */
+  ended(sessionId: string): Promise<unknown> | undefined {
+    const occupant = this.#occupants.get(sessionId);
+    if (occupant?.kind === 'admitting') return occupant.ticket.settled.then((turn) => turn?.stream.done);
+    if (occupant?.kind === 'running') return occupant.turn.stream.done;
+    return undefined;
+  }
+
+  /** Admits a turn (see the module documentation); resolves to it once it started. */
+  async admit(live: LiveSession, request: AdmissionRequest): Promise<RunningTurn> {
+    const id = live.id;
+    const occupant = this.#occupants.get(id);
+    if (occupant) throw new SessionBusyError(id, turnIdOf(occupant));
+    const ticket = new AdmissionTicket();
+    const admitting: Occupant = { kind: 'admitting', ticket };
+    this.#occupants.set(id, admitting);
+    const onAbort = () => ticket.cancel(request.signal?.reason);
+    request.signal?.addEventListener('abort', onAbort, { once: true });
+    let lease: BusyLease | undefined;
+    let runtime: Runtime;
+    try {
+      lease = await this.#options.lock.acquire(id);
+      if (!lease) throw new SessionBusyError(id, undefined);
+      runtime = await this.#prepare(live, request);
+    } catch (error) {
+      request.signal?.removeEventListener('abort', onAbort);
+      ticket.settle(undefined);
+      // Steering and follow-ups sent while this admission ran are admitted once the lock is free.
+      await this.#release(live, lease, admitting);
+      throw error;
+    }
+    request.signal?.removeEventListener('abort', onAbort);
+    const held = lease;
+    this.#options.runtimes.hold(id);
+    let running: Occupant | undefined;
+    const turn = RunningTurn.start({
+      sessionId: id,
+      firstTurnId: ticket.turnId,
+      messages: request.messages,
+      runtime,
+      record: live.record,
+      queues: live.queues,
+      approvals: live.approvals,
+      events: this.#options.eventLog(id),
+      observer: this.#options.observer,
+      titleGenerator: this.#options.titleGenerator,
+      sessionSignal: () => live.signal,
+      logger: this.#options.logger,
+      track: (work) => this.#options.track(id, work),
+      onEnd: () => {
+        this.#options.runtimes.releaseHold(id);
+        void this.#release(live, held, running);
+      },
+      onDetach: request.onDetach,
+      ...(request.signal === undefined ? {} : { signal: request.signal }),
+      detached: request.detached,
+      ...(ticket.cancelled === undefined ? {} : { cancelled: ticket.cancelled }),
+    });
+    running = { kind: 'running', turn };
+    this.#occupants.set(id, running);
+    ticket.settle(turn);
+    return turn;
+  }
+
+  /**
+   * Runs `work` holding the session's busy lock (history edits). `SESSION_BUSY` while a turn runs,
+   * is admitted, or another edit holds it.
+   */
+  async whileIdle<T>(live: LiveSession, work: () => Promise<T>): Promise<T> {
+    const sessionId = live.id;
+    const occupant = this.#occupants.get(sessionId);
+    if (occupant) throw new SessionBusyError(sessionId, turnIdOf(occupant));
+    const editing: Occupant = { kind: 'editing' };
+    this.#occupants.set(sessionId, editing);
+    let lease: BusyLease | undefined;
+    try {
+      lease = await this.#options.lock.acquire(sessionId);
+      if (!lease) throw new SessionBusyError(sessionId, undefined);
+      return await work();
+    } finally {
+      await this.#release(live, lease, editing);
+    }
+  }
+
+  /**
+   * Steps 3 and 4 of admission: validation, then the writes, each undone on a later failure.
+   * Resolves to the runtime the turn runs on.
+   */
+  async #prepare(live: LiveSession, request: AdmissionRequest): Promise<Runtime> {
+    const { runtimes, logger } = this.#options;
+    const id = live.id;
+    const record = live.record;
+    const signal = request.signal;
+    const rollbacks: Array<() => Promise<void>> = [];
+    try {
+      this.#options.assertUsable(id);
+      const cache = await record.load();
+      throwIfAborted(signal);
+      // Without a resolver a source is opaque: stored as given, never resolved.
+      const switchingSource = request.source !== undefined && request.source !== cache.meta.source;
+      const agent = request.agent ?? cache.meta.agent;
+      const runtimeBefore = runtimes.peek(id, null);
+      const runtime = await runtimes.forSession(cache, {
+        ...(signal === undefined ? {} : { signal }),
+        ...(switchingSource && runtimes.resolvesSources ? { switchTo: request.source } : {}),
+        ...(agent === undefined ? {} : { agent }),
+      });
+      if (runtime !== runtimeBefore && switchingSource) {
+        // Made for the new source: if the turn is refused, the stored source is the old one again.
+        rollbacks.push(() => runtimes.close(id));
+      }
+      if (request.model !== undefined) assertCanSwitchModels(runtime, id);
+      throwIfAborted(signal);
+
+      // 4.1 The model override, under the metadata lock like setSessionModel: both rewrite the map.
+      const model = request.model;
+      if (model !== undefined) {
+        const undo = await record.exclusive(() =>
+          switchModel(record, cache, runtime, agent ?? DEFAULT_AGENT, model, logger),
+        );
+        rollbacks.push(() => record.exclusive(undo));
+      }
+      // 4.2 The agent and source switch.
+      const switchPatch: SessionPatch = {};
+      if (request.agent !== undefined && request.agent !== cache.meta.agent)
+        switchPatch.agent = request.agent;
+      if (switchingSource) {
+        const key = runtimes.resolvesSources ? runtimes.sourceKey(id) : undefined;
+        switchPatch.source = key ?? request.source;
+      }
+      if (Object.keys(switchPatch).length > 0) {
+        const previous: SessionPatch = {};
+        if ('agent' in switchPatch) previous.agent = cache.meta.agent;
+        if ('source' in switchPatch) previous.source = cache.meta.source;
+        await record.patch(switchPatch);
+        rollbacks.push(() => record.patch(previous));
+      }
+      // 4.3 The user messages: the last point where a refusal can still be undone.
+      throwIfAborted(signal);
+      const items: SessionItem[] = request.messages.map((message) => ({ kind: 'message', message }));
+      await record.append(items);
+      return runtime;
+    } catch (error) {
+      for (const rollback of rollbacks.reverse()) {
+        try {
+          await rollback();
+        } catch (rollbackError) {
+          record.forget();
+          logger.error('rolling back a refused turn failed', { sessionId: id, error: rollbackError });
+        }
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Gives up the session: starts releasing the lease, drops this process's claim if `occupant`
+   * still holds it, and, once the lease is released, admits what waits in the queues (steering and
+   * follow-ups sent to an admission that was then refused, or to a session a history edit held).
+   */
+  #release(live: LiveSession, lease: BusyLease | undefined, occupant: Occupant | undefined): Promise<void> {
+    const sessionId = live.id;
+    // Called before the claim is dropped: the in-process lock is free again at once, so a caller
+    // that sees the session idle can take it.
+    const released = (async () => {
+      try {
+        await lease?.release();
+      } catch (error) {
+        this.#options.logger.error('releasing the busy lock failed', { sessionId, error });
+      }
+    })();
+    if (occupant !== undefined && this.#occupants.get(sessionId) === occupant)
+      this.#occupants.delete(sessionId);
+    if (live.queues.waiting)
+      this.#options.track(
+        sessionId,
+        released.then(() => this.#runQueued(live)),
+      );
+    return released;
+  }
+
+  /** Admits what waits in the queues as a turn no one reads; its events go to the event log. */
+  #runQueued(live: LiveSession): void {
+    // Whoever holds the session now runs them: a turn drains the queues, and anything else admits
+    // them when it lets go (see #release).
+    if (live.ended || this.#occupants.has(live.id)) return;
+    const next = live.queues.next();
+    if (!next) return;
+    const work = this.admit(live, { messages: next.messages, onDetach: 'continue', detached: true }).catch(
+      (error: unknown) => {
+        if (next.idempotencyKey !== undefined) live.queues.keys.release(next.idempotencyKey);
+        this.#options.logger.error('starting queued messages failed', { sessionId: live.id, error });
+      },
+    );
+    this.#options.track(live.id, work);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The per-session busy lock: at most one holder per session at a time. A turn holds it from
+ * admission until the last turn of its TurnStream ended; a history edit (`addMessage`,
+ * `updateMessage`, `addSummary`) holds it for its write.
+ *
+ * The manager asks for the lock only after it has claimed the session among its own callers (see
+ * `admission.ts`), so a {@link BusyLock} decides only between processes. The default,
+ * {@link InProcessBusyLock}, is for one process. A lock shared by several processes (a lease in
+ * Redis, say) implements the same interface:
+ * - {@link BusyLock.acquire} MUST resolve to `undefined` while another holder has the session, and
+ *   MUST NOT wait for it to be released;
+ * - each lease MUST carry a fencing token greater than that of every earlier lease of the session,
+ *   so a writer can be told apart from one whose lease has since been lost and taken by another;
+ * - {@link BusyLease.release} MUST be idempotent and SHOULD NOT reject (a failure is the lock's to
+ *   log; an expired lease frees the session anyway).
+ */
+
+/** One holding of a session's busy lock. */
+export interface BusyLease {
+  /** The session it is for. */
+  readonly sessionId: string;
+  /** Greater than the token of every earlier lease of this session (a fencing token). */
+  readonly token: number;
+  /** Gives the session up. Idempotent. */
+  release(): Promise<void>;
+}
+
+/** Decides which holder has a session. See the module documentation for the contract. */
+export interface BusyLock {
+  /** A lease on the session, or `undefined` at once when someone else holds it. */
+  acquire(sessionId: string): Promise<BusyLease | undefined>;
+}
+
+/** The busy lock of one process: a set of held session ids and one counter for fencing tokens. */
+export class InProcessBusyLock implements BusyLock {
+  readonly #held = new Map<string, number>();
+  #lastToken = 0;
+
+  /** Whether someone holds the session. */
+  isHeld(sessionId: string): boolean {
+    return this.#held.has(sessionId);
+  }
+
+  /** Decided synchronously, at the call: of concurrent callers, the first one gets the lease. */
+  acquire(sessionId: string): Promise<BusyLease | undefined> {
+    if (this.#held.has(sessionId)) return Promise.resolve(undefined);
+    const token = ++this.#lastToken;
+    this.#held.set(sessionId, token);
+    const held = this.#held;
+    const lease: BusyLease = {
+      sessionId,
+      token,
+      release: () => {
+        if (held.get(sessionId) === token) held.delete(sessionId);
+        return Promise.resolve();
+      },
+    };
+    return Promise.resolve(lease);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Model switching: a session's model override per agent, applied to the runtime and persisted in
+ * `agentModelOverrides` (refs with `/` also in `customModelsUsed`), so runtime and record agree
+ * after a failure of either step; and the list of models a session can switch to.
+ *
+ * Order of a switch: the runtime first (`setModel`), then the record. If the record write fails,
+ * the runtime is set back to the previous model. The undo a switch returns takes back only that
+ * switch: a model set meanwhile for the same agent is kept.
+ */
+import { AgentSessionsError, ErrorCode, toAgentSessionsError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ModelChoice, Runtime } from '../runtime.js';
+import type { SessionPatch } from '../schemas.js';
+import type { SessionCache, SessionRecord } from './session-records.js';
+import type { AvailableModels } from './types.js';
+
+/** The agent name overrides are stored under when the session has no agent. */
+export const DEFAULT_AGENT = 'default';
+
+/** `MODEL_SWITCHING_NOT_SUPPORTED` unless the runtime has `setModel`. */
+export function assertCanSwitchModels(runtime: Runtime, sessionId: string): void {
+  if (typeof runtime.setModel !== 'function') {
+    throw new AgentSessionsError(
+      ErrorCode.MODEL_SWITCHING_NOT_SUPPORTED,
+      `the runtime of session ${JSON.stringify(sessionId)} cannot switch models`,
+    );
+  }
+}
+
+/**
+ * Switches `agent` to `ref` (or clears its override) on the runtime, then in the record. Call it
+ * inside {@link SessionRecord.exclusive}: it rewrites the whole overrides map. Resolves to the undo
+ * (to be called inside `exclusive` as well).
+ */
+export async function switchModel(
+  record: SessionRecord,
+  cache: SessionCache,
+  runtime: Runtime,
+  agent: string,
+  ref: string | undefined,
+  logger: Logger,
+): Promise<() => Promise<void>> {
+  assertCanSwitchModels(runtime, record.id);
+  const overrides = cache.meta.agentModelOverrides;
+  const previous = overrides[agent];
+  try {
+    await runtime.setModel?.(agent, ref);
+  } catch (error) {
+    throw toAgentSessionsError(
+      error,
+      ErrorCode.RUNTIME_FAILED,
+      `the runtime could not switch ${agent} to ${String(ref)}`,
+    );
+  }
+  const nextOverrides = { ...overrides };
+  if (ref === undefined) delete nextOverrides[agent];
+  else nextOverrides[agent] = ref;
+  const patch: SessionPatch = { agentModelOverrides: nextOverrides };
+  if (ref?.includes('/') && !cache.meta.customModelsUsed.includes(ref)) {
+    patch.customModelsUsed = [...cache.meta.customModelsUsed, ref];
+  }
+  const restoreRuntime = async () => {
+    try {
+      await runtime.setModel?.(agent, previous);
+    } catch (error) {
+      logger.error('restoring the runtime model failed', { sessionId: record.id, agent, error });
+    }
+  };
+  try {
+    await record.patch(patch);
+  } catch (error) {
+    await restoreRuntime();
+    throw error;
+  }
+  return async () => {
+    // Only this call's change is undone: a model set meanwhile (by setSessionModel) is kept.
+    if (cache.meta.agentModelOverrides[agent] !== ref) return;
+    await restoreRuntime();
+    const restoredOverrides: Record<string, string> = { ...cache.meta.agentModelOverrides };
+    if (previous === undefined) delete restoredOverrides[agent];
+    else restoredOverrides[agent] = previous;
+    const restored: SessionPatch = { agentModelOverrides: restoredOverrides };
+    if (patch.customModelsUsed) {
+      restored.customModelsUsed = cache.meta.customModelsUsed.filter((used) => used !== ref);
+    }
+    await record.patch(restored);
+  };
+}
+
+/** The runtime's models for the agent in force, each marked `current`, then the custom refs used. */
+export async function availableModels(cache: SessionCache, runtime: Runtime): Promise<AvailableModels> {
+  const agent = cache.meta.agent ?? DEFAULT_AGENT;
+  const current = cache.meta.agentModelOverrides[agent];
+  let listed: ModelChoice[] = [];
+  if (runtime.availableModels) {
+    try {
+      listed = await runtime.availableModels(agent);
+    } catch (error) {
+      throw toAgentSessionsError(
+        error,
+        ErrorCode.RUNTIME_FAILED,
+        `runtime could not list models for ${agent}`,
+      );
+    }
+  }
+  const models = listed.map((choice) => ({ ...choice, current: choice.ref === current }));
+  for (const ref of cache.meta.customModelsUsed) {
+    if (!models.some((choice) => choice.ref === ref)) models.push({ ref, current: ref === current });
+  }
+  return { agent, ...(current === undefined ? {} : { current }), models };
+}
