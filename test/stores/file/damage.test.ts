@@ -366,7 +366,8 @@ describe('2. a FIFO never blocks the store', () => {
 describe('3. one bad entry damages one session, typed', () => {
   test('a log the store may not read (mode 000, another user) is STORE_UNAVAILABLE for that session only; open succeeds', async () => {
     await seed();
-    execFileSync('chown', ['-R', '65534:65534', root]);
+    // Root reads any file: as root, the probe runs as another user who owns the directory.
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', '65534:65534', root]);
     await chmod(logPath('victim'), 0o000);
     const lines = await probe(
       [['open'], ['list'], ['get', 'victim'], ['get', 'other'], ['append', 'other', 'o1'], ['get', 'other']],
@@ -381,7 +382,8 @@ describe('3. one bad entry damages one session, typed', () => {
 
   test('a session refused for permissions works again, without a reopen, once they are fixed', async () => {
     await seed();
-    execFileSync('chown', ['-R', '65534:65534', root]);
+    // Root reads any file: as root, the probe runs as another user who owns the directory.
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', '65534:65534', root]);
     await chmod(logPath('victim'), 0o000);
     const lines = await probe(
       [['open'], ['get', 'victim'], ['chmod', logPath('victim'), '600'], ['get', 'victim'], ['list']],
