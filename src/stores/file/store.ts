@@ -29,7 +29,7 @@ import {
 import type { ListOptions, Page } from '../../store.js';
 import { DefinedStore } from '../define-store.js';
 import type { IncrementalDriver, ListingDriver } from '../driver.js';
-import { compareListPosition, pageSortedSummaries } from '../paging.js';
+import { pageSortedSummaries } from '../paging.js';
 import {
   appendLine,
   encodeSessionName,
@@ -228,7 +228,9 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   async list(options: ListOptions): Promise<Page<SessionSummary>> {
     await this.ready();
     this.#sorted ??= [...this.#entries.values()]
-      .sort((a, b) => (a.time !== b.time ? b.time - a.time : compareListPosition(a.summary, b.summary)))
+      // Listing order (compareListPosition) on the parsed times kept in each entry: no date is parsed
+      // per comparison.
+      .sort((a, b) => (a.time !== b.time ? b.time - a.time : a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
       .map((entry) => entry.summary);
     return pageSortedSummaries(this.#sorted, options);
   }
