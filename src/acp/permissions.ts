@@ -7,7 +7,7 @@
  * | `allow_once` | `allow_once` | `resumeSession({ confirmation: 'approve' })` |
  * | `allow_always` | `allow_always` | `resumeSession({ confirmation: 'approve-tool' })`: the tool is allowed in this session from now on |
  * | `reject_once` | `reject_once` | `resumeSession({ confirmation: 'reject' })` |
- * | `reject_always` | `reject_always` | a `deny` pattern for the tool (`updateSessionPermissions`), then `reject` |
+ * | `reject_always` | `reject_always` | a `deny` pattern for the tool (an atomic `updateSessionPermissions` edit), then `reject` |
  *
  * A `cancelled` outcome cancels the turn (the prompt ends `cancelled`).
  */

@@ -445,6 +445,12 @@ class AcpSessionServer {
     this.#order.cancelSession(sessionId, new Error(`session/close for ${sessionId}`));
     await open.tail;
     this.#open.delete(sessionId);
+    // Its runtime and cached history go now, not after the idle timeout; the record stays.
+    try {
+      await this.#manager.releaseSession(sessionId);
+    } catch (error) {
+      this.#logger.warn('releasing a closed session failed', { sessionId, error });
+    }
     return {};
   }
 
@@ -739,12 +745,12 @@ class AcpSessionServer {
   /** Adds a `deny` pattern for the tool (kept if already there). */
   async #denyTool(sessionId: string, toolName: string): Promise<void> {
     try {
-      const { permissions } = await this.#manager.getSession(sessionId);
-      if (permissions.deny.includes(toolName)) return;
-      await this.#manager.updateSessionPermissions(sessionId, {
-        ...permissions,
-        deny: [...permissions.deny, toolName],
-      });
+      // Atomic: an edit made elsewhere meanwhile is kept.
+      await this.#manager.updateSessionPermissions(sessionId, (permissions) =>
+        permissions.deny.includes(toolName)
+          ? permissions
+          : { ...permissions, deny: [...permissions.deny, toolName] },
+      );
     } catch (error) {
       this.#logger.warn('remembering an always-reject failed; this call is rejected once', {
         sessionId,

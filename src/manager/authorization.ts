@@ -322,11 +322,29 @@ export async function answerElicitation(session: SessionScope, input: ResumeElic
   );
 }
 
-/** Replaces the permission patterns, then decides the pending confirmations again. */
-export async function setPermissions(session: SessionScope, permissions: Permissions): Promise<void> {
-  const parsed = PermissionsSchema.safeParse(permissions);
-  if (!parsed.success) throw invalidArgument('permissions', parsed.error);
-  await session.record.update(() => ({ permissions: parsed.data }));
+/**
+ * Replaces the permission patterns, then decides the pending confirmations again. With a function,
+ * the edit is atomic: it gets the current patterns under the metadata lock and returns the new
+ * ones (or the same object for no change), so a concurrent edit is never lost.
+ */
+export async function setPermissions(
+  session: SessionScope,
+  permissions: Permissions | ((current: Permissions) => Permissions),
+): Promise<void> {
+  const parse = (value: unknown): Permissions => {
+    const parsed = PermissionsSchema.safeParse(value);
+    if (!parsed.success) throw invalidArgument('permissions', parsed.error);
+    return parsed.data;
+  };
+  if (typeof permissions === 'function') {
+    await session.record.update((current) => {
+      const next = permissions(structuredClone(current.permissions));
+      return next === undefined ? undefined : { permissions: parse(next) };
+    });
+  } else {
+    const parsed = parse(permissions);
+    await session.record.update(() => ({ permissions: parsed }));
+  }
   reconsiderPending(session);
 }
 

@@ -422,9 +422,14 @@ export class SessionManager {
   /**
    * Replaces the tool permission patterns; a running turn's next authorisation uses them, and
    * pending confirmations that the new patterns approve without asking are approved (never
-   * rejected: a human was asked and answers them).
+   * rejected: a human was asked and answers them). Pass a function for an atomic edit: it gets a
+   * copy of the current patterns under the session's metadata lock and returns the new ones, e.g.
+   * `(current) => ({ ...current, deny: [...current.deny, 'rm'] })`.
    */
-  async updateSessionPermissions(id: string, permissions: Permissions): Promise<void> {
+  async updateSessionPermissions(
+    id: string,
+    permissions: Permissions | ((current: Permissions) => Permissions),
+  ): Promise<void> {
     return this.#withSession(id, (live) => setPermissions(this.#scope(live), permissions));
   }
 
@@ -545,6 +550,21 @@ export class SessionManager {
     this.#logs.delete(id);
     await this.#pool.close(id);
     this.events.emit('session_deleted', { sessionId: id });
+  }
+
+  /**
+   * Releases what this manager holds for a session, keeping its record: cancels its running turn
+   * and waits for it, closes its runtime and drops the cached history (the next turn reads the
+   * store and makes a new runtime). `SESSION_NOT_FOUND` for an unknown session.
+   */
+  async releaseSession(id: string): Promise<void> {
+    this.#guard(id);
+    if (!this.#admission.isOccupied(id)) await this.#assertExists(id);
+    this.#admission.cancel(id, cancellation(`session ${id} was released`));
+    await this.#admission.ended(id);
+    await this.#pool.close(id);
+    this.#sessions.get(id)?.record.forget();
+    this.#forgetIfIdle(id);
   }
 
   /** Deletes each session; never fails as a whole. */
