@@ -22,7 +22,7 @@ export const DEFAULT_INPUT_LIMITS: Readonly<InputLimits> = Object.freeze({
   maxMessagesPerCall: 100,
   maxTitleLength: 1_000,
   maxAttributesBytes: 65_536,
-  maxAttributesDepth: 32,
+  maxAttributesDepth: 256,
 });
 
 /** The manager's limits: the defaults, with each given value checked (a positive integer). */

@@ -14,6 +14,19 @@ import type { SessionPatch } from '../schemas.js';
 import type { SessionCache, SessionRecord } from './session-records.js';
 import type { AvailableModels } from './types.js';
 
+/**
+ * The override of `agent`, read as an own property only: agent names such as `constructor` or
+ * `__proto__` must not read what every object inherits.
+ */
+export function overrideOf(overrides: Readonly<Record<string, string>>, agent: string): string | undefined {
+  return Object.hasOwn(overrides, agent) ? overrides[agent] : undefined;
+}
+
+/** Sets an own property, even one named `__proto__` (a plain assignment would set the prototype). */
+function setOwn(target: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** The agent name overrides are stored under when the session has no agent. */
 export const DEFAULT_AGENT = 'default';
 
@@ -42,7 +55,7 @@ export async function switchModel(
 ): Promise<() => Promise<void>> {
   assertCanSwitchModels(runtime, record.id);
   const overrides = cache.meta.agentModelOverrides;
-  const previous = overrides[agent];
+  const previous = overrideOf(overrides, agent);
   try {
     await runtime.setModel?.(agent, ref);
   } catch (error) {
@@ -54,7 +67,7 @@ export async function switchModel(
   }
   const nextOverrides = { ...overrides };
   if (ref === undefined) delete nextOverrides[agent];
-  else nextOverrides[agent] = ref;
+  else setOwn(nextOverrides, agent, ref);
   const patch: SessionPatch = { agentModelOverrides: nextOverrides };
   if (ref?.includes('/') && !cache.meta.customModelsUsed.includes(ref)) {
     patch.customModelsUsed = [...cache.meta.customModelsUsed, ref];
@@ -74,11 +87,11 @@ export async function switchModel(
   }
   return async () => {
     // Only this call's change is undone: a model set meanwhile (by setSessionModel) is kept.
-    if (cache.meta.agentModelOverrides[agent] !== ref) return;
+    if (overrideOf(cache.meta.agentModelOverrides, agent) !== ref) return;
     await restoreRuntime();
     const restoredOverrides: Record<string, string> = { ...cache.meta.agentModelOverrides };
     if (previous === undefined) delete restoredOverrides[agent];
-    else restoredOverrides[agent] = previous;
+    else setOwn(restoredOverrides, agent, previous);
     const restored: SessionPatch = { agentModelOverrides: restoredOverrides };
     if (patch.customModelsUsed) {
       restored.customModelsUsed = cache.meta.customModelsUsed.filter((used) => used !== ref);
@@ -90,7 +103,7 @@ export async function switchModel(
 /** The runtime's models for the agent in force, each marked `current`, then the custom refs used. */
 export async function availableModels(cache: SessionCache, runtime: Runtime): Promise<AvailableModels> {
   const agent = cache.meta.agent ?? DEFAULT_AGENT;
-  const current = cache.meta.agentModelOverrides[agent];
+  const current = overrideOf(cache.meta.agentModelOverrides, agent);
   let listed: ModelChoice[] = [];
   if (runtime.availableModels) {
     try {

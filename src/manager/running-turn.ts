@@ -39,7 +39,7 @@ import {
 } from './authorization.js';
 import type { EventInput, EventSink } from './event-log.js';
 import { notRunResult, repairHistory } from './history-repair.js';
-import { DEFAULT_AGENT } from './models.js';
+import { DEFAULT_AGENT, overrideOf } from './models.js';
 import type { FollowUp, TurnQueues } from './queues.js';
 import { needsReservation, reserveEventSeqs } from './seq-reservation.js';
 import type { SessionCache, SessionRecord } from './session-records.js';
@@ -454,7 +454,7 @@ export class RunningTurn {
       record,
       active: () => !finished,
     };
-    const model = cache.meta.agentModelOverrides[cache.meta.agent ?? DEFAULT_AGENT];
+    const model = overrideOf(cache.meta.agentModelOverrides, cache.meta.agent ?? DEFAULT_AGENT);
     const context: TurnContext = {
       sessionId,
       turnId,

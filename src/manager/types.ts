@@ -28,7 +28,7 @@ export interface InputLimits {
   maxTitleLength: number;
   /** UTF-8 bytes of a session's `attributes` as JSON. @default 65536 (64 KiB) */
   maxAttributesBytes: number;
-  /** Nesting depth of a session's `attributes` (`{}` is 1). @default 32 */
+  /** Nesting depth of a session's `attributes` (`{}` is 1; the HTTP layer's JSON depth limit is the same). @default 256 */
   maxAttributesDepth: number;
 }
 

@@ -357,3 +357,50 @@ describe('smaller lies (problem 5)', () => {
     expect(events.at(-1)).toMatchObject({ type: 'stream_stopped', reason: 'end_turn' });
   });
 });
+
+describe('careless callers (problem 5)', () => {
+  test.each(['constructor', 'toString', '__proto__'])(
+    'agent %s reads no inherited model override, and its own override round-trips',
+    async (agent) => {
+      const { scripted, manager } = start(new MemoryStore());
+      await manager.createSession({ id: 's', agent });
+      scripted.reply('one').reply('two');
+      await collect(await manager.runSession('s', { messages: ['go'] }));
+      expect(scripted.turns[0]?.model).toBeUndefined();
+      await manager.setSessionModel('s', 'acme/model');
+      await collect(await manager.runSession('s', { messages: ['again'] }));
+      expect(scripted.turns[1]?.model).toBe('acme/model');
+      expect(
+        Object.getOwnPropertyDescriptor((await manager.getSession('s')).agentModelOverrides, agent)?.value,
+      ).toBe('acme/model');
+    },
+  );
+
+  test('attributes nested 2 000 deep are refused with INVALID_ARGUMENT before anything is written (create and import)', async () => {
+    const store = new MemoryStore();
+    const { manager } = start(store);
+    let deep: Record<string, unknown> = {};
+    for (let index = 0; index < 2000; index++) deep = { deep };
+    await expectRejectsWithCode(
+      manager.createSession({ id: 'deep', attributes: deep as never }),
+      'INVALID_ARGUMENT',
+    );
+    const record = { ...(await manager.createSession({ id: 'flat' })), id: 'imported', attributes: deep };
+    await expectRejectsWithCode(
+      manager.importSessions(
+        { version: 1, exportedAt: new Date().toISOString(), sessions: [record as never] },
+        { onConflict: 'error' },
+      ),
+      'INVALID_ARGUMENT',
+    );
+    expect((await store.listSessions()).sessions.map((summary) => summary.id)).toEqual(['flat']);
+  });
+
+  test('a 10 MB title is refused by createSession and updateSessionTitle', async () => {
+    const { manager } = start(new MemoryStore());
+    const title = 'x'.repeat(10_000_000);
+    await expectRejectsWithCode(manager.createSession({ title }), 'INVALID_ARGUMENT');
+    await manager.createSession({ id: 's' });
+    await expectRejectsWithCode(manager.updateSessionTitle('s', title), 'INVALID_ARGUMENT');
+  });
+});
