@@ -214,5 +214,6 @@ assert.equal(cancelled.stopReason, 'cancelled');
 assert.deepEqual(stored.agentModelOverrides, { default: 'fake/large' });
 assert.deepEqual(
   stored.items.map((item) => (item.kind === 'message' ? item.message.role : item.kind)),
-  ['user', 'assistant', 'tool', 'assistant', 'user'],
+  // The cancelled turn's streamed words are kept as an interrupted assistant message.
+  ['user', 'assistant', 'tool', 'assistant', 'user', 'assistant'],
 );

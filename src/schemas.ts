@@ -163,6 +163,11 @@ export const MessageSchema = z.object({
   isError: z.boolean().optional(),
   /** On `role: 'assistant'` messages: the model's reasoning text, when the runtime keeps it. */
   reasoning: z.string().optional(),
+  /**
+   * On `role: 'assistant'` messages: a partial answer, kept when its turn was cancelled before the
+   * answer was complete (the text streamed so far), with the turn's stop reason.
+   */
+  interrupted: z.object({ reason: z.enum(['cancelled', 'error']) }).optional(),
   agent: z.string().optional(),
   model: z.string().optional(),
   usage: UsageSchema.optional(),

@@ -74,6 +74,8 @@ export interface AdmissionOptions {
   logger: Logger;
   /** Registers work that must end before `waitStopped` resolves. */
   track(sessionId: string, work: Promise<unknown>): void;
+  /** Keep partial answers of cancelled and failed turns. @default true */
+  keepPartialAnswers?: boolean;
 }
 
 /**
@@ -225,6 +227,7 @@ export class Admission {
       detached: request.detached,
       ...(ticket.cancelled === undefined ? {} : { cancelled: ticket.cancelled }),
       ...(request.resume === undefined ? {} : { resume: request.resume }),
+      keepPartialAnswers: this.#options.keepPartialAnswers ?? true,
     });
     running = { kind: 'running', turn };
     this.#occupants.set(id, running);

@@ -79,6 +79,8 @@ export interface RunningTurnOptions {
   cancelled?: { reason: unknown };
   /** The first turn resumes requests answered after a restart (`TurnContext.resume`). */
   resume?: TurnResumption;
+  /** Keep the text streamed before a cancel as an interrupted assistant message. @default true */
+  keepPartialAnswers?: boolean;
 }
 
 /** One turn's input. */
@@ -489,6 +491,8 @@ export class RunningTurn {
     };
 
     let pendingEnd: StopReason | undefined;
+    /** Text streamed since the last assistant message: kept as a partial answer on cancel. */
+    let partial = '';
     const consumer = (async () => {
       let iterator: AsyncIterator<unknown> | undefined;
       let exhausted = false;
@@ -507,8 +511,14 @@ export class RunningTurn {
           }
           const event = parseRuntimeEvent(step.value, turnId);
           switch (event.type) {
+            case 'agent_choice':
+              partial += event.content;
+              this.#emit(event);
+              break;
             case 'message_added': {
               const message = event.message;
+              // The answer is complete (or the runtime stored what it had): nothing partial is left.
+              if (message.role === 'assistant') partial = '';
               // The bookkeeping follows the write itself, not the turn: a write that lands after a
               // cancel is in the store, so its tool calls must still be closed (or counted as answered).
               await enqueueWrite(async () => {
@@ -604,6 +614,21 @@ export class RunningTurn {
       ),
     );
     for (const message of missing) closing.push({ kind: 'message', message });
+    // What the user already saw stays: the streamed text of an answer the turn never completed
+    // (tool calls streamed but never completed are not kept).
+    const interruptedBy = outcome.reason === 'cancelled' ? outcome.reason : undefined;
+    if (interruptedBy !== undefined && partial.trim() !== '' && this.#options.keepPartialAnswers !== false) {
+      const message: Message = {
+        id: newId('msg'),
+        role: 'assistant',
+        content: partial,
+        interrupted: { reason: interruptedBy },
+        ...(cache.meta.agent === undefined ? {} : { agent: cache.meta.agent }),
+        createdAt: new Date().toISOString(),
+      };
+      missing.push(message);
+      closing.push({ kind: 'message', message });
+    }
     if (closing.length > 0) {
       try {
         await record.append(closing);

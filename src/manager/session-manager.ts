@@ -163,6 +163,7 @@ export class SessionManager {
       titleGenerator: options.titleGenerator,
       logger: this.#logger,
       track: (sessionId, work) => this.#background.track(sessionId, work),
+      keepPartialAnswers: options.keepPartialAnswers ?? true,
     });
     this.#portability = new Portability({
       records: this.#records,

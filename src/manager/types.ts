@@ -58,6 +58,13 @@ export interface SessionManagerOptions {
   idleRuntimeTtlMs?: number;
   /** Where the manager logs. Nothing is printed by default. */
   logger?: Logger;
+  /**
+   * When a turn is cancelled after text was streamed, keep that text as an assistant
+   * message marked `interrupted` (with the stop reason), so a reload shows what the user saw and
+   * the next turn does not start with two user messages in a row. Tool calls streamed but never
+   * completed are not kept. @default true
+   */
+  keepPartialAnswers?: boolean;
   /** Limits on caller input; each one left out keeps its default (see {@link InputLimits}). */
   limits?: Partial<InputLimits>;
 }

@@ -54,7 +54,10 @@ describe('cancellation', () => {
     expect(callSignal?.aborted).toBe(true);
     expect(ofType(events, 'stream_stopped').map((event) => event.reason)).toEqual(['cancelled']);
     await manager.waitStopped(sessionId, { timeoutMs: 5_000 });
-    expect(shape(await manager.getSession(sessionId))).toEqual(['user']);
+    // What was streamed is kept, marked interrupted (issue 10).
+    const stored = await manager.getSession(sessionId);
+    expect(shape(stored)).toEqual(['user', 'assistant']);
+    expect(stored.items[1]).toMatchObject({ message: { interrupted: { reason: 'cancelled' } } });
   });
 
   test('while text streams from a provider that ignores the abort: the runtime stops reading at once', async () => {
@@ -141,7 +144,12 @@ describe('cancellation', () => {
     });
     const { result } = await runTurn(manager, sessionId, { messages: ['Second'] });
     expect(result.stopReason).toBe('end_turn');
-    expect(model.doStreamCalls[1]?.prompt.map((message) => message.role)).toEqual(['user', 'user']);
+    // The partial answer is kept: the next call does not start with two user messages in a row.
+    expect(model.doStreamCalls[1]?.prompt.map((message) => message.role)).toEqual([
+      'user',
+      'assistant',
+      'user',
+    ]);
   });
 });
 

@@ -404,3 +404,56 @@ describe('careless callers (problem 5)', () => {
     await expectRejectsWithCode(manager.updateSessionTitle('s', title), 'INVALID_ARGUMENT');
   });
 });
+
+describe('partial answers (problem 4)', () => {
+  test('cancel after text was streamed keeps it, marked interrupted; the next turn does not start with two user messages', async () => {
+    const { scripted, manager } = start(new MemoryStore());
+    await manager.createSession({ id: 's' });
+    scripted.turn([
+      { type: 'agent_choice', content: 'The answer is ' },
+      { type: 'agent_choice', content: 'forty' },
+      step.hold('h'),
+    ]);
+    const stream = await manager.runSession('s', { messages: ['question'] });
+    await scripted.waitUntilHeld('h');
+    stream.cancel();
+    expect((await stream.done).stopReason).toBe('cancelled');
+    const stored = messagesOf(await manager.getSession('s'));
+    expect(stored.map((message) => [message.role, message.content, message.interrupted])).toEqual([
+      ['user', 'question', undefined],
+      ['assistant', 'The answer is forty', { reason: 'cancelled' }],
+    ]);
+    scripted.reply('ok');
+    await collect(await manager.runSession('s', { messages: ['next'] }));
+    expect(scripted.turns[1]?.messages.map((message) => message.role)).toEqual(['user', 'assistant', 'user']);
+  });
+
+  test('keepPartialAnswers: false keeps nothing; a tool call streamed without completing is never kept', async () => {
+    const store = new MemoryStore();
+    const scripted = new ScriptedRuntime();
+    const manager = new SessionManager({ runtime: scripted.factory, store, keepPartialAnswers: false });
+    managers.push(manager);
+    scripts.push(scripted);
+    await manager.createSession({ id: 's' });
+    scripted.turn([{ type: 'agent_choice', content: 'half' }, step.hold('h')]);
+    const stream = await manager.runSession('s', { messages: ['q'] });
+    await scripted.waitUntilHeld('h');
+    stream.cancel();
+    await stream.done;
+    expect(messagesOf(await manager.getSession('s')).map((message) => message.role)).toEqual(['user']);
+
+    const keeping = start(new MemoryStore());
+    await keeping.manager.createSession({ id: 't' });
+    keeping.scripted.turn([
+      { type: 'partial_tool_call', toolCall: { id: 'c1', name: 'shell', arguments: '{"cm' } },
+      step.hold('h'),
+    ]);
+    const second = await keeping.manager.runSession('t', { messages: ['q'] });
+    await keeping.scripted.waitUntilHeld('h');
+    second.cancel();
+    await second.done;
+    expect(messagesOf(await keeping.manager.getSession('t')).map((message) => message.role)).toEqual([
+      'user',
+    ]);
+  });
+});
