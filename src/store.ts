@@ -23,6 +23,10 @@
  * - append all of `items` or none of them, in order, and serialise concurrent writes to one
  *   session so none is lost or applied twice; a call made after another call resolved sees its
  *   effect;
+ * - make appends idempotent: an item whose id (a message item's `message.id`, else its `id`) is
+ *   already stored is not stored again, so a write the manager retries after an error with an
+ *   unknown outcome (applied, but reported as failed) never duplicates a message. `defineStore`
+ *   enforces this once for every driver;
  * - list newest `updatedAt` first, ties broken by id (descending), filters before paging, with an
  *   opaque cursor that encodes a position (`updatedAt`, id) rather than an offset: a session that
  *   does not change while a client pages appears exactly once, one that changes moves to the front

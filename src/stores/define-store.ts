@@ -43,6 +43,16 @@ export function nextTimestamp(previous?: string): string {
   return new Date(Number.isNaN(before) || now > before ? now : before + 1).toISOString();
 }
 
+/** Item ids remembered per session for idempotent appends. */
+const RECENT_ITEM_IDS = 64;
+/** Sessions whose recent item ids are remembered. */
+const RECENT_SESSIONS = 1024;
+
+/** The id an item is known by: its message's id, or its own. */
+function itemId(item: SessionItem): string {
+  return item.kind === 'message' ? item.message.id : item.id;
+}
+
 function copySummary(summary: SessionSummary): SessionSummary {
   return { ...summary, usage: { ...summary.usage } };
 }
@@ -79,7 +89,10 @@ async function collect(
  * 3. copies what it was given, so the caller may change it at once;
  * 4. waits for earlier calls naming the same session (listings do not wait);
  * 5. calls the driver, stamping `updatedAt` with {@link nextTimestamp} on every write after
- *    create, and raising `SESSION_EXISTS`, `SESSION_NOT_FOUND` and `MESSAGE_NOT_FOUND`;
+ *    create, and raising `SESSION_EXISTS`, `SESSION_NOT_FOUND` and `MESSAGE_NOT_FOUND`; an append
+ *    skips items already stored with the same id (idempotent appends: checked against the stored
+ *    items for whole-session drivers, and for incremental ones against the ids of this store's
+ *    recent appends, reading the stored items after an append whose outcome was unknown);
  * 6. copies what it returns (unless the driver declares `freshReads`);
  * 7. turns any error that is not an `AgentSessionsError` into `STORE_UNAVAILABLE` with the
  *    driver's error as `cause`.
@@ -93,6 +106,10 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
   /** The driver this store wraps. Calls made on it directly bypass every rule of the wrapper. */
   protected readonly driver: Driver;
   readonly #queues = new Map<string, Promise<void>>();
+  /** Ids of items recent appends stored, per session (most recently used session last). */
+  readonly #recent = new Map<string, Set<string>>();
+  /** Ids of items whose append failed with an unknown outcome, per session. */
+  readonly #unsure = new Map<string, Set<string>>();
   readonly #incremental: IncrementalDriver | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -174,14 +191,66 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
     return this.#serial(id, 'append items', async () => {
       const incremental = this.#incremental;
       if (incremental) {
+        // Idempotent: an item already stored with the same id is not stored again. The ids of
+        // recent appends are remembered; after an append whose outcome is unknown (the driver
+        // threw), the next append that repeats one of its ids checks the stored items.
+        let fresh = this.#withoutRecent(id, owned);
+        const unsure = this.#unsure.get(id);
+        if (unsure !== undefined && fresh.some((item) => unsure.has(itemId(item)))) {
+          const stored = await this.driver.read(id);
+          if (stored === undefined) throw new SessionNotFoundError(id);
+          const ids = new Set(stored.items.map(itemId));
+          fresh = fresh.filter((item) => !ids.has(itemId(item)));
+          this.#unsure.delete(id);
+        }
+        if (fresh.length === 0) return;
         const at = await this.#stamp(incremental, id);
-        if (!(await incremental.append(id, owned, at))) throw new SessionNotFoundError(id);
+        try {
+          if (!(await incremental.append(id, fresh, at))) throw new SessionNotFoundError(id);
+        } catch (error) {
+          if (!AgentSessionsError.isInstance(error)) {
+            const ids = this.#unsure.get(id) ?? new Set<string>();
+            for (const item of fresh) ids.add(itemId(item));
+            this.#unsure.set(id, ids);
+          }
+          throw error;
+        }
+        this.#remember(id, fresh);
         return;
       }
       await this.#rewrite(id, (session) => {
-        for (const item of owned) session.items.push(item);
+        const ids = new Set(session.items.map(itemId));
+        for (const item of owned) {
+          if (ids.has(itemId(item))) continue;
+          ids.add(itemId(item));
+          session.items.push(item);
+        }
       });
     });
+  }
+
+  /** `items` without those a recent append of this store stored (by id). */
+  #withoutRecent(id: string, items: SessionItem[]): SessionItem[] {
+    const recent = this.#recent.get(id);
+    const seen = new Set<string>();
+    return items.filter((item) => {
+      const key = itemId(item);
+      if (recent?.has(key) || seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+
+  /** Remembers the ids of stored items, a bounded number per session and of sessions. */
+  #remember(id: string, items: SessionItem[]): void {
+    const recent = this.#recent.get(id) ?? new Set<string>();
+    this.#recent.delete(id);
+    this.#recent.set(id, recent);
+    for (const item of items) {
+      recent.add(itemId(item));
+      if (recent.size > RECENT_ITEM_IDS) recent.delete(recent.values().next().value as string);
+    }
+    if (this.#recent.size > RECENT_SESSIONS) this.#recent.delete(this.#recent.keys().next().value as string);
   }
 
   async updateMessage(id: string, messageId: string, message: Message): Promise<void> {
@@ -214,6 +283,8 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
     this.assertOpen();
     assertSessionId(id);
     return this.#serial(id, 'delete a session', async () => {
+      this.#recent.delete(id);
+      this.#unsure.delete(id);
       if (!(await this.driver.remove(id))) throw new SessionNotFoundError(id);
     });
   }

@@ -5,6 +5,7 @@ export {
   describeConcurrencyConformance,
   describeContentConformance,
   describeCrudConformance,
+  describeIdempotencyConformance,
   describeListingConformance,
   describeReopenConformance,
   describeStoreConformance,

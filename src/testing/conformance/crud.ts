@@ -401,7 +401,10 @@ function patchCases(): Case[] {
     {
       name: 'every write sets updatedAt to the time of the write and never moves it backwards',
       async run({ store }) {
-        await store.createSession(makeSession('clock', { updatedAt: '2001-01-01T00:00:00.000Z' }));
+        await store.createSession(
+          makeSession('clock', { updatedAt: '2001-01-01T00:00:00.000Z', items: [messageItem('m1')] }),
+        );
+        let appended = 0;
         let current = await store.getSession('clock');
         assertEqual(
           current.updatedAt,
@@ -411,7 +414,8 @@ function patchCases(): Case[] {
         let started: number;
         const writes: [string, () => Promise<void>][] = [
           ['updateSession', () => store.updateSession('clock', { title: 't' })],
-          ['appendItems', () => store.appendItems('clock', [messageItem('m1')])],
+          // A new id each time: appends are idempotent, a repeated id stores (and writes) nothing.
+          ['appendItems', () => store.appendItems('clock', [messageItem(`appended-${++appended}`)])],
           ['updateMessage', () => store.updateMessage('clock', 'm1', makeMessage('m1', { content: 'new' }))],
         ];
         for (let round = 0; round < 3; round++) {

@@ -23,6 +23,7 @@ import { concurrencyCases, describeConcurrencyConformance } from './concurrency.
 import { contentCases, describeContentConformance } from './content.js';
 import { crudCases, describeCrudConformance } from './crud.js';
 import { type Case, registerCases, type StoreConformanceOptions } from './harness.js';
+import { describeIdempotencyConformance, idempotencyCases } from './idempotency.js';
 import { describeListingConformance, listingCases } from './listing.js';
 import { describeRecordFieldConformance, recordFieldCases } from './record-fields.js';
 import { describeReopenConformance, reopenCases } from './reopen.js';
@@ -32,6 +33,7 @@ export {
   describeConcurrencyConformance,
   describeContentConformance,
   describeCrudConformance,
+  describeIdempotencyConformance,
   describeListingConformance,
   describeRecordFieldConformance,
   describeReopenConformance,
@@ -57,6 +59,7 @@ export function describeStoreConformance(options: StoreConformanceOptions): void
     ...contentCases(),
     ...reopenCases(),
     ...recordFieldCases(),
+    ...idempotencyCases(),
     ...(options.capabilities?.getSummary === false ? [] : summaryCases()),
   ];
   registerCases(options, options.name ?? 'Store conformance', cases);
