@@ -10,6 +10,7 @@ export default defineConfig({
     client: 'src/client/index.ts',
     'ai-sdk': 'src/ai-sdk/index.ts',
     acp: 'src/acp/index.ts',
+    postgres: 'src/postgres/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: { compilerOptions: { stripInternal: true } },

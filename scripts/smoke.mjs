@@ -14,6 +14,7 @@ const subpaths = [
   'agent-sessions/client',
   'agent-sessions/ai-sdk',
   'agent-sessions/acp',
+  'agent-sessions/postgres',
 ];
 const expected = {
   'agent-sessions': [
@@ -55,6 +56,8 @@ const expected = {
   ],
   'agent-sessions/ai-sdk': ['createAiSdkRuntime', 'AiSdkRuntime', 'toModelMessages', 'ModelCallError'],
   'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
+  // Server entries: loaded only (no server is needed; their tests run against real servers).
+  'agent-sessions/postgres': ['PostgresStore', 'MigrationError', 'MIGRATIONS', 'migrate'],
 };
 
 for (const subpath of subpaths) {
