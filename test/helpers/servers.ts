@@ -53,20 +53,28 @@ export async function probeRedis(): Promise<Probe> {
   }
 }
 
+/** How {@link whenServer} registers its test (vitest's `test`, or a recorder in its own test). */
+export type Register = (name: string, body: (context: { skip(note?: string): void }) => void) => unknown;
+
 /**
  * Registers the suite when the server answered; otherwise one test named after what was not run:
- * it fails under CI=true and is skipped (with the reason) elsewhere.
+ * it fails when `ci` (CI=true) and is skipped, with the reason, elsewhere.
  */
-export function whenServer(probe: Probe, suite: string, register: () => void): void {
+export function whenServer(
+  probe: Probe,
+  suite: string,
+  register: () => void,
+  options: { test?: Register; ci?: boolean } = {},
+): void {
   if (probe.available) {
     register();
     return;
   }
   const reason = probe.reason;
-  test(`NOT RUN: ${suite} — server unreachable (${reason})`, (context) => {
-    if (process.env.CI === 'true') {
-      throw new Error(`${suite} needs its server under CI=true (.ci/run starts it): ${reason}`);
-    }
+  const ci = options.ci ?? process.env.CI === 'true';
+  const registerTest: Register = options.test ?? test;
+  registerTest(`NOT RUN: ${suite} — server unreachable (${reason})`, (context) => {
+    if (ci) throw new Error(`${suite} needs its server under CI=true (.ci/run starts it): ${reason}`);
     context.skip(`server unreachable: ${reason}`);
   });
 }
