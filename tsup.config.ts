@@ -11,6 +11,7 @@ export default defineConfig({
     'ai-sdk': 'src/ai-sdk/index.ts',
     acp: 'src/acp/index.ts',
     postgres: 'src/postgres/index.ts',
+    redis: 'src/redis/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: { compilerOptions: { stripInternal: true } },

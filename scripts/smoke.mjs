@@ -15,6 +15,7 @@ const subpaths = [
   'agent-sessions/ai-sdk',
   'agent-sessions/acp',
   'agent-sessions/postgres',
+  'agent-sessions/redis',
 ];
 const expected = {
   'agent-sessions': [
@@ -58,6 +59,7 @@ const expected = {
   'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
   // Server entries: loaded only (no server is needed; their tests run against real servers).
   'agent-sessions/postgres': ['PostgresStore', 'MigrationError', 'MIGRATIONS', 'migrate'],
+  'agent-sessions/redis': ['RedisLeaseLock', 'LeaseLostError'],
 };
 
 for (const subpath of subpaths) {

@@ -48,7 +48,7 @@ import {
   toggleToolApproval,
 } from './authorization.js';
 import { BackgroundWork } from './background-work.js';
-import { InProcessBusyLock } from './busy-lock.js';
+import { type BusyLock, InProcessBusyLock } from './busy-lock.js';
 import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
 import {
   assertTemplate,
@@ -120,7 +120,9 @@ export class SessionManager {
         issues: [{ path: ['runtime'], message: 'expected a function' }],
       });
     }
-    this.store = options.store ?? new MemoryStore();
+    const lock: BusyLock = options.busyLock ?? new InProcessBusyLock();
+    const store = options.store ?? new MemoryStore();
+    this.store = lock.fenceStore?.(store) ?? store;
     this.#records = new SessionRecords(this.store);
     this.#workingDirRoot = options.workingDirRoot;
     this.#logger = options.logger ?? silentLogger;
@@ -145,7 +147,7 @@ export class SessionManager {
       },
     });
     this.#admission = new Admission({
-      lock: new InProcessBusyLock(),
+      lock,
       runtimes: this.#pool,
       eventLog: (sessionId) => this.#logs.getOrCreate(sessionId),
       assertUsable: (sessionId) => {

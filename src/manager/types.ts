@@ -5,6 +5,7 @@ import type { ModelChoice, RuntimeFactory } from '../runtime.js';
 import type { Message, Session, ToolCall } from '../schemas.js';
 import type { SourceResolver } from '../sources.js';
 import type { Store } from '../store.js';
+import type { BusyLock } from './busy-lock.js';
 
 /**
  * A message as callers give it: a string is a user message; an object needs `content`, and a
@@ -21,6 +22,13 @@ export interface SessionManagerOptions {
   runtime: RuntimeFactory;
   /** Where sessions live. @default new MemoryStore() */
   store?: Store;
+  /**
+   * Decides which holder runs a session. The default is for one process; several instances on one
+   * shared store need a shared lock such as `RedisLeaseLock` from `agent-sessions/redis`. When the
+   * lock has `fenceStore`, every write goes through the store it returns (see `BusyLock`).
+   * @default new InProcessBusyLock()
+   */
+  busyLock?: BusyLock;
   /** Resolves agent sources; without one, runtimes get no `source`. */
   sources?: SourceResolver;
   /** Generates titles beside the first turn (30 s limit). Without one, the heuristic title stays. */

@@ -1,0 +1,9 @@
+// agent-sessions/redis: coordination of several instances through Redis. The client (`redis`,
+// node-redis v5) is an optional peer dependency of this entry only; the main entry never loads it.
+export {
+  LeaseLostError,
+  type RedisLease,
+  RedisLeaseLock,
+  type RedisLeaseLockOptions,
+  type RedisScripting,
+} from './lease-lock.js';
