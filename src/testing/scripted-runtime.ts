@@ -1,5 +1,5 @@
 /**
- * `ScriptedRuntime`: a deterministic fake {@link Runtime} for tests (SPEC §4).
+ * `ScriptedRuntime`: a deterministic fake {@link Runtime} for tests (the Runtime contract: src/runtime.ts).
  *
  * A test scripts what the agent does, turn by turn, hands `scripted.factory` to the manager, and then
  * asserts what the manager gave the agent (inits, turn contexts, tool decisions, elicitation answers,
