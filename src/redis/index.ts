@@ -1,5 +1,12 @@
 // agent-sessions/redis: coordination of several instances through Redis. The client (`redis`,
 // node-redis v5) is an optional peer dependency of this entry only; the main entry never loads it.
+
+export {
+  type RedisCommandClient,
+  RedisEventStream,
+  type RedisEventStreamOptions,
+  type ReplayResult,
+} from './event-stream.js';
 export {
   LeaseLostError,
   type RedisLease,
