@@ -66,6 +66,7 @@ import { availableModels, DEFAULT_AGENT, switchModel } from './models.js';
 import { Portability } from './portability.js';
 import { RuntimePool } from './runtime-pool.js';
 import { SessionRecords } from './session-records.js';
+import { SharedIdempotencyKeys } from './shared-keys.js';
 import type {
   AvailableModels,
   FollowUpOptions,
@@ -101,6 +102,7 @@ export class SessionManager {
   readonly #records: SessionRecords;
   readonly #workingDirRoot: string | undefined;
   readonly #logger: Logger;
+  readonly #sharedKeys: SharedIdempotencyKeys | undefined;
   readonly #capacities: { steer: number; followUp: number; keys: number };
   readonly #logs: EventLogs;
   readonly #pool: RuntimePool;
@@ -126,6 +128,13 @@ export class SessionManager {
     this.#records = new SessionRecords(this.store);
     this.#workingDirRoot = options.workingDirRoot;
     this.#logger = options.logger ?? silentLogger;
+    this.#sharedKeys =
+      options.idempotencyStore === undefined
+        ? undefined
+        : new SharedIdempotencyKeys(
+            options.idempotencyStore,
+            positiveInteger(options.idempotencyKeyTtlMs, 86_400_000, 'idempotencyKeyTtlMs'),
+          );
     this.#capacities = {
       steer: positiveInteger(options.steerCapacity, 5, 'steerCapacity'),
       followUp: positiveInteger(options.followUpCapacity, 20, 'followUpCapacity'),
@@ -259,6 +268,13 @@ export class SessionManager {
       const key = optionalString(options.idempotencyKey, 'idempotencyKey');
       const { queues } = live;
       if (key !== undefined && !queues.keys.claim(key)) return { status: 'duplicate' };
+      const shared = key === undefined ? undefined : this.#sharedKeys;
+      if (shared && key !== undefined) {
+        // The shared store decides between instances (and its TTL ends a key); this process's
+        // claim only held off concurrent callers here while it was asked.
+        const claimed = await shared.claim(id, key).finally(() => queues.keys.release(key));
+        if (!claimed) return { status: 'duplicate' };
+      }
       try {
         if (this.#admission.isActive(id)) {
           queues.followUps.push(id, [
@@ -269,8 +285,18 @@ export class SessionManager {
         await this.#admission.admit(live, { messages: normalized, onDetach: 'continue', detached: true });
         return { status: 'started' };
       } catch (error) {
-        if (key !== undefined) queues.keys.release(key);
+        if (key !== undefined) {
+          queues.keys.release(key);
+          await shared?.release(id, key).catch((releaseError: unknown) => {
+            this.#logger.error('releasing a shared idempotency key failed', {
+              sessionId: id,
+              error: releaseError,
+            });
+          });
+        }
         throw error;
+      } finally {
+        if (key !== undefined) shared?.delivered(id, key);
       }
     });
   }

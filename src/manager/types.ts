@@ -1,3 +1,4 @@
+import type { Keyv } from 'keyv';
 import type { AgentSessionsError } from '../errors.js';
 import type { SessionEvent, StopReason } from '../events.js';
 import type { Logger } from '../logger.js';
@@ -45,6 +46,17 @@ export interface SessionManagerOptions {
   followUpCapacity?: number;
   /** Idempotency keys remembered per session. @default 256 */
   idempotencyKeys?: number;
+  /**
+   * Follow-up idempotency keys shared by several instances: a `Keyv` (e.g. `@keyv/redis`, or Keyv's
+   * PostgreSQL adapter) where each used key is kept for {@link SessionManagerOptions.idempotencyKeyTtlMs}.
+   * A key used on one instance is then a `'duplicate'` on every other. Without it, keys are
+   * remembered by this process only (the last {@link SessionManagerOptions.idempotencyKeys} per
+   * session). Keyv has no atomic set-if-absent: two instances claiming one key within the same
+   * round trip can both deliver.
+   */
+  idempotencyStore?: Keyv;
+  /** How long a key used with {@link SessionManagerOptions.idempotencyStore} is kept. @default 86400000 */
+  idempotencyKeyTtlMs?: number;
   /** Close runtimes (and drop the cached history) idle this long. 0 = never. @default 900000 */
   idleRuntimeTtlMs?: number;
   /** Where the manager logs. Nothing is printed by default. */
