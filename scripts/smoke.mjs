@@ -58,8 +58,8 @@ const expected = {
   'agent-sessions/ai-sdk': ['createAiSdkRuntime', 'AiSdkRuntime', 'toModelMessages', 'ModelCallError'],
   'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
   // Server entries: loaded only (no server is needed; their tests run against real servers).
-  'agent-sessions/postgres': ['PostgresStore', 'MigrationError', 'MIGRATIONS', 'migrate'],
-  'agent-sessions/redis': ['RedisLeaseLock', 'LeaseLostError'],
+  'agent-sessions/postgres': ['PostgresStore', 'PostgresEventLog', 'MigrationError', 'MIGRATIONS', 'migrate'],
+  'agent-sessions/redis': ['RedisLeaseLock', 'LeaseLostError', 'RedisEventStream'],
 };
 
 for (const subpath of subpaths) {

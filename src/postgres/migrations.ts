@@ -61,6 +61,21 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX IF NOT EXISTS items_message ON {schema}.items (session_id, message_key) WHERE message_key IS NOT NULL`,
     ],
   },
+  {
+    version: 2,
+    description: 'durable session events',
+    statements: [
+      // Not tied to sessions by a foreign key: events are written beside the turn, and a session's
+      // events outlive nothing (deleteSession of the store does not know them; retention does).
+      `CREATE TABLE IF NOT EXISTS {schema}.events (
+        session_id text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        body text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (session_id, seq)
+      )`,
+    ],
+  },
 ];
 
 const migrationErrorBrand = Symbol.for('agent-sessions.error.MigrationError');

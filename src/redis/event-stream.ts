@@ -165,7 +165,7 @@ export class RedisEventStream {
       reply = entries;
       const events = parseEntries(reply).map((entry) => entry.event);
       const oldest = parseEntries(first)[0]?.seq;
-      const dropped = oldest !== undefined && oldest > since + 1 && since > 0;
+      const dropped = oldest !== undefined && oldest > since + 1;
       return { events, dropped };
     } catch (error) {
       throw unavailable('replay events', error);
