@@ -2,4 +2,12 @@
 
 export type { DirectorySourceOptions, SourceFileInfo } from './sources/directory.js';
 export { DirectorySourceResolver } from './sources/directory.js';
-export { FileStore, type FileStoreDurability, type FileStoreOptions } from './stores/file/store.js';
+export {
+  type DamagedSession,
+  FileStore,
+  type FileStoreDurability,
+  type FileStoreOptions,
+  type RepairOptions,
+  type RepairReport,
+  type VerifyReport,
+} from './stores/file/store.js';

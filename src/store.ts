@@ -34,8 +34,8 @@
  * A store SHOULD report damaged data as `STORE_CORRUPT` (`StoreCorruptError`) naming the
  * file or key, keeping every other session usable, and never delete or cut damaged data by itself.
  *
- * Optional members ({@link Store.getSummary}, {@link Store.close}) each have a fallback in the
- * manager. Optional capabilities of drivers (incremental writes, native listing; later durable
+ * Optional members: without {@link Store.getSummary} the manager checks existence with
+ * `getSession`; {@link Store.close} is called by `manager.close()` when present. Optional capabilities of drivers (incremental writes, native listing; later durable
  * events and idempotent item writes) are declared by the driver and detected by `defineStore`.
  *
  * `describeStoreConformance` (from `agent-sessions/testing` or `agent-sessions/store`) checks all of

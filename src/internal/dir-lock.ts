@@ -14,14 +14,23 @@
 // other's claim existed and saw it alive, so it could not hold. Two contenders that see each other
 // both back off and retry after a random delay; a holder's claim never goes away, so a contender
 // gives up with STORE_LOCKED after a few tries. A claim from another host cannot be judged and
-// counts as alive (it must be removed by hand).
+// counts as alive (it must be removed by hand); a zombie (exited, not yet reaped) counts as dead.
+//
+// Holding is checked, not assumed: the holder keeps its claim file open, and before each write
+// batch the store asks `held()`, which is false once the claim has been removed or replaced (its
+// inode has no link left) — an operator deleting `.lock`, or a takeover. A store that lost its
+// claim refuses to write (STORE_LOCKED) instead of writing under a lock it no longer holds.
+//
+// Every claim file is opened with O_NONBLOCK and checked to be a regular file before it is read:
+// a FIFO planted in the lock directory cannot block the process.
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import { constants, promises as fs, fstatSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AgentSessionsError, ErrorCode, StoreCorruptError } from '../errors.js';
 
-interface Claim {
+/** What a claim file holds. */
+export interface Claim {
   pid: number;
   host: string;
   /** Process start time (Linux: jiffies after boot from /proc), to detect a reused pid. */
@@ -30,41 +39,59 @@ interface Claim {
 
 const CLAIM_SUFFIX = '.claim';
 const ATTEMPTS = 6;
+// A claim is a few dozen bytes; anything much larger was not written by a store.
+const MAX_CLAIM_BYTES = 4096;
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+const NONBLOCK = constants.O_NONBLOCK ?? 0;
 
-async function processStart(pid: number): Promise<string | undefined> {
+/** A process's state letter and start time (Linux `/proc/<pid>/stat`), when they can be read. */
+async function processInfo(pid: number): Promise<{ state: string; start: string } | undefined> {
   if (process.platform !== 'linux') return undefined;
   try {
     const stat = await fs.readFile(`/proc/${pid}/stat`, 'latin1');
     // The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19];
+    const state = fields[0];
+    const start = fields[19];
+    return state === undefined || start === undefined ? undefined : { state, start };
   } catch {
     return undefined;
   }
 }
 
-async function isAlive(claim: Claim): Promise<boolean> {
+/** @internal Whether the process that wrote `claim` still runs (exported for tests). */
+export async function isAlive(claim: Claim): Promise<boolean> {
   if (claim.host !== hostname()) return true;
   try {
     process.kill(claim.pid, 0);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
   }
+  const info = await processInfo(claim.pid);
+  // A zombie has exited and will never write again; only its parent has not reaped it yet.
+  if (info && (info.state === 'Z' || info.state === 'X')) return false;
   if (claim.start === undefined) return true;
-  const start = await processStart(claim.pid);
-  return start === undefined || start === claim.start;
+  return info === undefined || info.start === claim.start;
 }
 
 async function readClaim(path: string): Promise<Claim | 'damaged' | undefined> {
   let text: string;
+  let handle: fs.FileHandle;
   try {
-    text = await fs.readFile(path, {
-      encoding: 'utf8',
-      flag: constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0),
-    });
+    handle = await fs.open(path, constants.O_RDONLY | NOFOLLOW | NONBLOCK);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw new StoreCorruptError(path, 'a symlink is where a lock claim should be');
     throw error;
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new StoreCorruptError(path, 'not a regular file where a lock claim should be');
+    if (stat.size > MAX_CLAIM_BYTES) return 'damaged';
+    text = (await handle.readFile()).toString('utf8');
+  } finally {
+    await handle.close().catch(() => {});
   }
   try {
     const value = JSON.parse(text) as Partial<Claim>;
@@ -89,6 +116,14 @@ async function removeIfExists(path: string): Promise<void> {
 
 /** A held lock. */
 export interface DirLock {
+  /**
+   * True while this process's claim is still the one in the lock directory. False once it was
+   * removed or replaced (an operator deleting the lock, another process taking over): from then on
+   * this process must not write. Cheap (one `fstat` of the open claim), so it is asked before each
+   * write batch.
+   */
+  held(): boolean;
+  /** Removes the claim. Idempotent. */
   release(): Promise<void>;
 }
 
@@ -98,20 +133,42 @@ export interface DirLock {
  * directory (a symlink is never followed).
  */
 export async function acquireDirLock(lockDir: string): Promise<DirLock> {
-  await fs.mkdir(lockDir, { recursive: true });
+  try {
+    await fs.mkdir(lockDir, { recursive: true });
+  } catch (error) {
+    if (
+      (error as NodeJS.ErrnoException).code === 'EEXIST' ||
+      (error as NodeJS.ErrnoException).code === 'ENOTDIR'
+    ) {
+      throw new StoreCorruptError(lockDir, 'not a directory', { cause: error });
+    }
+    throw error;
+  }
   // mkdir accepts an existing symlink to a directory; claims written through it would land outside.
   if (!(await fs.lstat(lockDir)).isDirectory()) throw new StoreCorruptError(lockDir, 'not a directory');
   const token = `${process.pid}-${randomBytes(8).toString('hex')}`;
   const mine = join(lockDir, `${token}${CLAIM_SUFFIX}`);
   const pending = join(lockDir, `${token}.tmp`);
   const claim: Claim = { pid: process.pid, host: hostname() };
-  const start = await processStart(process.pid);
+  const start = (await processInfo(process.pid))?.start;
   if (start !== undefined) claim.start = start;
   let holder: Claim | undefined;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    // Renamed into place whole, so no other process ever reads a half-written claim.
-    await fs.writeFile(pending, JSON.stringify(claim), { flag: 'wx', mode: 0o600 });
-    await fs.rename(pending, mine);
+    // Renamed into place whole, so no other process ever reads a half-written claim. The handle
+    // stays open while the lock is held: its link count says whether the claim is still there.
+    const handle = await fs.open(
+      pending,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW,
+      0o600,
+    );
+    try {
+      await handle.writeFile(JSON.stringify(claim));
+      await fs.rename(pending, mine);
+    } catch (error) {
+      await handle.close().catch(() => {});
+      await removeIfExists(pending).catch(() => {});
+      throw error;
+    }
     holder = undefined;
     try {
       for (const name of await fs.readdir(lockDir)) {
@@ -127,19 +184,37 @@ export async function acquireDirLock(lockDir: string): Promise<DirLock> {
       }
     } catch (error) {
       // Our claim names a live process: left behind, it would lock everyone out while we live.
+      await handle.close().catch(() => {});
       await removeIfExists(mine).catch(() => {});
       throw error;
     }
     if (holder === undefined) {
       let released = false;
       return {
+        held() {
+          if (released) return false;
+          try {
+            return fstatSync(handle.fd).nlink > 0;
+          } catch {
+            return false;
+          }
+        },
         async release() {
           if (released) return;
           released = true;
-          await removeIfExists(mine);
+          let stillOurs = false;
+          try {
+            stillOurs = fstatSync(handle.fd).nlink > 0;
+          } catch {
+            // The handle is unusable: leave the claim; a dead claim is taken over by the next opener.
+          }
+          await handle.close().catch(() => {});
+          // A claim that is no longer ours (replaced) must not be removed: it may be another holder's.
+          if (stillOurs) await removeIfExists(mine);
         },
       };
     }
+    await handle.close().catch(() => {});
     await removeIfExists(mine);
     if (attempt < ATTEMPTS - 1) {
       await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * (attempt + 1)));

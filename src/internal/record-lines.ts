@@ -55,7 +55,11 @@ export class LineError extends Error {
  * {@link LineError} on a complete line that is not what this store wrote. Returns the lines and
  * the file offset where the complete lines end (anything after it is a torn tail).
  */
-export function decodeLines(buffer: Buffer, base = 0): { lines: DecodedLine[]; end: number } {
+export function decodeLines(
+  buffer: Buffer,
+  base = 0,
+  options: { stopAtError?: boolean } = {},
+): { lines: DecodedLine[]; end: number; error?: LineError } {
   const lines: DecodedLine[] = [];
   // Decoded once: one string per line from the buffer would cost more than the parsing. The k-th
   // '\n' of the bytes is the k-th '\n' of the text (UTF-8 never uses 0x0a inside a character), so
@@ -69,14 +73,25 @@ export function decodeLines(buffer: Buffer, base = 0): { lines: DecodedLine[]; e
     const textNewline = text.indexOf('\n', textStart);
     const offset = base + start;
     const expected = newline - start < 10 ? -1 : readPrefix(buffer, start);
-    if (expected < 0) throw new LineError(offset, 'malformed line');
-    const crc = crc32(buffer.subarray(start + 9, newline));
-    if (crc !== expected) throw new LineError(offset, 'checksum mismatch');
+    let problem: string | undefined;
+    let crc = 0;
     let value: unknown;
-    try {
-      value = JSON.parse(text.slice(textStart + 9, textNewline));
-    } catch {
-      throw new LineError(offset, 'invalid JSON');
+    if (expected < 0) problem = 'malformed line';
+    else {
+      crc = crc32(buffer.subarray(start + 9, newline));
+      if (crc !== expected) problem = 'checksum mismatch';
+      else {
+        try {
+          value = JSON.parse(text.slice(textStart + 9, textNewline));
+        } catch {
+          problem = 'invalid JSON';
+        }
+      }
+    }
+    if (problem !== undefined) {
+      const error = new LineError(offset, problem);
+      if (options.stopAtError) return { lines, end: offset, error };
+      throw error;
     }
     lines.push({ start: offset, end: base + newline + 1, crc, value });
     start = newline + 1;
@@ -110,4 +125,79 @@ function readPrefix(buffer: Buffer, start: number): number {
     value = value * 16 + digit;
   }
   return value;
+}
+
+/** The bytes read from a file at a time when scanning its lines. */
+export const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** A line longer than a scan accepts (it could not be decoded as one string). */
+export class LineTooLongError extends Error {
+  /** The file offset where the line starts. */
+  readonly offset: number;
+  /** The limit it exceeds, in bytes. */
+  readonly limit: number;
+  constructor(offset: number, limit: number) {
+    super(`a record at byte ${offset} is longer than ${limit} bytes`);
+    this.offset = offset;
+    this.limit = limit;
+  }
+}
+
+/** Where a scan ended. */
+export interface ScanEnd {
+  /** The file offset just after the last complete line. */
+  end: number;
+  /** The bytes after it up to the end of the range (a torn tail, or damage): at most `maxLineBytes`. */
+  tail: Buffer;
+}
+
+/** A source of bytes at an offset (a `FileHandle`'s `read`). */
+export interface ByteSource {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
+/**
+ * Decodes the complete lines of the byte range `[from, to)` of a file chunk by chunk, handing each
+ * chunk's lines to `onLines`: the file is never held as one buffer or one string, so a log of any
+ * size can be scanned (a summary rebuilt) in bounded memory. Throws {@link LineError} like
+ * {@link decodeLines}, and {@link LineTooLongError} for a line (or a tail) longer than
+ * `maxLineBytes`.
+ */
+export async function scanLines(
+  source: ByteSource,
+  from: number,
+  to: number,
+  onLines: (lines: DecodedLine[]) => void,
+  options: { chunkBytes?: number; maxLineBytes: number; stopAtError?: boolean },
+): Promise<ScanEnd & { error?: LineError }> {
+  const chunkBytes = Math.max(1, options.chunkBytes ?? SCAN_CHUNK_BYTES);
+  let carry: Buffer = Buffer.alloc(0);
+  let carryStart = from;
+  let position = from;
+  while (position < to) {
+    const length = Math.min(chunkBytes, to - position);
+    const chunk = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await source.read(chunk, filled, length - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    position += filled;
+    const bytes =
+      carry.length === 0 ? chunk.subarray(0, filled) : Buffer.concat([carry, chunk.subarray(0, filled)]);
+    const lastNewline = bytes.lastIndexOf(NEWLINE);
+    if (lastNewline >= 0) {
+      const decoded = decodeLines(bytes.subarray(0, lastNewline + 1), carryStart, options);
+      if (decoded.lines.length > 0) onLines(decoded.lines);
+      if (decoded.error) return { end: decoded.end, tail: Buffer.alloc(0), error: decoded.error };
+      carry = Buffer.from(bytes.subarray(lastNewline + 1));
+      carryStart += lastNewline + 1;
+    } else {
+      carry = bytes;
+    }
+    if (carry.length > options.maxLineBytes) throw new LineTooLongError(carryStart, options.maxLineBytes);
+    if (filled < length) break; // the file is shorter than the range
+  }
+  return { end: carryStart, tail: carry };
 }

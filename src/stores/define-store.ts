@@ -231,6 +231,15 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
     return this.#closing;
   }
 
+  /**
+   * Runs `task` in the queue of session `id`, after every earlier call naming it and before later
+   * ones, normalising what it throws like every other call. For a subclass's own per-session
+   * operations (`FileStore.repairSession`).
+   */
+  protected exclusive<T>(id: string, what: string, task: () => Promise<T>): Promise<T> {
+    return this.#serial(id, what, task);
+  }
+
   /** Throws `CLOSED` once {@link DefinedStore.close} was called on a store whose driver closes. */
   protected assertOpen(): void {
     if (this.#closed) throw new AgentSessionsError(ErrorCode.CLOSED, `the ${this.name} store is closed`);

@@ -14,7 +14,7 @@
 // records written before versions existed have none and are read as version 0 (same shapes).
 import { StoreCorruptError } from '../../errors.js';
 import type { DecodedLine, EncodedLine } from '../../internal/record-lines.js';
-import { decodeLines, encodeLine } from '../../internal/record-lines.js';
+import { decodeLines, encodeLine, lineHasChecksum } from '../../internal/record-lines.js';
 import {
   applyPatch,
   countMessages,
@@ -24,6 +24,7 @@ import {
   type Session,
   type SessionItem,
   type SessionPatch,
+  SessionSchema,
   type SessionSummary,
   SessionSummarySchema,
 } from '../../schemas.js';
@@ -130,6 +131,28 @@ function fail(path: string, line: DecodedLine, what: string): never {
   throw new StoreCorruptError(path, `${what} at byte ${line.start}`);
 }
 
+const SessionMetadataSchema = SessionSchema.omit({ items: true });
+
+function itemsAreSound(items: unknown): items is SessionItem[] {
+  if (!Array.isArray(items)) return false;
+  for (const item of items) {
+    if (typeof item !== 'object' || item === null || typeof (item as { kind?: unknown }).kind !== 'string') {
+      return false;
+    }
+    if ((item as { kind: string }).kind === 'message') {
+      const message = (item as { message?: unknown }).message;
+      if (
+        typeof message !== 'object' ||
+        message === null ||
+        typeof (message as { id?: unknown }).id !== 'string'
+      ) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 /** The record of a decoded line, checked for its version and the shape replay relies on. */
 export function readRecord(line: DecodedLine, path: string): LogRecord {
   const record = line.value as Partial<Record<string, unknown>> | null;
@@ -150,14 +173,12 @@ export function readRecord(line: DecodedLine, path: string): LogRecord {
   switch (record.t) {
     case 'session': {
       const session = record.session as Partial<Session> | undefined;
-      if (
-        typeof session !== 'object' ||
-        session === null ||
-        typeof session.id !== 'string' ||
-        typeof session.updatedAt !== 'string' ||
-        !Array.isArray(session.items)
-      ) {
+      if (typeof session !== 'object' || session === null || !itemsAreSound(session.items)) {
         fail(path, line, 'a session record without a session');
+      }
+      // The metadata is small: checked whole, so a summary built from it is always valid.
+      if (!SessionMetadataSchema.safeParse({ ...session, items: undefined }).success) {
+        fail(path, line, 'a session record whose session is not valid');
       }
       break;
     }
@@ -170,7 +191,9 @@ export function readRecord(line: DecodedLine, path: string): LogRecord {
         typeof record.at !== 'string' ||
         typeof record.set !== 'object' ||
         record.set === null ||
-        !Array.isArray(record.unset)
+        Array.isArray(record.set) ||
+        !Array.isArray(record.unset) ||
+        !record.unset.every((key) => typeof key === 'string')
       ) {
         fail(path, line, 'a malformed patch');
       }
@@ -191,19 +214,43 @@ export function readRecord(line: DecodedLine, path: string): LogRecord {
   return record as LogRecord;
 }
 
-/** Rebuilds a session from its log lines (the first one a session record). */
-export function replay(lines: readonly DecodedLine[], path: string, id: string): Session {
-  const first = lines[0];
-  if (!first) throw new StoreCorruptError(path, 'the log holds no record');
-  const head = readRecord(first, path);
-  if (head.t !== 'session' || head.session.id !== id) {
-    throw new StoreCorruptError(path, 'the first record is not this session');
+/**
+ * Rebuilds a session from its log lines, fed in file order (a scan hands them over chunk by chunk,
+ * so the log is never one buffer or one string).
+ */
+export class Replay {
+  readonly #path: string;
+  readonly #id: string;
+  #session: Session | undefined;
+
+  constructor(path: string, id: string) {
+    this.#path = path;
+    this.#id = id;
   }
-  const session = head.session;
-  const items = session.items;
-  for (let index = 1; index < lines.length; index++) {
-    const line = lines[index]!;
+
+  /** Applies the next lines of the log. */
+  add(lines: readonly DecodedLine[]): void {
+    for (const line of lines) this.#apply(line);
+  }
+
+  /** The session the lines make. `STORE_CORRUPT` when there was no line. */
+  session(): Session {
+    if (!this.#session) throw new StoreCorruptError(this.#path, 'the log holds no complete record');
+    return this.#session;
+  }
+
+  #apply(line: DecodedLine): void {
+    const path = this.#path;
     const record = readRecord(line, path);
+    const session = this.#session;
+    if (!session) {
+      if (record.t !== 'session' || record.session.id !== this.#id) {
+        throw new StoreCorruptError(path, 'the first record is not this session');
+      }
+      this.#session = record.session;
+      return;
+    }
+    const items = session.items;
     switch (record.t) {
       case 'append':
         for (const item of record.items) items.push(item);
@@ -225,7 +272,35 @@ export function replay(lines: readonly DecodedLine[], path: string, id: string):
     }
     session.updatedAt = record.at;
   }
-  return session;
+}
+
+/**
+ * Judges the bytes after a log's last complete line. A process killed mid-write leaves a prefix of
+ * one line: no newline, starting with the 8 hex digits and the space of its checksum (or a prefix of
+ * those). Such a torn tail was never acknowledged: `'torn'`. Anything else was not left by a crash
+ * of this store and is `STORE_CORRUPT`: bytes that do not start like a record, or a whole record
+ * whose final newline was damaged (a crash cuts a line short, it never writes a wrong byte).
+ */
+export function judgeTail(tail: Buffer, end: number, path: string): 'none' | 'torn' {
+  if (tail.length === 0) return 'none';
+  const prefix = Math.min(tail.length, 9);
+  for (let index = 0; index < prefix; index++) {
+    const byte = tail[index]!;
+    const expected =
+      index === 8 ? byte === 0x20 : (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66);
+    if (!expected) {
+      throw new StoreCorruptError(path, `${tail.length} bytes after byte ${end} are not a record`);
+    }
+  }
+  if (tail.length >= 10) {
+    const repaired = Buffer.from(tail);
+    repaired[repaired.length - 1] = 0x0a;
+    const crc = Number.parseInt(tail.subarray(0, 8).toString('latin1'), 16);
+    if (lineHasChecksum(repaired, crc)) {
+      throw new StoreCorruptError(path, `the final newline of the record at byte ${end} is damaged`);
+    }
+  }
+  return 'torn';
 }
 
 // ---------------------------------------------------------------------------------------------

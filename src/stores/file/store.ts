@@ -1,22 +1,24 @@
 // FileStore's operations: the driver behind `defineStore` that writes and reads session logs. The
 // wrapper (src/stores/define-store.ts) serialises calls per session, validates and stamps; this
 // file turns each call into log records, keeps the summaries, compacts and rewrites summary files.
+import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { constants, promises as fs, fstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, StoreCorruptError } from '../../errors.js';
-import type { DirLock } from '../../internal/dir-lock.js';
 import {
-  errnoCode,
-  NOFOLLOW,
-  readRange,
-  syncDirectory,
-  unlinkIfExists,
-  writeAll,
-} from '../../internal/files.js';
-import { decodeLines, type EncodedLine } from '../../internal/record-lines.js';
+  AgentSessionsError,
+  ErrorCode,
+  InvalidArgumentError,
+  SessionNotFoundError,
+  StoreCorruptError,
+} from '../../errors.js';
+import type { DirLock } from '../../internal/dir-lock.js';
+import { errnoCode, NOFOLLOW, readRange, syncDirectory, writeAll } from '../../internal/files.js';
+import { type EncodedLine, SCAN_CHUNK_BYTES, scanLines } from '../../internal/record-lines.js';
 import { type Logger, silentLogger } from '../../logger.js';
 import {
+  assertSessionId,
   countMessages,
   type Message,
   type Session,
@@ -27,7 +29,7 @@ import {
 import type { ListOptions, Page } from '../../store.js';
 import { DefinedStore } from '../define-store.js';
 import type { IncrementalDriver, ListingDriver } from '../driver.js';
-import { compareListPosition, pageSortedSummaries } from '../paging.js';
+import { pageSortedSummaries } from '../paging.js';
 import {
   appendLine,
   encodeSessionName,
@@ -35,12 +37,22 @@ import {
   messageLine,
   patchLine,
   patchSummary,
-  replay,
+  Replay,
   SESSIONS,
   sessionLine,
   splitPatch,
 } from './format.js';
-import { type Entry, openDirectory, openLog, StorePaths, toCorrupt } from './recovery.js';
+import {
+  type Entry,
+  openDirectory,
+  openRegular,
+  type ReadLimits,
+  recoverSession,
+  reportDamage,
+  StorePaths,
+  toSessionError,
+  unavailable,
+} from './recovery.js';
 
 /** How hard {@link FileStore} works to keep a resolved write. */
 export type FileStoreDurability = 'fsync' | 'buffered';
@@ -55,14 +67,63 @@ export interface FileStoreOptions {
    *   a process crash (`kill -9`) and a power loss or kernel crash.
    * - `'buffered'`: a write resolves once the operating system has it. Every resolved write
    *   survives a process crash, not a power loss (the last few seconds of writes may be lost, and
-   *   a file written at that moment may come back damaged).
+   *   a file written at that moment may come back damaged: reported as `STORE_CORRUPT`).
    * @default 'fsync'
    */
   durability?: FileStoreDurability;
-  /** Receives warnings (a damaged session skipped by a listing) and debug notes. Silent by default. */
+  /**
+   * The largest session log `getSession` reads, in bytes. A larger session rejects with
+   * `STORE_UNAVAILABLE` naming this limit (it stays listed, and can be deleted or exported by a
+   * store with a higher limit). No single record may exceed what fits in one string
+   * (`buffer.constants.MAX_STRING_LENGTH`, about 512 MiB) whatever the limit.
+   * @default 256 MiB
+   */
+  maxSessionBytes?: number;
+  /** Receives warnings (a damaged session, a leftover file) and debug notes. Silent by default. */
   logger?: Logger;
-  /** @internal Thresholds, lowered by tests to exercise compaction and summary rewrites. */
-  tuning?: { compactMinBytes?: number; summaryEveryBytes?: number };
+  /** @internal Thresholds, lowered by tests to exercise compaction, summary rewrites and streaming. */
+  tuning?: { compactMinBytes?: number; summaryEveryBytes?: number; chunkBytes?: number };
+}
+
+/** Options of {@link FileStore.repairSession}. */
+export interface RepairOptions {
+  /**
+   * What to keep: `'last-valid-record'` keeps the log up to the end of its last record that reads
+   * back and fits the ones before it, and drops everything after.
+   */
+  truncateTo: 'last-valid-record';
+}
+
+/** What {@link FileStore.repairSession} did. */
+export interface RepairReport {
+  /** The repaired session. */
+  sessionId: string;
+  /** Bytes of the log kept. */
+  keptBytes: number;
+  /** Bytes dropped from the log (0: the log was sound, nothing was changed). */
+  droppedBytes: number;
+  /** Where the log was copied, untouched, before it was cut (absent when nothing was dropped). */
+  backup?: string;
+}
+
+/** One session {@link FileStore.verify} found unusable. */
+export interface DamagedSession {
+  /** The session's id. */
+  sessionId: string;
+  /** `STORE_CORRUPT` (its files do not hold what the store wrote) or `STORE_UNAVAILABLE`. */
+  code: ErrorCode;
+  /** The file at fault. */
+  path: string | undefined;
+  /** What is wrong. */
+  message: string;
+}
+
+/** What {@link FileStore.verify} found. */
+export interface VerifyReport {
+  /** How many sessions were checked. */
+  checked: number;
+  /** Every session that cannot be used, with why. */
+  damaged: DamagedSession[];
 }
 
 // A summary file is rewritten once its log has grown this much, which bounds what an open after a
@@ -71,6 +132,9 @@ const SUMMARY_EVERY_BYTES = 256 * 1024;
 // Compaction rewrites a log whose patch and message-update lines exceed this and half its size.
 const COMPACT_MIN_BYTES = 1024 * 1024;
 const OPEN_CONCURRENCY = 32;
+const DEFAULT_MAX_SESSION_BYTES = 256 * 1024 * 1024;
+// One line is decoded as one string: with the chunk it is read with, it must fit.
+const MAX_LINE_BYTES = bufferConstants.MAX_STRING_LENGTH - SCAN_CHUNK_BYTES;
 
 class FileDriver implements IncrementalDriver, ListingDriver {
   readonly name = 'file';
@@ -81,12 +145,17 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   readonly #logger: Logger;
   readonly #compactMinBytes: number;
   readonly #summaryEveryBytes: number;
+  readonly #maxSessionBytes: number;
+  readonly #limits: ReadLimits;
   #entries = new Map<string, Entry>();
-  #damaged = new Map<string, StoreCorruptError>();
+  /** Sessions that cannot be used: STORE_CORRUPT until repaired or deleted, STORE_UNAVAILABLE retried. */
+  #damaged = new Map<string, AgentSessionsError>();
   /** Summaries in listing order, rebuilt on the first listing after a write. */
   #sorted: SessionSummary[] | undefined;
   #opening: Promise<void> | undefined;
   #lock: DirLock | undefined;
+  /** Set once the directory lock was found gone: every later write is refused with it. */
+  #lockLost: AgentSessionsError | undefined;
 
   constructor(options: FileStoreOptions) {
     if (typeof options?.directory !== 'string' || options.directory.length === 0) {
@@ -100,18 +169,33 @@ class FileDriver implements IncrementalDriver, ListingDriver {
         issues: [{ path: ['durability'], message: "expected 'fsync' or 'buffered'" }],
       });
     }
+    const maxSessionBytes = options.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES;
+    if (!Number.isSafeInteger(maxSessionBytes) || maxSessionBytes < 1) {
+      throw new InvalidArgumentError(`invalid FileStore maxSessionBytes ${String(maxSessionBytes)}`, {
+        issues: [{ path: ['maxSessionBytes'], message: 'expected a positive integer' }],
+      });
+    }
     const directory = resolve(options.directory);
     this.paths = new StorePaths(directory, join(directory, SESSIONS));
     this.#sync = durability === 'fsync';
     this.#logger = options.logger ?? silentLogger;
     this.#compactMinBytes = options.tuning?.compactMinBytes ?? COMPACT_MIN_BYTES;
     this.#summaryEveryBytes = options.tuning?.summaryEveryBytes ?? SUMMARY_EVERY_BYTES;
+    this.#maxSessionBytes = maxSessionBytes;
+    this.#limits = {
+      maxLineBytes: Math.min(MAX_LINE_BYTES, maxSessionBytes),
+      chunkBytes: options.tuning?.chunkBytes ?? SCAN_CHUNK_BYTES,
+    };
   }
 
   /** Opens the store once: takes the lock and recovers every session. A failed open is retried by the next call. */
   ready(): Promise<void> {
     if (!this.#opening) {
-      const opening = openDirectory(this.paths, { sync: this.#sync, logger: this.#logger }).then((opened) => {
+      const opening = openDirectory(this.paths, {
+        sync: this.#sync,
+        logger: this.#logger,
+        limits: this.#limits,
+      }).then((opened) => {
         this.#entries = opened.entries;
         this.#damaged = opened.damaged;
         this.#sorted = undefined;
@@ -127,13 +211,13 @@ class FileDriver implements IncrementalDriver, ListingDriver {
 
   async read(id: string): Promise<Session | undefined> {
     await this.ready();
-    const entry = this.#entry(id);
+    const entry = await this.#entry(id);
     return entry && this.#load(entry);
   }
 
   async readSummary(id: string): Promise<SessionSummary | undefined> {
     await this.ready();
-    return this.#entry(id)?.summary;
+    return (await this.#entry(id))?.summary;
   }
 
   async summaries(): Promise<Iterable<SessionSummary>> {
@@ -144,14 +228,16 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   async list(options: ListOptions): Promise<Page<SessionSummary>> {
     await this.ready();
     this.#sorted ??= [...this.#entries.values()]
-      .sort((a, b) => (a.time !== b.time ? b.time - a.time : compareListPosition(a.summary, b.summary)))
+      // Listing order (compareListPosition) on the parsed times kept in each entry: no date is parsed
+      // per comparison.
+      .sort((a, b) => (a.time !== b.time ? b.time - a.time : a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
       .map((entry) => entry.summary);
     return pageSortedSummaries(this.#sorted, options);
   }
 
   async write(session: Session, summary: SessionSummary): Promise<void> {
     await this.ready();
-    const existing = this.#entry(session.id);
+    const existing = await this.#entry(session.id);
     const line = sessionLine(session);
     if (existing) {
       // A whole-session write of a stored session (not made by defineStore for this driver, whose
@@ -168,7 +254,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
 
   async append(id: string, items: SessionItem[], updatedAt: string): Promise<boolean> {
     await this.ready();
-    const entry = this.#entry(id);
+    const entry = await this.#entry(id);
     if (!entry) return false;
     await this.#append(entry, appendLine(updatedAt, items), false);
     entry.summary.messageCount += countMessages(items);
@@ -179,7 +265,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
 
   async patch(id: string, patch: SessionPatch, updatedAt: string): Promise<boolean> {
     await this.ready();
-    const entry = this.#entry(id);
+    const entry = await this.#entry(id);
     if (!entry) return false;
     const { set, unset } = splitPatch(patch);
     await this.#append(entry, patchLine(updatedAt, set, unset), true);
@@ -196,7 +282,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     updatedAt: string,
   ): Promise<true | 'session' | 'message'> {
     await this.ready();
-    const entry = this.#entry(id);
+    const entry = await this.#entry(id);
     if (!entry) return 'session';
     const line = messageLine(updatedAt, messageId, message);
     const session = await this.#load(entry);
@@ -213,13 +299,16 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     await this.ready();
     const damaged = this.#damaged.get(id);
     if (!damaged && !this.#entries.has(id)) return false;
+    this.#assertLockHeld();
     const name = encodeSessionName(id);
+    // The summary first: a delete that stops half-way leaves a log without a summary (the session,
+    // whole), never a summary whose log is gone. What is not ours to remove is refused, not deleted.
+    await this.#removeFile(this.paths.summary(name));
     // The log is the record: once it is gone (and the directory synced) the session is gone.
-    await unlinkIfExists(this.paths.log(name));
+    await this.#removeFile(this.paths.log(name));
     if (this.#sync) await syncDirectory(this.paths.sessions);
     this.#damaged.delete(id);
     if (this.#entries.delete(id)) this.#sorted = undefined;
-    await unlinkIfExists(this.paths.summary(name));
     return true;
   }
 
@@ -232,51 +321,194 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     const lock = this.#lock;
     if (!lock) return;
     try {
-      const stale = [...this.#entries.values()].filter((entry) => entry.summarized !== entry.logSize);
-      await pool(stale, (entry) =>
-        this.#writeSummary(entry).catch((error: unknown) => {
-          this.#logger.warn('file store: could not write a summary file', { sessionId: entry.id, error });
-        }),
-      );
+      if (lock.held()) {
+        const stale = [...this.#entries.values()].filter((entry) => entry.summarized !== entry.logSize);
+        await pool(stale, (entry) =>
+          this.#writeSummary(entry).catch((error: unknown) => {
+            this.#logger.warn('file store: could not write a summary file', { sessionId: entry.id, error });
+          }),
+        );
+      }
     } finally {
       await lock.release();
       this.#lock = undefined;
     }
   }
 
-  // The entry of a healthy session, undefined for an unknown one; a damaged one throws STORE_CORRUPT.
-  #entry(id: string): Entry | undefined {
+  /** Cuts a damaged log back to its last valid record, keeping a copy of the whole file. */
+  async repair(id: string, options: RepairOptions): Promise<RepairReport> {
+    if (options?.truncateTo !== 'last-valid-record') {
+      throw new InvalidArgumentError(`invalid repair truncateTo ${JSON.stringify(options?.truncateTo)}`, {
+        issues: [{ path: ['truncateTo'], message: "expected 'last-valid-record'" }],
+      });
+    }
+    await this.ready();
+    if (!this.#damaged.has(id) && !this.#entries.has(id)) throw new SessionNotFoundError(id);
+    this.#assertLockHeld();
+    const name = encodeSessionName(id);
+    const path = this.paths.log(name);
+    const { handle, stat } = await openRegular(path, constants.O_RDONLY).catch((error: unknown) => {
+      throw toSessionError(error, path) ?? error;
+    });
+    let keep = 0;
+    try {
+      // The longest prefix of whole records that replay: everything up to the first record that does
+      // not decode or does not fit the ones before it.
+      const replay = new Replay(path, id);
+      let stopped = false;
+      try {
+        await scanLines(
+          handle,
+          0,
+          stat.size,
+          (lines) => {
+            for (const line of lines) {
+              if (stopped) return;
+              try {
+                replay.add([line]);
+                keep = line.end;
+              } catch {
+                stopped = true;
+              }
+            }
+          },
+          { ...this.#limits, stopAtError: true },
+        );
+      } catch {
+        // A record too long to read ends the valid prefix where it starts.
+      }
+      if (keep === 0) {
+        throw new StoreCorruptError(
+          path,
+          'no record of the log can be read back, so nothing can be kept: deleteSession removes the session',
+        );
+      }
+      if (keep === stat.size && !this.#damaged.has(id)) {
+        return { sessionId: id, keptBytes: keep, droppedBytes: 0 };
+      }
+      const stamp = new Date().toISOString().replaceAll(':', '-');
+      const backup = join(
+        this.paths.sessions,
+        `${name}.damaged-${stamp}-${randomBytes(3).toString('hex')}.bak`,
+      );
+      await this.#copyRange(handle, 0, stat.size, backup);
+      const temp = this.#tempPath(name);
+      await this.#copyRange(handle, 0, keep, temp);
+      this.#assertLockHeld();
+      // The summary goes first: it may describe the bytes being dropped.
+      await this.#removeFile(this.paths.summary(name));
+      await fs.rename(temp, path);
+      if (this.#sync) await syncDirectory(this.paths.sessions);
+      const entry = await recoverSession(this.paths, id, name, this.#logger, this.#limits);
+      this.#damaged.delete(id);
+      if (entry) this.#entries.set(id, entry);
+      this.#sorted = undefined;
+      this.#logger.warn('file store: session repaired: its log was cut after its last valid record', {
+        sessionId: id,
+        keptBytes: keep,
+        droppedBytes: stat.size - keep,
+        backup,
+      });
+      return { sessionId: id, keptBytes: keep, droppedBytes: stat.size - keep, backup };
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  }
+
+  /** The ids of every session on disk, healthy or not. */
+  async sessionIds(): Promise<string[]> {
+    await this.ready();
+    return [...new Set([...this.#entries.keys(), ...this.#damaged.keys()])];
+  }
+
+  /** Reads one session's whole log; its problem, if it has one. */
+  async check(id: string): Promise<DamagedSession | undefined> {
+    await this.ready();
+    try {
+      const entry = await this.#entry(id);
+      if (entry) await this.#load(entry);
+      return undefined;
+    } catch (error) {
+      if (!AgentSessionsError.isInstance(error)) throw error;
+      const path = (error as { path?: unknown }).path;
+      return {
+        sessionId: id,
+        code: error.code,
+        path: typeof path === 'string' ? path : undefined,
+        message: error.message,
+      };
+    }
+  }
+
+  // The entry of a healthy session, undefined for an unknown one. A damaged one throws its error;
+  // one the file system refused before is tried again (the operator may have fixed it).
+  async #entry(id: string): Promise<Entry | undefined> {
     const damaged = this.#damaged.get(id);
-    if (damaged) throw damaged;
+    if (damaged) {
+      if (damaged.code !== ErrorCode.STORE_UNAVAILABLE) throw damaged;
+      const name = encodeSessionName(id);
+      try {
+        const entry = await recoverSession(this.paths, id, name, this.#logger, this.#limits);
+        this.#damaged.delete(id);
+        if (entry) {
+          this.#entries.set(id, entry);
+          this.#sorted = undefined;
+        }
+        return entry;
+      } catch (error) {
+        const typed = toSessionError(error, this.paths.log(name)) ?? damaged;
+        this.#damaged.set(id, typed);
+        throw typed;
+      }
+    }
     return this.#entries.get(id);
   }
 
+  #assertLockHeld(): void {
+    if (this.#lockLost) throw this.#lockLost;
+    if (this.#lock && !this.#lock.held()) {
+      this.#lockLost = new AgentSessionsError(
+        ErrorCode.STORE_LOCKED,
+        `the lock of ${JSON.stringify(this.paths.directory)} was removed or replaced while this store held it: writes are refused (close this store and open the directory again)`,
+      );
+      this.#logger.error('file store: lost the directory lock; refusing writes', {
+        directory: this.paths.directory,
+      });
+      throw this.#lockLost;
+    }
+  }
+
+  // A create writes the whole first record to a temporary file and links it into place, so a crash
+  // leaves either the complete log or only a temporary file: never a log without its record.
   async #create(id: string, line: EncodedLine, summary: SessionSummary): Promise<void> {
+    this.#assertLockHeld();
     const name = encodeSessionName(id);
     const path = this.paths.log(name);
-    await unlinkIfExists(this.paths.summary(name));
-    let handle: fs.FileHandle;
+    const summaryPath = this.paths.summary(name);
+    await this.#removeFile(summaryPath);
+    const temp = this.#tempPath(name);
+    const handle = await fs.open(
+      temp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW,
+      0o600,
+    );
     try {
-      handle = await fs.open(
-        path,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW,
-        0o600,
-      );
+      await writeAll(handle, Buffer.from(line.text));
+      if (this.#sync) await handle.datasync();
+    } finally {
+      await handle.close().catch(() => {});
+    }
+    try {
+      this.#assertLockHeld();
+      await fs.link(temp, path);
     } catch (error) {
       if (errnoCode(error) === 'EEXIST') {
         throw new StoreCorruptError(path, 'an unexpected file is in the way', { cause: error });
       }
       throw error;
+    } finally {
+      await fs.unlink(temp).catch(() => {});
     }
-    try {
-      await writeAll(handle, Buffer.from(line.text));
-      if (this.#sync) await handle.datasync();
-    } catch (error) {
-      await handle.close().catch(() => {});
-      await fs.unlink(path).catch(() => {});
-      throw error;
-    }
-    await handle.close().catch(() => {});
     if (this.#sync) await syncDirectory(this.paths.sessions);
     this.#entries.set(id, {
       id,
@@ -292,38 +524,100 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     this.#sorted = undefined;
   }
 
+  // Removes a store file; a missing one is fine. A directory is removed only when empty: anything
+  // in it is not the store's to delete.
+  async #removeFile(path: string): Promise<void> {
+    try {
+      await fs.unlink(path);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOENT') return;
+      if (code === 'EISDIR' || code === 'EPERM') {
+        const stat = await fs.lstat(path).catch(() => undefined);
+        if (stat?.isDirectory()) {
+          try {
+            await fs.rmdir(path);
+            return;
+          } catch (rmdirError) {
+            throw new StoreCorruptError(
+              path,
+              'a directory that is not empty is where a store file should be: remove it by hand',
+              { cause: rmdirError },
+            );
+          }
+        }
+      }
+      throw toSessionError(error, path) ?? error;
+    }
+  }
+
   #touch(entry: Entry, at: string): void {
     entry.summary.updatedAt = at;
     entry.time = Date.parse(at);
     this.#sorted = undefined;
   }
 
-  #markDamaged(id: string, error: StoreCorruptError): void {
+  #markDamaged(id: string, error: AgentSessionsError): void {
     if (this.#entries.delete(id)) this.#sorted = undefined;
     this.#damaged.set(id, error);
-    this.#logger.warn('file store: damaged session skipped by listings', {
-      sessionId: id,
-      path: error.path,
-      error: error.message,
-    });
+    reportDamage(this.#logger, id, error);
   }
 
   #tempPath(name: string): string {
     return this.paths.temp(name, randomBytes(6).toString('hex'));
   }
 
-  async #append(entry: Entry, line: EncodedLine, overwrite: boolean): Promise<void> {
-    const path = this.paths.log(entry.name);
-    const handle = await openLog(path, constants.O_WRONLY | constants.O_APPEND);
+  async #copyRange(handle: fs.FileHandle, from: number, to: number, target: string): Promise<void> {
+    const out = await fs.open(
+      target,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW,
+      0o600,
+    );
     try {
-      if (entry.dirtyTail) {
-        await handle.truncate(entry.logSize);
-        entry.dirtyTail = false;
+      for (let position = from; position < to; ) {
+        const chunk = await readRange(handle, position, Math.min(this.#limits.chunkBytes, to - position));
+        if (chunk.length === 0) break;
+        await writeAll(out, chunk);
+        position += chunk.length;
       }
+      if (this.#sync) await out.datasync();
+    } catch (error) {
+      await out.close().catch(() => {});
+      await fs.unlink(target).catch(() => {});
+      throw error;
+    }
+    await out.close();
+  }
+
+  // Appends one line. The log must be exactly as this store left it: a size other than the one it
+  // recorded means another writer (a process that took the lock over) or damage, and nothing is
+  // written; a size other than expected after the write means another writer wrote at the same
+  // time, and the write is not acknowledged.
+  async #append(entry: Entry, line: EncodedLine, overwrite: boolean): Promise<void> {
+    this.#assertLockHeld();
+    const path = this.paths.log(entry.name);
+    const { handle, stat } = await this.#openForWrite(entry, path);
+    try {
+      if (stat.size !== entry.logSize) await this.#reconcile(entry, handle, stat.size, path);
+      this.#assertLockHeld();
       // One write, so a crash leaves the line whole or torn (no newline), never two half-lines.
       entry.dirtyTail = true;
       await writeAll(handle, Buffer.from(line.text));
       if (this.#sync) await handle.datasync();
+      const after = fstatSync(handle.fd).size;
+      if (after !== entry.logSize + line.length) {
+        this.#markDamaged(
+          entry.id,
+          new AgentSessionsError(
+            ErrorCode.STORE_UNAVAILABLE,
+            `another process wrote to ${JSON.stringify(path)} at the same time; the session is read again on its next use`,
+          ),
+        );
+        throw new AgentSessionsError(
+          ErrorCode.STORE_LOCKED,
+          `another process wrote to ${JSON.stringify(path)} at the same time: this write is not acknowledged`,
+        );
+      }
       entry.dirtyTail = false;
     } finally {
       await handle.close().catch(() => {});
@@ -331,6 +625,51 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     entry.logSize += line.length;
     entry.last = { crc: line.crc, length: line.length };
     if (overwrite) entry.overwriteBytes += line.length;
+  }
+
+  async #openForWrite(entry: Entry, path: string): Promise<{ handle: fs.FileHandle; stat: Stats }> {
+    try {
+      return await openRegular(path, constants.O_RDWR | constants.O_APPEND);
+    } catch (error) {
+      const typed =
+        errnoCode(error) === 'ENOENT'
+          ? new StoreCorruptError(path, 'the log is missing', { cause: error })
+          : (toSessionError(error, path) ?? error);
+      if (StoreCorruptError.isInstance(typed)) this.#markDamaged(entry.id, typed);
+      throw typed;
+    }
+  }
+
+  // The log's size is not the one recorded: a torn tail of this store's own (cut), or bytes this
+  // store did not write (refused, and the session read again on its next use).
+  async #reconcile(entry: Entry, handle: fs.FileHandle, size: number, path: string): Promise<void> {
+    if (size < entry.logSize) {
+      const error = new StoreCorruptError(
+        path,
+        `the log shrank from ${entry.logSize} to ${size} bytes: data was lost`,
+      );
+      this.#markDamaged(entry.id, error);
+      throw error;
+    }
+    if (entry.dirtyTail && size - entry.logSize <= this.#limits.maxLineBytes) {
+      const tail = await readRange(handle, entry.logSize, size - entry.logSize);
+      if (!tail.includes(0x0a)) {
+        await handle.truncate(entry.logSize);
+        entry.dirtyTail = false;
+        return;
+      }
+    }
+    this.#markDamaged(
+      entry.id,
+      new AgentSessionsError(
+        ErrorCode.STORE_UNAVAILABLE,
+        `${JSON.stringify(path)} holds ${size - entry.logSize} bytes this store did not write; the session is read again on its next use`,
+      ),
+    );
+    throw new AgentSessionsError(
+      ErrorCode.STORE_LOCKED,
+      `${JSON.stringify(path)} was written by another process: nothing was written (read the session again)`,
+    );
   }
 
   // After a write: compact a log full of overwritten records, refresh a summary file gone stale.
@@ -353,8 +692,10 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     }
   }
 
-  // Replaces a log by one line: written to a temporary file, synced, renamed over the log.
+  // Replaces a log by one line: written to a temporary file, synced, renamed over the log. The
+  // summary file is removed first, so it never describes a log it was not written for.
   async #replaceLog(entry: Entry, line: EncodedLine): Promise<void> {
+    this.#assertLockHeld();
     const temp = this.#tempPath(entry.name);
     const handle = await fs.open(
       temp,
@@ -370,32 +711,61 @@ class FileDriver implements IncrementalDriver, ListingDriver {
       throw error;
     }
     await handle.close().catch(() => {});
-    await fs.rename(temp, this.paths.log(entry.name));
+    try {
+      const path = this.paths.log(entry.name);
+      const current = await fs.lstat(path);
+      const foreign = current.size < entry.logSize || (!entry.dirtyTail && current.size !== entry.logSize);
+      if (!current.isFile() || foreign) {
+        throw new AgentSessionsError(
+          ErrorCode.STORE_LOCKED,
+          `${JSON.stringify(path)} changed under this store`,
+        );
+      }
+      this.#assertLockHeld();
+      await this.#removeFile(this.paths.summary(entry.name));
+      entry.summarized = -1;
+      await fs.rename(temp, path);
+    } catch (error) {
+      await fs.unlink(temp).catch(() => {});
+      throw error;
+    }
     if (this.#sync) await syncDirectory(this.paths.sessions);
     entry.logSize = line.length;
     entry.last = { crc: line.crc, length: line.length };
     entry.dirtyTail = false;
   }
 
-  // Reads and replays a session's log up to its acknowledged size.
+  // Reads and replays a session's log up to its acknowledged size, record by record.
   async #load(entry: Entry): Promise<Session> {
     const path = this.paths.log(entry.name);
+    if (entry.logSize > this.#maxSessionBytes) {
+      throw unavailable(
+        path,
+        `is ${entry.logSize} bytes, more than this store reads (maxSessionBytes: ${this.#maxSessionBytes})`,
+      );
+    }
     try {
-      const handle = await openLog(path, constants.O_RDONLY);
-      let buffer: Buffer;
+      const { handle } = await openRegular(path, constants.O_RDONLY).catch((error: unknown) => {
+        throw errnoCode(error) === 'ENOENT' ? new StoreCorruptError(path, 'the log is missing') : error;
+      });
       try {
-        buffer = await readRange(handle, 0, entry.logSize);
+        const replay = new Replay(path, entry.id);
+        const { end } = await scanLines(handle, 0, entry.logSize, (lines) => replay.add(lines), this.#limits);
+        if (end < entry.logSize) {
+          throw new StoreCorruptError(
+            path,
+            `the log ends at byte ${end}, before its ${entry.logSize} written bytes`,
+          );
+        }
+        return replay.session();
       } finally {
         await handle.close().catch(() => {});
       }
-      if (buffer.length < entry.logSize) throw new StoreCorruptError(path, 'the file was truncated');
-      const { lines } = decodeLines(buffer);
-      return replay(lines, path, entry.id);
     } catch (error) {
-      const corrupt = toCorrupt(error, path);
-      if (!corrupt) throw error;
-      this.#markDamaged(entry.id, corrupt);
-      throw corrupt;
+      const typed = toSessionError(error, path);
+      if (!typed) throw error;
+      if (StoreCorruptError.isInstance(typed)) this.#markDamaged(entry.id, typed);
+      throw typed;
     }
   }
 
@@ -407,6 +777,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
       mode: 0o600,
     });
     try {
+      this.#assertLockHeld();
       await fs.rename(temp, this.paths.summary(entry.name));
     } catch (error) {
       await fs.unlink(temp).catch(() => {});
@@ -439,40 +810,51 @@ async function pool<T>(values: readonly T[], work: (value: T) => Promise<void>):
  *
  * **Costs.** `appendItems`, `updateSession` and `updateMessage` each append one line and, with
  * `durability: 'fsync'`, sync it once (`fdatasync`). `createSession` and `deleteSession` also
- * sync the directory. `getSession` reads one file; `getSummary` and listings read none.
- * `updateMessage` reads the session's log to find the message. When patch and message-update lines
- * outweigh the rest of a log (and exceed 1 MiB) the log is compacted: rewritten as one line to a
- * temporary file, synced, renamed over the log. Opening reads each session's summary file and the
- * log after the offset it describes; listing then works from memory and never reads items.
+ * sync the directory. `getSession` reads one file, streamed record by record; `getSummary` and
+ * listings read none. `updateMessage` reads the session's log to find the message. When patch and
+ * message-update lines outweigh the rest of a log (and exceed 1 MiB) the log is compacted:
+ * rewritten as one line to a temporary file, synced, renamed over the log. Opening reads each
+ * session's summary file and the log after the offset it describes.
  *
  * **Crash safety.** A write is acknowledged only after its whole line is in the file. A process
  * killed at any instant leaves at most one torn trailing line (no final newline) in a log: it was
- * never acknowledged, is ignored when read, and cut off before the next write. A log with no
- * complete line is a create that never finished and is removed on open. What survives a power
- * loss depends on {@link FileStoreOptions.durability}.
+ * never acknowledged, is ignored when read, and cut off before the next write. A create is written
+ * to a temporary file and linked into place whole, so a create that never finished leaves only a
+ * temporary file, removed on open. What survives a power loss depends on
+ * {@link FileStoreOptions.durability}.
  *
- * **Damage.** A complete line whose checksum does not match (damaged, or edited by hand), a log
- * whose records do not fit together, a symlink or anything other than a regular file where a log
- * should be: every call naming that session rejects with `STORE_CORRUPT` (`StoreCorruptError`,
- * `path` naming the file), except `deleteSession`, which removes it. Other sessions keep working.
- * Listings skip a damaged session and log a warning once. Damage in the middle of a log is found
- * when the session is read; from then on listings skip it.
+ * **Damage is reported, never repaired by itself.** A record whose checksum does not match, records
+ * that do not fit together, bytes after the last record that a crash cannot leave, a log that
+ * replays to an older state than its summary file recorded (acknowledged writes are missing), a
+ * log without a complete record, a symlink, FIFO, socket, device or directory where a log should
+ * be, a log with more than one hard link: every call naming that session rejects with
+ * `STORE_CORRUPT` (`StoreCorruptError`, `path` naming the file, the message saying what is wrong),
+ * the damage is logged as a warning, listings skip the session, and nothing on disk is changed.
+ * A file the operating system refuses to read (permissions, I/O errors) is `STORE_UNAVAILABLE` for
+ * that session, tried again on its next use. Every other session keeps working. To act on damage:
+ * {@link FileStore.verify} reports every damaged session, {@link FileStore.repairSession} cuts a log
+ * back to its last valid record (keeping a copy), `deleteSession` removes a session.
  *
  * **Paths.** Ids are validated before any I/O and encoded into names of `[a-z0-9_.-]` inside the
- * directory. Files are opened with `O_NOFOLLOW` (where the platform has it) and created with
- * `O_EXCL`: a symlink planted in the directory is never followed.
+ * directory. Files are opened with `O_NOFOLLOW` and `O_NONBLOCK` and checked to be regular files
+ * with one link before they are read or written, and created with `O_EXCL`: a symlink, FIFO or hard
+ * link planted in the directory is never followed, never blocks, and never leads outside.
  *
  * **Two processes.** The store takes an exclusive lock on the directory when it opens (on the
  * first call, or {@link FileStore.open}); a second store on the same directory, in this process or
- * another, rejects with `STORE_LOCKED` until the first one is closed or its process has died. A
- * lock left by a killed process is taken over safely, also when several processes race for it. A
- * lock held from another host (network file system) counts as held.
+ * another, rejects with `STORE_LOCKED` until the first one is closed or its process has died (a
+ * zombie counts as dead). A lock left by a killed process is taken over safely, also when several
+ * processes race for it. A lock held from another host (network file system) counts as held.
+ * Before each write the store checks that its claim on the lock is still there: once it was
+ * removed or replaced, every write rejects with `STORE_LOCKED`. A log found longer than this store
+ * wrote it (another process wrote to it) is not written to either (`STORE_LOCKED`; the session is
+ * read again on its next use).
  *
  * **Concurrency.** Writes to one session are applied one at a time in call order; different
  * sessions do not wait for each other.
  *
  * `close()` waits for pending calls, writes summary files and releases the lock; later calls reject
- * with `CLOSED`. Unexpected file-system failures (a full disk, permissions) reject with
+ * with `CLOSED`. Unexpected file-system failures (a full disk, an I/O error) reject with
  * `STORE_UNAVAILABLE`, the file-system error as `cause`.
  */
 export class FileStore extends DefinedStore {
@@ -492,7 +874,8 @@ export class FileStore extends DefinedStore {
   /**
    * Opens the store now rather than on the first call: takes the directory lock and reads the
    * summaries. Idempotent. Rejects with `STORE_LOCKED` when another store holds the directory (a
-   * later call tries again), `CLOSED` after {@link FileStore.close}.
+   * later call tries again), `CLOSED` after {@link FileStore.close}. A damaged session does not fail
+   * the open: it is reported (logged, and by {@link FileStore.verify}) and its calls reject.
    */
   async open(): Promise<void> {
     this.assertOpen();
@@ -501,5 +884,41 @@ export class FileStore extends DefinedStore {
     } catch (error) {
       throw this.normalizeError(error, 'open');
     }
+  }
+
+  /**
+   * Reads every session's whole log and reports every session that cannot be used, with the file
+   * and what is wrong. Changes nothing on disk (sessions found damaged are skipped by listings from
+   * then on). Reads run one session at a time, each in that session's queue.
+   */
+  async verify(): Promise<VerifyReport> {
+    this.assertOpen();
+    let ids: string[];
+    try {
+      ids = await this.#files.sessionIds();
+    } catch (error) {
+      throw this.normalizeError(error, 'verify');
+    }
+    const damaged: DamagedSession[] = [];
+    for (const id of ids) {
+      const problem = await this.exclusive(id, 'verify a session', () => this.#files.check(id));
+      if (problem) damaged.push(problem);
+    }
+    return { checked: ids.length, damaged };
+  }
+
+  /**
+   * Repairs a damaged session by cutting its log back to what can be kept: with
+   * `truncateTo: 'last-valid-record'`, everything after the last record that reads back and fits
+   * the records before it is dropped. The whole log is first copied, untouched, to
+   * `<name>.damaged-<time>-<random>.bak` beside it (named in the report). A sound log is left as it
+   * is (`droppedBytes: 0`). Rejects with `SESSION_NOT_FOUND`, `STORE_CORRUPT` when no record can be
+   * kept (delete the session instead) or the file is not a regular file, `STORE_LOCKED` when this
+   * store lost its lock.
+   */
+  async repairSession(id: string, options: RepairOptions): Promise<RepairReport> {
+    this.assertOpen();
+    assertSessionId(id);
+    return this.exclusive(id, 'repair a session', () => this.#files.repair(id, options));
   }
 }

@@ -9,7 +9,7 @@ import type { Page, SessionSummary } from '../../../src/index.js';
 import { encodeLine } from '../../../src/internal/record-lines.js';
 import type { Logger } from '../../../src/logger.js';
 import type { Session, SessionItem } from '../../../src/schemas.js';
-import { encodeSessionName, FORMAT_VERSION } from '../../../src/stores/file/format.js';
+import { encodeSessionName, FORMAT_VERSION, judgeTail } from '../../../src/stores/file/format.js';
 import { FileStore } from '../../../src/stores/file/store.js';
 import { expectRejectsWithCode } from '../../helpers/assertions.js';
 import { sessionRecord } from '../../helpers/sessions.js';
@@ -133,5 +133,27 @@ describe('FileStore format versions', () => {
     const reopened = storeAt({ debug() {}, info() {}, warn() {}, error() {} });
     await expectRejectsWithCode(reopened.getSession('s'), 'STORE_CORRUPT');
     expect((await reopened.listSessions()).sessions).toEqual([]);
+  });
+});
+
+describe('judgeTail', () => {
+  const record = encodeLine(JSON.stringify({ v: 1, t: 'append', at, items: [] })).text;
+  test.each([
+    ['nothing', '', 'none'],
+    ['a few bytes of a checksum', '0a1b', 'torn'],
+    ['a record cut short', record.slice(0, -5), 'torn'],
+    ['a whole record without its newline', record.slice(0, -1), 'torn'],
+  ])('%s after the last line is a torn tail of an unfinished write', (_what, tail, expected) => {
+    expect(judgeTail(Buffer.from(tail), 100, 'x.log')).toBe(expected);
+  });
+
+  test.each([
+    ['bytes that do not start like a record', 'hello world'],
+    ['a whole record whose newline was replaced', `${record.slice(0, -1)}!`],
+    ['a checksum with capitals', '0A1B2C3D {'],
+  ])('%s is STORE_CORRUPT', (_what, tail) => {
+    expect(() => judgeTail(Buffer.from(tail), 100, 'x.log')).toThrow(
+      expect.objectContaining({ code: 'STORE_CORRUPT' }),
+    );
   });
 });

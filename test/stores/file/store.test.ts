@@ -191,6 +191,8 @@ describe('FileStore getSummary', () => {
   });
 });
 
+// A log without a complete record is no longer taken for an unfinished create (issue 9): see
+// damage.test.ts, "a create that never finished leaves only a temporary file".
 describe('FileStore crash leftovers', () => {
   test('getSession ignores a torn trailing line and the next write cuts it off', async () => {
     const store = storeAt();
@@ -204,16 +206,6 @@ describe('FileStore crash leftovers', () => {
     expect(text.endsWith('\n')).toBe(true);
     expect(text).not.toContain('0badc0de');
     expect((await (await reopen(reopened)).getSession('s')).items).toEqual([message('m1'), message('m2')]);
-  });
-
-  test('a log whose create never completed is removed on open: the session does not exist', async () => {
-    await mkdir(join(directory, 'sessions'), { recursive: true });
-    await writeFile(logPath('half'), '12345678 {"t":"session","sess');
-    const store = storeAt();
-    expect((await store.listSessions()).sessions).toEqual([]);
-    await expectRejectsWithCode(store.getSession('half'), 'SESSION_NOT_FOUND');
-    expect(existsSync(logPath('half'))).toBe(false);
-    await store.createSession(session('half'));
   });
 });
 
