@@ -59,7 +59,7 @@ const expected = {
   'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
   // Server entries: loaded only (no server is needed; their tests run against real servers).
   'agent-sessions/postgres': ['PostgresStore', 'PostgresEventLog', 'MigrationError', 'MIGRATIONS', 'migrate'],
-  'agent-sessions/redis': ['RedisLeaseLock', 'LeaseLostError', 'RedisEventStream'],
+  'agent-sessions/redis': ['RedisLeaseLock', 'LeaseLostError', 'RedisEventStream', 'RedisCommandBus'],
 };
 
 for (const subpath of subpaths) {

@@ -2,6 +2,13 @@
 // node-redis v5) is an optional peer dependency of this entry only; the main entry never loads it.
 
 export {
+  type Command,
+  RedisCommandBus,
+  type RedisCommandBusOptions,
+  type RedisPublisher,
+  type RedisSubscriber,
+} from './command-bus.js';
+export {
   type RedisCommandClient,
   RedisEventStream,
   type RedisEventStreamOptions,
