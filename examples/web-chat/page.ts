@@ -133,6 +133,8 @@ async function open(id: string): Promise<void> {
   subscription = controller;
   current = id;
   let snapshot = await client.getSessionSnapshot(id);
+  // Another session was chosen while this snapshot was on its way: it must not be drawn over it.
+  if (controller.signal.aborted) return;
   render(snapshot);
   void refreshList();
   setStatus('connected');
@@ -146,6 +148,7 @@ async function open(id: string): Promise<void> {
       if (event.type === 'gap') {
         // Events were lost (the server restarted): the store has the history, so reload it.
         snapshot = await client.getSessionSnapshot(id);
+        if (controller.signal.aborted) return;
         render(snapshot);
         setStatus('connected', 'connected (reloaded)');
         continue;

@@ -13,7 +13,7 @@
  */
 import type { PermissionOption, RequestPermissionRequest } from '@agentclientprotocol/sdk';
 import type { ToolCall } from '../index.js';
-import { type DescribeToolCall, describe, rawInput } from './tool-calls.js';
+import { type DescribeToolCall, pendingToolCall } from './tool-calls.js';
 
 /** The options offered for a tool call; each option's id is its kind. */
 export function permissionOptions(toolCall: Pick<ToolCall, 'name'>): PermissionOption[] {
@@ -31,17 +31,9 @@ export function permissionRequest(
   toolCall: ToolCall,
   describeToolCall: DescribeToolCall | undefined,
 ): RequestPermissionRequest {
-  const { title, kind, locations } = describe(toolCall, describeToolCall);
   return {
     sessionId,
-    toolCall: {
-      toolCallId: toolCall.id,
-      title,
-      kind,
-      status: 'pending',
-      rawInput: rawInput(toolCall),
-      ...(locations === undefined ? {} : { locations }),
-    },
+    toolCall: pendingToolCall(toolCall, describeToolCall),
     options: permissionOptions(toolCall),
   };
 }

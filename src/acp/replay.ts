@@ -16,7 +16,7 @@
 import type { SessionUpdate } from '@agentclientprotocol/sdk';
 import type { Session, SessionItem } from '../index.js';
 import { messageToBlocks } from './content.js';
-import { type DescribeToolCall, describe, rawInput } from './tool-calls.js';
+import { type DescribeToolCall, pendingToolCall } from './tool-calls.js';
 
 /** What the client can show beyond the baseline. */
 export interface ReplayCapabilities {
@@ -54,16 +54,7 @@ export function replayItem(
         }));
         for (const toolCall of message.toolCalls ?? []) {
           announced.add(toolCall.id);
-          const { title, kind, locations } = describe(toolCall, describeToolCall);
-          updates.push({
-            sessionUpdate: 'tool_call',
-            toolCallId: toolCall.id,
-            title,
-            kind,
-            status: 'pending',
-            rawInput: rawInput(toolCall),
-            ...(locations === undefined ? {} : { locations }),
-          });
+          updates.push({ sessionUpdate: 'tool_call', ...pendingToolCall(toolCall, describeToolCall) });
         }
         return updates;
       }

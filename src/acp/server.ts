@@ -86,7 +86,10 @@ export interface ServeAcpOptions {
     cwd: string;
     mcpServers: McpServer[];
   }) => SessionTemplate | Promise<SessionTemplate>;
-  /** Called when a session is opened on this connection. */
+  /**
+   * Called when a session is opened on this connection. If it throws, the request fails with
+   * `-32603` and the session is not open; a session that `session/new` created is deleted.
+   */
   onSessionOpened?: (event: AcpSessionOpened) => void | Promise<void>;
   /** Title, kind and locations of a tool call as the editor shows it. @default title = tool name, kind 'other' */
   describeToolCall?: DescribeToolCall;
@@ -342,6 +345,7 @@ class AcpSessionServer {
 
   async #newSession(cwd: string, mcpServers: McpServer[]) {
     this.#requireAuth();
+    let created: string | undefined;
     try {
       const template = (await this.#options.sessionTemplate?.({ cwd, mcpServers })) ?? {};
       const session = await this.#manager.createSession({
@@ -349,11 +353,22 @@ class AcpSessionServer {
         workingDir: cwd,
         ...(this.#options.owner === undefined ? {} : { owner: this.#options.owner }),
       });
+      created = session.id;
       this.#openSession(session.id, session.usage.cost);
       const options = await this.#configOptions(session.id);
       await this.#opened({ method: 'new', sessionId: session.id, cwd, mcpServers });
       return { sessionId: session.id, configOptions: options };
     } catch (error) {
+      // The client got no session id: a session left behind would only clutter session/list.
+      if (created !== undefined) {
+        this.#open.delete(created);
+        await this.#manager.deleteSession(created).catch((cleanup: unknown) => {
+          this.#logger.warn('removing a session whose session/new failed did not work', {
+            sessionId: created,
+            error: cleanup,
+          });
+        });
+      }
       throw toRequestError(error);
     }
   }

@@ -2,7 +2,7 @@
  * How our tool calls look in ACP: a title, a kind, and the raw input parsed from the call's JSON
  * arguments (the arguments as given when they are not JSON).
  */
-import type { ToolCallLocation, ToolKind } from '@agentclientprotocol/sdk';
+import type { ToolCall as AcpToolCall, ToolCallLocation, ToolKind } from '@agentclientprotocol/sdk';
 import type { ToolCall } from '../index.js';
 
 /** What an editor shows for a tool call. Hosts may override it with `describeToolCall`. */
@@ -38,5 +38,18 @@ export function describe(
     title: description.title ?? toolCall.name,
     kind: description.kind ?? 'other',
     ...(description.locations === undefined ? {} : { locations: description.locations }),
+  };
+}
+
+/** A tool call as ACP first shows it (`tool_call`, a permission request): pending, described, raw input. */
+export function pendingToolCall(toolCall: ToolCall, custom: DescribeToolCall | undefined): AcpToolCall {
+  const { title, kind, locations } = describe(toolCall, custom);
+  return {
+    toolCallId: toolCall.id,
+    title,
+    kind,
+    status: 'pending',
+    rawInput: rawInput(toolCall),
+    ...(locations === undefined ? {} : { locations }),
   };
 }

@@ -23,7 +23,7 @@
 import type { SessionUpdate } from '@agentclientprotocol/sdk';
 import type { Message, SessionEvent, ToolCall } from '../index.js';
 import { messageToBlocks } from './content.js';
-import { type DescribeToolCall, describe, rawInput } from './tool-calls.js';
+import { type DescribeToolCall, pendingToolCall, rawInput } from './tool-calls.js';
 
 /** What a {@link TurnUpdates} needs from the server. */
 export interface TurnUpdatesOptions {
@@ -213,16 +213,7 @@ export class TurnUpdates {
     if (known && updateIfKnown) {
       return { sessionUpdate: 'tool_call_update', toolCallId: toolCall.id, rawInput: rawInput(toolCall) };
     }
-    const { title, kind, locations } = describe(toolCall, this.#options.describeToolCall);
-    return {
-      sessionUpdate: 'tool_call',
-      toolCallId: toolCall.id,
-      title,
-      kind,
-      status: 'pending',
-      rawInput: rawInput(toolCall),
-      ...(locations === undefined ? {} : { locations }),
-    };
+    return { sessionUpdate: 'tool_call', ...pendingToolCall(toolCall, this.#options.describeToolCall) };
   }
 
   #state(toolCallId: string): ToolState {

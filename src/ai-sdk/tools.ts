@@ -7,6 +7,7 @@
  */
 import type { ModelMessage, Tool, ToolSet } from 'ai';
 import type { RuntimeEventInput } from '../events.js';
+import { abortable } from '../internal/abort.js';
 import { type ToolResultRecord, textOf, toolResultRecord } from './records.js';
 
 /** A tool with the flags our policies read. */
@@ -62,25 +63,6 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }
 
-/** Waits for `promise`, or rejects with the signal's reason as soon as it aborts (the work may go on). */
-export function untilAborted<T>(promise: PromiseLike<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 /** What running a tool needs. */
 export interface ToolRun {
   name: string;
@@ -107,6 +89,9 @@ export async function* runTool(run: ToolRun): AsyncGenerator<RuntimeEventInput, 
       isError: true,
     };
   }
+  // A turn cancelled before the tool started (while its approval or input check resolved): it
+  // must not run at all.
+  signal.throwIfAborted();
   let output: unknown;
   try {
     const returned = tool.execute(input, {
@@ -120,7 +105,7 @@ export async function* runTool(run: ToolRun): AsyncGenerator<RuntimeEventInput, 
       let previous: { value: unknown } | undefined;
       try {
         while (true) {
-          const next = await untilAborted(iterator.next(), signal);
+          const next = await abortable(iterator.next(), signal);
           if (next.done) break;
           // Every value but the last is preliminary: progress the client sees, not the result.
           if (previous !== undefined) {
@@ -133,7 +118,7 @@ export async function* runTool(run: ToolRun): AsyncGenerator<RuntimeEventInput, 
       }
       output = previous?.value;
     } else {
-      output = await untilAborted(Promise.resolve(returned), signal);
+      output = await abortable(Promise.resolve(returned), signal);
     }
   } catch (error) {
     if (signal.aborted) throw signal.reason;

@@ -32,9 +32,9 @@ import { readSse, type SseMessage } from './sse.js';
 
 /** How event streams reconnect. */
 export interface ReconnectOptions {
-  /** The first delay after a dropped connection. @default 250 */
+  /** The first delay after a dropped connection (> 0, else a TypeError). @default 250 */
   initialDelayMs?: number;
-  /** The delay doubles per failed attempt up to this. @default 5000 */
+  /** The delay doubles per failed attempt up to this (> 0). @default 5000 */
   maxDelayMs?: number;
   /** A connection silent this long (no event, no `: ping`) is taken as dropped. 0 = never. @default 45000 */
   idleTimeoutMs?: number;
@@ -71,7 +71,10 @@ export interface StreamEventsOptions {
 
 /** Options of {@link AgentSessionsClient.runSession}. */
 export interface RemoteRunOptions {
-  /** Aborting cancels the turn (and rejects `runSession` while it is still being admitted). */
+  /**
+   * Aborting cancels the turn (and rejects `runSession` while it is still being admitted). A
+   * cancelled turn is not reconnected to: if its connection is down, `done` resolves `cancelled`.
+   */
   signal?: AbortSignal;
   /** What breaking out of the stream does: cancel the turn, or let it run on. @default 'cancel' */
   onDetach?: 'cancel' | 'continue';
@@ -157,6 +160,17 @@ export class AgentSessionsClient {
       maxDelayMs: options.reconnect?.maxDelayMs ?? 5_000,
       idleTimeoutMs: options.reconnect?.idleTimeoutMs ?? 45_000,
     };
+    // A zero, negative or NaN delay would reconnect in a tight loop, hammering a server that is down.
+    for (const name of ['initialDelayMs', 'maxDelayMs'] as const) {
+      const value = this.#reconnect[name];
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new TypeError(`invalid reconnect.${name} ${String(value)}: expected a positive number`);
+      }
+    }
+    const idle = this.#reconnect.idleTimeoutMs;
+    if (!Number.isFinite(idle) || idle < 0) {
+      throw new TypeError(`invalid reconnect.idleTimeoutMs ${String(idle)}: expected 0 (never) or more`);
+    }
   }
 
   // ─────────────────────────────────────────── sessions
@@ -252,13 +266,15 @@ export class AgentSessionsClient {
     } catch (error) {
       this.#open.delete(controller);
       if (options.signal?.aborted) throw abortReason(options.signal);
+      if (this.#closed)
+        throw new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed', { cause: error });
       throw error;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
     const turnId = response.headers.get(TURN_ID_HEADER);
     if (!response.body || turnId === null) {
-      this.#open.delete(controller);
+      controller.abort(new Error('not a turn stream'));
       throw new HttpError('INVALID_RESPONSE', 'the run response is not a turn stream', {
         status: response.status,
       });
@@ -559,7 +575,7 @@ export class AgentSessionsClient {
             break;
           }
           if (this.#closed) throw new AgentSessionsError(ErrorCode.CLOSED, 'the client was closed');
-          if (event.seq > 0) since = event.seq;
+          since = positionAfter(event, since);
           yield event;
           if (event.type === 'session_exited') return;
         }
@@ -582,6 +598,15 @@ export class AgentSessionsClient {
       await sleep(delayMs, options.signal);
     }
   }
+}
+
+/**
+ * The position to reconnect from after `event`: its seq, or for a `gap` the seq before `nextSeq`,
+ * so a connection dropped right after a gap does not get (and hand on) the same gap again.
+ */
+function positionAfter(event: SessionEvent, since: number | undefined): number | undefined {
+  if (event.type === 'gap') return event.nextSeq - 1;
+  return event.seq > 0 ? event.seq : since;
 }
 
 /** A connection we dropped ourselves (idle timeout) or the network dropped mid-body. */
@@ -659,6 +684,8 @@ class RemoteTurnStream implements TurnStream {
   #finished = false;
   #detached = false;
   #iterated = false;
+  /** Aborted once the turn was cancelled (signal, `cancel()`, a reader leaving): stop reconnecting. */
+  readonly #cancelled = new AbortController();
   #resolve!: (result: TurnResult) => void;
 
   constructor(init: RemoteTurnInit) {
@@ -678,6 +705,7 @@ class RemoteTurnStream implements TurnStream {
 
   cancel(reason?: unknown): void {
     if (this.#finished) return;
+    this.#cancelled.abort(reason);
     void this.#init.cancel(reason);
   }
 
@@ -750,7 +778,7 @@ class RemoteTurnStream implements TurnStream {
           }
           if (control?.kind === 'error') throw control.error;
           const event = parseJson(message.data) as SessionEvent;
-          if (event.seq > 0) since = event.seq;
+          since = positionAfter(event, since);
           this.#push(event);
         }
         if (!lagged) failure = new HttpError('NETWORK_ERROR', 'the turn stream ended early');
@@ -790,10 +818,17 @@ class RemoteTurnStream implements TurnStream {
         connection = undefined;
       }
       if (failure === undefined) continue;
+      // A cancelled turn whose connection dropped is not waited for: with the server gone, the
+      // pump would reconnect for ever and `done` never settle.
+      if (this.#cancelled.signal.aborted) return this.#finish({ stopReason: 'cancelled', discarded: [] });
       const delayMs = this.#init.backoff(attempt);
       attempt++;
       onChange?.({ state: 'reconnecting', attempt, delayMs, error: failure });
-      await sleep(delayMs, undefined);
+      try {
+        await sleep(delayMs, this.#cancelled.signal);
+      } catch {
+        return this.#finish({ stopReason: 'cancelled', discarded: [] });
+      }
     }
   }
 }

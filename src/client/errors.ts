@@ -16,6 +16,7 @@ import {
 /** Codes of {@link HttpError}: the HTTP layer's own, plus failures to reach the server at all. */
 export type HttpErrorCode =
   | 'UNAUTHORIZED'
+  | 'CROSS_SITE_REQUEST'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'

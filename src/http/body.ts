@@ -11,6 +11,30 @@ function isJsonType(contentType: string): boolean {
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
 
+/**
+ * How deep a request's JSON may nest. Far beyond any real body; deeper values overflow the stack
+ * of recursive code further on (copies, JSON.stringify), which would answer 500 and not 400.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** True when `text` (JSON) nests arrays and objects deeper than `max`. Strings are skipped. */
+function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (inString) {
+      if (code === 0x5c)
+        index++; // a backslash escapes the next character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x7b || code === 0x5b) {
+      if (++depth > max) return true;
+    } else if (code === 0x7d || code === 0x5d) depth--;
+  }
+  return false;
+}
+
 const tooLarge = (limit: number) =>
   new HttpFailure(HttpErrorCode.PAYLOAD_TOO_LARGE, `request body exceeds ${limit} bytes`);
 
@@ -50,8 +74,8 @@ async function readText(request: Request, limit: number): Promise<string> {
 
 /**
  * Reads and validates a JSON body. An empty body counts as `{}` when `optional`; a body with another
- * content type is 415, a larger one 413, malformed JSON and invalid fields 400 (`INVALID_ARGUMENT`
- * with zod's issues).
+ * content type is 415, a larger one 413, malformed JSON, JSON nested deeper than
+ * {@link MAX_JSON_DEPTH} and invalid fields 400 (`INVALID_ARGUMENT` with zod's issues).
  */
 export async function readJsonBody<S extends z.ZodType>(
   request: Request,
@@ -74,6 +98,11 @@ export async function readJsonBody<S extends z.ZodType>(
         HttpErrorCode.UNSUPPORTED_MEDIA_TYPE,
         `expected content-type application/json, got ${JSON.stringify((contentType ?? '').slice(0, 100))}`,
       );
+    }
+    if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+      throw new InvalidArgumentError(`request body nests deeper than ${MAX_JSON_DEPTH} levels`, {
+        issues: [{ path: [], message: `nested deeper than ${MAX_JSON_DEPTH} levels` }],
+      });
     }
     try {
       value = JSON.parse(text);

@@ -4,7 +4,10 @@
 export interface CorsOptions {
   /** Allowed origins: `'*'`, a list of exact origins, or a predicate. */
   origin: '*' | readonly string[] | ((origin: string) => boolean);
-  /** Send `Access-Control-Allow-Credentials: true` (not with `'*'`). @default false */
+  /**
+   * Send `Access-Control-Allow-Credentials: true`. Refused with `origin: '*'` (a TypeError at
+   * construction): that would let every web site send credentialed requests. @default false
+   */
   credentials?: boolean;
   /** Seconds a browser may cache a preflight answer. @default 600 */
   maxAge?: number;
@@ -12,6 +15,20 @@ export interface CorsOptions {
 
 const ALLOWED_HEADERS = 'authorization, content-type, idempotency-key, last-event-id';
 const EXPOSED_HEADERS = 'agent-sessions-turn-id, retry-after, location';
+
+/** Throws a TypeError for options that cannot be honoured safely. */
+export function validateCors(options: CorsOptions | undefined): void {
+  if (options === undefined) return;
+  const origin = options.origin;
+  if (origin !== '*' && typeof origin !== 'function' && !Array.isArray(origin)) {
+    throw new TypeError("cors.origin must be '*', a list of origins or a function");
+  }
+  if (origin === '*' && options.credentials) {
+    throw new TypeError(
+      "cors: credentials cannot be allowed for origin '*' (every site could send credentialed requests); list the origins",
+    );
+  }
+}
 
 /** The CORS headers for a request's origin, or none when it is not allowed (or CORS is off). */
 export function corsHeaders(options: CorsOptions | undefined, request: Request): Record<string, string> {
@@ -24,7 +41,7 @@ export function corsHeaders(options: CorsOptions | undefined, request: Request):
         ? options.origin(origin)
         : options.origin.includes(origin);
   if (!allowed) return {};
-  const wildcard = options.origin === '*' && !options.credentials;
+  const wildcard = options.origin === '*';
   return {
     'access-control-allow-origin': wildcard ? '*' : origin,
     'access-control-expose-headers': EXPOSED_HEADERS,

@@ -9,7 +9,7 @@ import type { SessionManager } from '../manager/session-manager.js';
 import { assertSessionId, type Session } from '../schemas.js';
 import { type AuthOptions, createAuthenticator, type Principal } from './auth.js';
 import { DEFAULT_MAX_BODY_BYTES, parseQuery, readJsonBody } from './body.js';
-import { type CorsOptions, corsHeaders, preflightResponse } from './cors.js';
+import { type CorsOptions, corsHeaders, preflightResponse, validateCors } from './cors.js';
 import { createOpenApiDocument } from './openapi.js';
 import { ROUTES, type RouteContext, type RouteDefinition } from './routes.js';
 import type { SseOptions } from './sse.js';
@@ -115,9 +115,57 @@ function normalizeBasePath(basePath: string): string {
   return basePath;
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Refuses a request a browser marks as sent by another site (`Sec-Fetch-Site`, which browsers set
+ * themselves and a proxy does not change) when it may change state and CORS does not allow its
+ * origin. A page of another site may not read such a response, but without this the server would
+ * still act on it: a form or a `no-cors` fetch with the user's cookies would run, cancel, toggle or
+ * delete sessions for a host whose `authenticate` reads a cookie. Clients that are not browsers
+ * send no `Sec-Fetch-Site` and are not concerned.
+ */
+function refuseForgedRequest(request: Request, cors: CorsOptions | undefined): void {
+  if (SAFE_METHODS.has(request.method)) return;
+  const site = request.headers.get('sec-fetch-site');
+  if (site === null || site === 'same-origin' || site === 'none') return;
+  if (corsHeaders(cors, request)['access-control-allow-origin'] !== undefined) return;
+  throw new HttpFailure(
+    HttpErrorCode.CROSS_SITE_REQUEST,
+    'cross-site request refused: its origin is not allowed by the cors option',
+  );
+}
+
+/** Throws a TypeError for a numeric option that is not an integer within its range. */
+function checkCount(name: string, value: number | undefined, minimum: number): void {
+  if (value === undefined) return;
+  if (!Number.isSafeInteger(value) || value < minimum) {
+    throw new TypeError(`invalid ${name} ${String(value)}: expected an integer ≥ ${minimum}`);
+  }
+}
+
+/** Options a careless host could get wrong in ways that would hang or flood, refused at once. */
+function checkOptions(options: HttpHandlerOptions): void {
+  checkCount('maxBodyBytes', options.maxBodyBytes, 1);
+  // A negative interval would fire every millisecond; a negative retention would never stop trimming.
+  checkCount('heartbeatMs', options.heartbeatMs, 0);
+  checkCount('retryMs', options.retryMs, 0);
+  checkCount('sseHighWaterMark', options.sseHighWaterMark, 1);
+  checkCount('turnRetention', options.turnRetention, 0);
+  if (
+    options.onDisconnect !== undefined &&
+    options.onDisconnect !== 'detach' &&
+    options.onDisconnect !== 'cancel'
+  ) {
+    throw new TypeError(
+      `invalid onDisconnect ${JSON.stringify(options.onDisconnect)}: expected "detach" or "cancel"`,
+    );
+  }
+}
+
 function errorResponse(error: unknown, logger: Logger, request: Request): Response {
-  const { status, body, headers } = describeError(error);
-  if (body.code === HttpErrorCode.INTERNAL) {
+  const { status, body, headers, opaque } = describeError(error);
+  if (opaque) {
     logger.error('agent-sessions/http: unexpected error', {
       error,
       method: request.method,
@@ -135,9 +183,11 @@ function errorResponse(error: unknown, logger: Logger, request: Request): Respon
  * at `<basePath>/openapi.json`.
  */
 export function createHttpHandler(manager: SessionManager, options: HttpHandlerOptions = {}): HttpHandler {
+  checkOptions(options);
   const basePath = normalizeBasePath(options.basePath ?? '/api');
   const routes = ROUTES.map((route) => compile(route, basePath));
   const authenticate = createAuthenticator(options);
+  validateCors(options.cors);
   const logger = options.logger ?? silentLogger;
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const turns = new TurnRegistry(options.turnRetention ?? 256);
@@ -195,6 +245,7 @@ export function createHttpHandler(manager: SessionManager, options: HttpHandlerO
     ) {
       return preflightResponse(options.cors, request, methods);
     }
+    refuseForgedRequest(request, options.cors);
     const chosen = candidates.find((candidate) => candidate.compiled.route.method === request.method);
     if (!chosen) {
       throw new HttpFailure(
@@ -226,6 +277,7 @@ export function createHttpHandler(manager: SessionManager, options: HttpHandlerO
       access,
       remember,
       openapi,
+      logger,
     };
     return route.handle(context);
   }

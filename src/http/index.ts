@@ -1,7 +1,7 @@
 // agent-sessions/http: a SessionManager over HTTP and SSE, as a web-standard handler.
 export { type AuthOptions, bearerToken, type Principal, timingSafeEqual } from './auth.js';
 export * from './bodies.js';
-export { DEFAULT_MAX_BODY_BYTES } from './body.js';
+export { DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH } from './body.js';
 export type { CorsOptions } from './cors.js';
 export { createHttpHandler, type HttpHandler, type HttpHandlerOptions } from './handler.js';
 export { toNodeListener, toWebRequest, writeWebResponse } from './node.js';

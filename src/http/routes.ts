@@ -7,6 +7,7 @@
  */
 import type * as z from 'zod';
 import { AgentSessionsError, ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { SessionManager } from '../manager/session-manager.js';
 import type {
   MessageInput,
@@ -70,6 +71,8 @@ export interface RouteContext {
   remember(id: string, owner: string | undefined): void;
   /** The OpenAPI document. */
   openapi(): unknown;
+  /** Where errors whose response says nothing (`INTERNAL`, a store's failure) are logged. */
+  logger: Logger;
 }
 
 /** A documented response of a route. */
@@ -183,7 +186,8 @@ export const ROUTES: readonly RouteDefinition[] = [
       try {
         await context.manager.listSessions({ limit: 1 });
       } catch (error) {
-        const { body } = describeError(error);
+        const { body, opaque } = describeError(error);
+        if (opaque) context.logger.error('agent-sessions/http: the store is not ready', { error });
         return json(503, body);
       }
       return json(200, { status: 'ready' });
@@ -513,7 +517,9 @@ export const ROUTES: readonly RouteDefinition[] = [
           `turn ${JSON.stringify(context.params.turnId!.slice(0, 200))} is not known to this server`,
         );
       }
-      const since = resumePosition(context) ?? ((await entry.firstSeq) ?? entry.finalSeq + 1) - 1;
+      // Never before the turn's start: events of earlier turns are not this turn's.
+      const start = ((await entry.firstSeq) ?? entry.finalSeq + 1) - 1;
+      const since = Math.max(resumePosition(context) ?? start, start);
       return sseResponse(turnEventSource(context.manager, entry, since, context.onDisconnect), {
         ...context.sse,
         headers: { [TURN_ID_HEADER]: entry.turnId },

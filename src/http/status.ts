@@ -12,6 +12,11 @@ import { AgentSessionsError, ErrorCode, InvalidArgumentError } from '../errors.j
 export const HttpErrorCode = {
   /** No credentials, or wrong ones. Sent with `WWW-Authenticate: Bearer`. */
   UNAUTHORIZED: 'UNAUTHORIZED',
+  /**
+   * A browser's cross-site request (`Sec-Fetch-Site`) that would change state, from an origin the
+   * `cors` option does not allow: a forged request (CSRF), refused before authentication.
+   */
+  CROSS_SITE_REQUEST: 'CROSS_SITE_REQUEST',
   /** No route has this path. */
   NOT_FOUND: 'NOT_FOUND',
   /** The path exists but not for this method. Sent with `Allow`. */
@@ -50,6 +55,7 @@ export const ERROR_STATUS: Readonly<Record<WireErrorCode, number>> = {
   [ErrorCode.INVALID_ARGUMENT]: 400,
   [ErrorCode.INVALID_WORKING_DIR]: 400,
   [HttpErrorCode.UNAUTHORIZED]: 401,
+  [HttpErrorCode.CROSS_SITE_REQUEST]: 403,
   [ErrorCode.SESSION_NOT_FOUND]: 404,
   [ErrorCode.MESSAGE_NOT_FOUND]: 404,
   [HttpErrorCode.NOT_FOUND]: 404,
@@ -92,6 +98,16 @@ export class HttpFailure extends Error {
   }
 }
 
+/**
+ * Codes whose message carries what a backend said (a driver's or the file system's error text:
+ * paths, hosts, user names), not only the library's words. Answered with a fixed message per code
+ * (the code and typed details stay) and logged like `INTERNAL`.
+ */
+const OPAQUE_MESSAGES: Partial<Record<WireErrorCode, string>> = {
+  [ErrorCode.STORE_UNAVAILABLE]: 'the session store is unavailable',
+  [ErrorCode.STORE_CORRUPT]: 'a stored record is damaged',
+};
+
 /** The typed fields of the library's error subclasses, for `details`. */
 function detailsOf(error: AgentSessionsError): Record<string, unknown> | undefined {
   if (error instanceof InvalidArgumentError || error.code === ErrorCode.INVALID_ARGUMENT) {
@@ -116,6 +132,8 @@ export interface ErrorResponseParts {
   status: number;
   body: ErrorBody;
   headers: Record<string, string>;
+  /** The response does not say what happened (`INTERNAL`, a store's failure): log the error. */
+  opaque: boolean;
 }
 
 /**
@@ -128,21 +146,29 @@ export function describeError(error: unknown): ErrorResponseParts {
       status: ERROR_STATUS[error.code],
       body: { code: error.code, message: error.message },
       headers: error.headers,
+      opaque: false,
     };
   }
   if (AgentSessionsError.isInstance(error)) {
     const details = detailsOf(error);
     const headers: Record<string, string> =
       error.code === ErrorCode.QUEUE_FULL ? { 'retry-after': String(QUEUE_FULL_RETRY_AFTER_SECONDS) } : {};
+    const opaque = OPAQUE_MESSAGES[error.code];
     return {
       status: ERROR_STATUS[error.code] ?? 500,
-      body: { code: error.code, message: error.message, ...(details === undefined ? {} : { details }) },
+      body: {
+        code: error.code,
+        message: opaque ?? error.message,
+        ...(details === undefined ? {} : { details }),
+      },
       headers,
+      opaque: opaque !== undefined,
     };
   }
   return {
     status: 500,
     body: { code: HttpErrorCode.INTERNAL, message: 'internal error' },
     headers: {},
+    opaque: true,
   };
 }

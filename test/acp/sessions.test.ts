@@ -187,6 +187,25 @@ describe('session/new', () => {
   });
 });
 
+describe('session/new rollback', () => {
+  test('session/new whose onSessionOpened fails is an error and leaves no session behind', async () => {
+    harness = startHarness({
+      serve: {
+        onSessionOpened: () => {
+          throw new Error('the MCP servers could not be started');
+        },
+      },
+    });
+    await harness.initialize();
+    const error = await rejection(
+      harness.agent.request(methods.agent.session.new, { cwd: directory, mcpServers: [] }),
+    );
+    expect(error.code).toBe(-32603);
+    expect((await harness.manager.listSessions()).sessions).toEqual([]);
+    expect(harness.served.openSessions()).toEqual([]);
+  });
+});
+
 describe('session/list', () => {
   test('session/list pages with the cursor and filters by cwd', async () => {
     harness = startHarness({ serve: { listPageSize: 2 } });

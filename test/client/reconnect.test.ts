@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { AgentSessionsClient, type ConnectionChange } from '../../src/client/index.js';
+import { AgentSessionsError } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { createHttpHandler, toNodeListener } from '../../src/http/index.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
@@ -133,6 +134,64 @@ describe('reconnection', () => {
   });
 });
 
+describe('reconnect options', () => {
+  test.each([
+    ['initialDelayMs', 0],
+    ['initialDelayMs', -1],
+    ['maxDelayMs', Number.NaN],
+    ['maxDelayMs', 0],
+    ['idleTimeoutMs', -1],
+  ] as const)(
+    'reconnect.%s %s is refused (a zero or invalid delay reconnects in a tight loop)',
+    (name, value) => {
+      expect(
+        () => new AgentSessionsClient({ baseUrl: 'http://127.0.0.1:1/api', reconnect: { [name]: value } }),
+      ).toThrow(new RegExp(`invalid reconnect\\.${name}`));
+    },
+  );
+});
+
+describe('a cancelled turn while the server is down', () => {
+  test.each(['signal', 'cancel()', 'leaving the loop'] as const)(
+    'cancelling by %s stops reconnecting: done resolves cancelled without the server',
+    async (how) => {
+      const port = await freePort();
+      const generation = await serve(port, new MemoryStore());
+      const client = new AgentSessionsClient({
+        baseUrl: `http://127.0.0.1:${port}/api`,
+        reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
+      });
+      const { id } = await client.createSession();
+      generation.scripted.turn([step.reply('partial'), step.hold('mid')]);
+      const controller = new AbortController();
+      const attempts: number[] = [];
+      const stream = await client.runSession(
+        id,
+        { messages: ['go'] },
+        {
+          signal: controller.signal,
+          onConnectionChange: (change) => {
+            if (change.state === 'reconnecting') attempts.push(change.attempt);
+          },
+        },
+      );
+      const iterator = stream[Symbol.asyncIterator]();
+      await generation.scripted.waitUntilHeld('mid');
+      const killing = generation.kill();
+      generation.scripted.release('mid');
+      await killing;
+      // The server stays down: the stream is reconnecting to nothing.
+      await expect.poll(() => attempts.length).toBeGreaterThanOrEqual(2);
+      if (how === 'signal') controller.abort(new Error('the user gave up'));
+      else if (how === 'cancel()') stream.cancel('the user gave up');
+      else await iterator.return!();
+      const result = await stream.done;
+      expect(result.stopReason).toBe('cancelled');
+      client.close();
+    },
+  );
+});
+
 describe('closing the client', () => {
   test('stops every stream: a turn’s done resolves with CLOSED and streamEvents rejects with CLOSED', async () => {
     const port = await freePort();
@@ -150,5 +209,27 @@ describe('closing the client', () => {
     await expect(client.runSession(id, { messages: ['again'] })).rejects.toMatchObject({ code: 'CLOSED' });
     generation.scripted.release('open');
     await generation.kill();
+  });
+
+  test('a runSession still waiting for its response rejects with CLOSED when the client closes', async () => {
+    let sent!: () => void;
+    const waiting = new Promise<void>((resolve) => {
+      sent = resolve;
+    });
+    const client = new AgentSessionsClient({
+      baseUrl: 'http://never/api',
+      // A server that takes the request and never answers it.
+      fetch: (_input, init) =>
+        new Promise<Response>((_resolve, reject) => {
+          sent();
+          init?.signal?.addEventListener('abort', () => reject(init.signal!.reason), { once: true });
+        }),
+    });
+    const running = client.runSession('ses_a', { messages: ['go'] });
+    await waiting;
+    client.close();
+    const error = await running.catch((caught: unknown) => caught);
+    expect(AgentSessionsError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'CLOSED' });
   });
 });

@@ -50,6 +50,51 @@ describe('client event streams', () => {
     await manager.close();
   });
 
+  test('a connection dropped right after a gap resumes after the gap: the caller sees it once', async () => {
+    const scripted = new ScriptedRuntime();
+    const manager = new SessionManager({ runtime: scripted.factory, eventLogCapacity: 8 });
+    const handler = createHttpHandler(manager);
+    const { id } = await manager.createSession();
+    scripted.reply('', { deltas: Array.from({ length: 20 }, (_, index) => `w${index} `) });
+    await (await manager.runSession(id, { messages: ['go'] })).done;
+    const positions: Array<string | null> = [];
+    const client = new AgentSessionsClient({
+      baseUrl: 'http://in-process/api',
+      fetch: async (input, init) => {
+        const request = new Request(input, init);
+        positions.push(request.headers.get('last-event-id'));
+        const response = await handler(request);
+        if (positions.length > 1) return response;
+        // The first connection drops just after the gap message, before any event behind it.
+        let text = '';
+        const decoder = new TextDecoder();
+        const cut = new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            text += decoder.decode(chunk, { stream: true });
+            const gap = text.indexOf('event: gap\n');
+            const end = gap < 0 ? -1 : text.indexOf('\n\n', gap);
+            if (end < 0) return;
+            controller.enqueue(new TextEncoder().encode(text.slice(0, end + 2)));
+            controller.terminate();
+          },
+        });
+        return new Response(response.body!.pipeThrough(cut), response);
+      },
+      reconnect: { initialDelayMs: 1 },
+    });
+    const events: SessionEvent[] = [];
+    for await (const event of client.streamEvents(id, { since: 0 })) {
+      events.push(event);
+      if (event.type === 'stream_stopped') break;
+    }
+    const gaps = events.filter((event) => event.type === 'gap');
+    expect(gaps).toHaveLength(1);
+    const nextSeq = (gaps[0] as Extract<SessionEvent, { type: 'gap' }>).nextSeq;
+    expect(positions).toEqual(['0', String(nextSeq - 1)]);
+    expect(events[1]!.seq).toBe(nextSeq);
+    await manager.close();
+  });
+
   test('a connection silent for idleTimeoutMs counts as dropped and is reopened', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     let opened = 0;

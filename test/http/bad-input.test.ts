@@ -1,6 +1,7 @@
 // Bad input through real HTTP gets the documented status and a JSON error `{ code, message }`.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ERROR_STATUS } from '../../src/http/index.js';
+import { ERROR_STATUS, MAX_JSON_DEPTH } from '../../src/http/index.js';
+import { ROUTES } from '../../src/http/routes.js';
 import { startServer, type TestServer } from './server.js';
 
 let server: TestServer;
@@ -185,6 +186,16 @@ const cases: Case[] = [
     headers: { 'content-type': 'text/plain' },
     status: 415,
     code: 'UNSUPPORTED_MEDIA_TYPE',
+  },
+  {
+    name: 'JSON nested deeper than MAX_JSON_DEPTH',
+    method: 'POST',
+    path: '/sessions',
+    // 2 levels of object, then 255 arrays: one level more than the limit.
+    body: `{"attributes":{"a":${'['.repeat(255)}${']'.repeat(255)}}}`,
+    headers: json,
+    status: 400,
+    code: 'INVALID_ARGUMENT',
   },
   { name: 'an unknown route', method: 'GET', path: '/nothing-here', status: 404, code: 'NOT_FOUND' },
   {
@@ -397,4 +408,75 @@ describe('bad input over HTTP', () => {
     if (entry.status === 405) expect(response.headers.get('allow')).toMatch(/[A-Z]/);
     if (entry.status === 401) expect(response.headers.get('www-authenticate')).toBe('Bearer');
   });
+});
+
+describe('owner isolation', () => {
+  const byId = ROUTES.filter((route) => route.path.includes('{id}'));
+  const as = (user: string) => ({ authorization: `Bearer ${TOKEN}`, 'x-user': user, ...json });
+
+  test.each(byId.map((route) => [route.method, route.path] as const))(
+    '%s %s on another owner’s session is 404 SESSION_NOT_FOUND and changes nothing',
+    async (method, template) => {
+      const before = await server.manager.getSession(otherUsersSession);
+      const path = template
+        .replace('{id}', otherUsersSession)
+        .replace('{turnId}', 'turn_x')
+        .replace('{messageId}', 'msg_x')
+        .replace('{agent}', 'default')
+        .replace('{agentName}', 'main');
+      const response = await fetch(`${server.api}${path}`, {
+        method,
+        headers: as('ada'),
+        ...(method === 'GET' || method === 'DELETE' ? {} : { body: '{}' }),
+      });
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { code: string }).code).toBe('SESSION_NOT_FOUND');
+      expect(await server.manager.getSession(otherUsersSession)).toEqual(before);
+    },
+  );
+
+  test('batch export and delete refuse, and import cannot replace, another owner’s session', async () => {
+    const exported = await fetch(`${server.api}/sessions/batch/export`, {
+      method: 'POST',
+      headers: as('ada'),
+      body: JSON.stringify({ ids: [otherUsersSession] }),
+    });
+    expect(exported.status).toBe(404);
+    const deleted = await fetch(`${server.api}/sessions/batch/delete`, {
+      method: 'POST',
+      headers: as('ada'),
+      body: JSON.stringify({ ids: [otherUsersSession] }),
+    });
+    expect(await deleted.json()).toMatchObject({
+      deleted: [],
+      failed: [{ id: otherUsersSession, error: { code: 'SESSION_NOT_FOUND' } }],
+    });
+    const bundle = await server.manager.exportSessions([otherUsersSession]);
+    const imported = await fetch(`${server.api}/sessions/import`, {
+      method: 'POST',
+      headers: as('ada'),
+      body: JSON.stringify({ bundle, onConflict: 'replace' }),
+    });
+    expect(imported.status).toBe(409);
+    expect((await server.manager.getSession(otherUsersSession)).owner).toBe('bob');
+    const listed = await fetch(`${server.api}/sessions`, { headers: as('ada') });
+    const ids = ((await listed.json()) as { sessions: Array<{ id: string }> }).sessions.map(
+      (entry) => entry.id,
+    );
+    expect(ids).not.toContain(otherUsersSession);
+  });
+});
+
+test('brackets inside JSON strings do not count as nesting', async () => {
+  expect(MAX_JSON_DEPTH).toBe(256);
+  const title = `${'[{'.repeat(400)}"\\`;
+  // Exactly the limit is fine: 2 levels of object, then 254 arrays.
+  const deep = JSON.parse(`${'['.repeat(254)}1${']'.repeat(254)}`);
+  const response = await fetch(`${server.api}/sessions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'x-user': 'ada', ...json },
+    body: JSON.stringify({ title, attributes: { deep } }),
+  });
+  expect(response.status).toBe(201);
+  expect(((await response.json()) as { title: string }).title).toBe(title);
 });

@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ErrorCode } from '../../src/errors.js';
+import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
 import {
   createHttpHandler,
   createOpenApiDocument,
@@ -101,6 +101,22 @@ describe('bearer tokens', () => {
     expect((await fetch(`${server.api}/openapi.json`)).status).toBe(401);
   });
 
+  test.each([
+    ['turnRetention', -1],
+    ['heartbeatMs', -5],
+    ['heartbeatMs', 0.5],
+    ['retryMs', Number.NaN],
+    ['sseHighWaterMark', 0],
+    ['maxBodyBytes', 0],
+    ['onDisconnect', 'abort'],
+  ] as const)(
+    '%s %s is refused at construction (it would hang, flood or refuse everything)',
+    (name, value) => {
+      const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
+      expect(() => createHttpHandler(manager, { [name]: value })).toThrow(new RegExp(`invalid ${name}`));
+    },
+  );
+
   test('an empty token is refused at construction', () => {
     const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
     expect(() => createHttpHandler(manager, { token: '' })).toThrow(TypeError);
@@ -151,6 +167,27 @@ describe('CORS', () => {
     expect(preflight.status).toBe(405);
   });
 
+  test('credentials with origin "*" are refused at construction; with listed origins the origin is echoed', async () => {
+    const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
+    expect(() => createHttpHandler(manager, { cors: { origin: '*', credentials: true } })).toThrow(
+      /credentials/,
+    );
+    const handler = createHttpHandler(manager, {
+      cors: { origin: ['https://app.example'], credentials: true },
+    });
+    const response = await handler(
+      new Request('http://localhost/health', { headers: { origin: 'https://app.example' } }),
+    );
+    expect(response.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(response.headers.get('access-control-allow-credentials')).toBe('true');
+    const stranger = await handler(
+      new Request('http://localhost/health', { headers: { origin: 'https://evil.example' } }),
+    );
+    expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
+    expect(stranger.headers.get('access-control-allow-credentials')).toBeNull();
+    await manager.close();
+  });
+
   test('configured origins get CORS headers and preflight answers; others do not', async () => {
     server = await startServer({ http: { cors: { origin: ['https://app.example'] }, token: 'tok' } });
     const preflight = await fetch(`${server.api}/sessions`, {
@@ -169,6 +206,63 @@ describe('CORS', () => {
       headers: { origin: 'https://evil.example', authorization: 'Bearer tok' },
     });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('forged cross-site requests', () => {
+  // A host that authenticates with a session cookie, as a browser app would.
+  const cookieAuth = (request: Request) =>
+    request.headers.get('cookie') === 'sid=ada' ? { id: 'ada' } : undefined;
+  const forged = (url: string, extra: Record<string, string> = {}) =>
+    new Request(url, {
+      method: 'POST',
+      // What a form on another site sends, with the user's cookie.
+      headers: {
+        cookie: 'sid=ada',
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: 'https://evil.example',
+        'sec-fetch-site': 'cross-site',
+        ...extra,
+      },
+    });
+
+  test('a cross-site form POST with the user’s cookie is 403 CROSS_SITE_REQUEST and changes nothing', async () => {
+    const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
+    const handler = createHttpHandler(manager, { authenticate: cookieAuth });
+    const { id } = await manager.createSession({ owner: 'ada' });
+    const response = await handler(forged(`http://test/api/sessions/${id}/tools/toggle`));
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({ code: 'CROSS_SITE_REQUEST' });
+    expect((await manager.getSession(id)).safetyPolicy).not.toBe('autonomous');
+    const cancelling = await handler(
+      forged(`http://test/api/sessions/${id}/cancel`, { 'content-type': 'text/plain' }),
+    );
+    expect(cancelling.status).toBe(403);
+    await manager.close();
+  });
+
+  test('same-origin requests, cross-site reads, origins CORS allows and non-browser clients pass', async () => {
+    const manager = new SessionManager({ runtime: new ScriptedRuntime().factory });
+    const handler = createHttpHandler(manager, {
+      authenticate: cookieAuth,
+      cors: { origin: ['https://app.example'], credentials: true },
+    });
+    const { id } = await manager.createSession({ owner: 'ada' });
+    const toggle = `http://test/api/sessions/${id}/tools/toggle`;
+    for (const headers of [
+      { 'sec-fetch-site': 'same-origin', origin: 'http://test' },
+      { 'sec-fetch-site': 'same-site', origin: 'https://app.example' },
+      { 'sec-fetch-site': 'cross-site', origin: 'https://app.example' },
+    ]) {
+      expect((await handler(forged(toggle, headers))).status).toBe(200);
+    }
+    const curl = new Request(toggle, { method: 'POST', headers: { cookie: 'sid=ada' } });
+    expect((await handler(curl)).status).toBe(200);
+    const read = new Request(`http://test/api/sessions/${id}`, {
+      headers: { cookie: 'sid=ada', 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' },
+    });
+    expect((await handler(read)).status).toBe(200);
+    await manager.close();
   });
 });
 
@@ -292,6 +386,40 @@ describe('routes', () => {
     expect(JSON.parse(text)).toEqual({ code: 'INTERNAL', message: 'internal error' });
     expect(text).not.toContain('hunter2');
     expect(logged).toHaveLength(1);
+    await manager.close();
+  });
+
+  test('a store failure keeps its code and status but not the backend’s words, which go to the logger', async () => {
+    const logged: unknown[] = [];
+    const store = new FailingStore(new MemoryStore());
+    const manager = new SessionManager({ runtime: new ScriptedRuntime().factory, store });
+    const handler = createHttpHandler(manager, {
+      logger: { debug() {}, info() {}, warn() {}, error: (_message, fields) => logged.push(fields?.error) },
+    });
+    const { id } = await manager.createSession();
+    // What a store makes of a driver's error (defineStore's normalisation): the driver's text inside.
+    const failure = (code: typeof ErrorCode.STORE_UNAVAILABLE | typeof ErrorCode.STORE_CORRUPT) =>
+      new AgentSessionsError(
+        code,
+        `the postgres store could not read session: password authentication failed for user "app" at 10.1.2.3 (/srv/secrets)`,
+      );
+    for (const [code, status] of [
+      [ErrorCode.STORE_UNAVAILABLE, 503],
+      [ErrorCode.STORE_CORRUPT, 500],
+    ] as const) {
+      store.failNext('getSession', failure(code));
+      const response = await handler(new Request(`http://test/api/sessions/${id}`));
+      expect(response.status).toBe(status);
+      const text = await response.text();
+      expect(JSON.parse(text)).toMatchObject({ code });
+      expect(text).not.toMatch(/10\.1\.2\.3|authentication|secrets/);
+    }
+    expect(logged).toHaveLength(2);
+    store.failNext('listSessions', failure(ErrorCode.STORE_UNAVAILABLE));
+    const ready = await handler(new Request('http://test/ready'));
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).not.toContain('10.1.2.3');
+    expect(logged).toHaveLength(3);
     await manager.close();
   });
 });

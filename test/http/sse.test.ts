@@ -165,6 +165,27 @@ describe('resume positions', () => {
     );
     expect(after.map((message) => message.event)).toEqual(['turn_result']);
   });
+
+  test('a turn stream resumed from before the turn began carries only that turn’s events', async () => {
+    server = await startServer();
+    server.scripted.reply('the first turn');
+    server.scripted.reply('the second turn');
+    const { id } = await server.manager.createSession();
+    const first = await readMessages(await run(server.api, id, ['one']));
+    const response = await run(server.api, id, ['two']);
+    const turnId = response.headers.get('agent-sessions-turn-id')!;
+    const whole = await readMessages(response);
+    for (const query of ['?since=0', '']) {
+      const resumed = await readMessages(
+        await fetch(`${server.api}/sessions/${id}/turns/${turnId}/events${query}`, {
+          headers: query === '' ? { 'last-event-id': '1' } : {},
+        }),
+      );
+      expect(resumed).toEqual(whole);
+    }
+    const firstSeqOfSecond = Number(whole[0]!.id);
+    expect(firstSeqOfSecond).toBeGreaterThan(Number(first.at(-2)!.id));
+  });
 });
 
 describe('a slow reader', () => {

@@ -151,4 +151,34 @@ describe('web-chat in headless Chromium', { timeout: 60_000 }, () => {
     await assistant().last().getByText('I am the demo agent').waitFor({ timeout: 15_000 });
     await page.screenshot({ path: join(output, 'recovered.png') });
   });
+
+  test('switching sessions quickly shows the last one chosen, even when an earlier one answers late', async () => {
+    const { sessions } = (await (await fetch(`http://127.0.0.1:${port}/api/sessions`)).json()) as {
+      sessions: Array<{ id: string; title: string }>;
+    };
+    const first = sessions.find((session) => session.title.startsWith('What is the weather'))!;
+    let release!: () => void;
+    const held = new Promise<void>((resolvePromise) => {
+      release = resolvePromise;
+    });
+    // The first session's snapshot is slow to come back.
+    await page.route(`**/api/sessions/${first.id}/status`, async (route) => {
+      await held;
+      await route.continue();
+    });
+    const slowSnapshot = page.waitForResponse(`**/api/sessions/${first.id}/status`);
+    await page.getByTestId('sessions').getByText(first.title).click();
+    await page.getByTestId('new-session').click();
+    await expect.poll(() => page.getByTestId('title').textContent()).toBe('New chat');
+    release();
+    await slowSnapshot;
+    await page.getByTestId('input').fill('Hello from the newest session');
+    await page.getByTestId('send').click();
+    await assistant().last().getByText('I am the demo agent').waitFor({ timeout: 15_000 });
+    expect(await page.getByTestId('title').textContent()).not.toContain('What is the weather');
+    expect(await page.locator('[data-role="user"]').allTextContents()).toEqual([
+      'Hello from the newest session',
+    ]);
+    await page.unroute(`**/api/sessions/${first.id}/status`);
+  });
 });
