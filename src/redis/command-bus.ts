@@ -188,8 +188,9 @@ export class RedisCommandBus {
 
   /** Stops listening for answers (pending sends end with `TIMEOUT`). */
   async close(): Promise<void> {
-    if (this.#listening) await this.#subscriber.unsubscribe(this.#replyChannel).catch(() => {});
+    const listening = this.#listening !== undefined;
     this.#listening = undefined;
+    if (listening) await this.#subscriber.unsubscribe(this.#replyChannel).catch(() => {});
   }
 }
 
