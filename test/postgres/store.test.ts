@@ -1,10 +1,12 @@
 import pg from 'pg';
 import { afterAll, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
+import { SessionManager } from '../../src/manager/session-manager.js';
 import { MIGRATIONS, MigrationError, migrate } from '../../src/postgres/migrations.js';
 import { PostgresStore } from '../../src/postgres/store.js';
 import type { Store } from '../../src/store.js';
 import { describeStoreConformance } from '../../src/testing/conformance/index.js';
+import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { DATABASE_URL, probePostgres, uniqueName, whenServer } from '../helpers/servers.js';
 import { sessionRecord } from '../helpers/sessions.js';
 
@@ -279,5 +281,61 @@ whenServer(probe, 'PostgresStore suites', () => {
         expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }),
       );
     });
+  });
+});
+
+whenServer(probe, 'SessionManager on PostgresStore', () => {
+  test('a connection killed while a turn writes: the turn ends with a typed store error, and the next turn runs', async () => {
+    const schema = uniqueName('turn');
+    const applicationName = uniqueName('turn_app');
+    const store = new PostgresStore({
+      connectionString: DATABASE_URL,
+      schema,
+      poolOptions: { max: 2, application_name: applicationName },
+    });
+    const scripted = new ScriptedRuntime();
+    const manager = new SessionManager({ runtime: scripted.factory, store });
+    const blocker = await admin.connect();
+    try {
+      const session = await manager.createSession();
+      scripted.turn([step.hold('h'), step.reply('the answer')]);
+      const stream = await manager.runSession(session.id, { messages: ['question'] });
+      await scripted.waitUntilHeld('h');
+      // The turn's next write waits on the session's row; its connection is then killed.
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT 1 FROM "${schema}".sessions WHERE id = $1 FOR UPDATE`, [session.id]);
+      scripted.release('h');
+      let pid: number | undefined;
+      while (pid === undefined) {
+        const waiting = await admin.query(
+          `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+          [applicationName],
+        );
+        pid = waiting.rows[0]?.pid;
+      }
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      await blocker.query('ROLLBACK');
+      const events: string[] = [];
+      for await (const event of stream) events.push(event.type);
+      const done = await stream.done;
+      expect(done.stopReason).toBe('error');
+      expect(done.error?.code).toBe(ErrorCode.STORE_UNAVAILABLE);
+      scripted.turn([step.reply('second answer')]);
+      const next = await manager.runSession(session.id, { messages: ['again'] });
+      for await (const _ of next) {
+        // drain
+      }
+      expect((await next.done).stopReason).toBe('end_turn');
+      const stored = await store.getSession(session.id);
+      const contents = stored.items.flatMap((item) =>
+        item.kind === 'message' ? [item.message.content] : [],
+      );
+      expect(contents).toContain('question');
+      expect(contents).toContain('second answer');
+    } finally {
+      blocker.release();
+      await manager.close();
+      await dropSchema(schema);
+    }
   });
 });
