@@ -10,6 +10,8 @@ export default defineConfig({
     client: 'src/client/index.ts',
     'ai-sdk': 'src/ai-sdk/index.ts',
     acp: 'src/acp/index.ts',
+    postgres: 'src/postgres/index.ts',
+    redis: 'src/redis/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: { compilerOptions: { stripInternal: true } },

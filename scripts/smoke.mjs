@@ -14,6 +14,8 @@ const subpaths = [
   'agent-sessions/client',
   'agent-sessions/ai-sdk',
   'agent-sessions/acp',
+  'agent-sessions/postgres',
+  'agent-sessions/redis',
 ];
 const expected = {
   'agent-sessions': [
@@ -55,6 +57,9 @@ const expected = {
   ],
   'agent-sessions/ai-sdk': ['createAiSdkRuntime', 'AiSdkRuntime', 'toModelMessages', 'ModelCallError'],
   'agent-sessions/acp': ['serveAcp', 'TurnUpdates', 'replaySession', 'promptToMessage'],
+  // Server entries: loaded only (no server is needed; their tests run against real servers).
+  'agent-sessions/postgres': ['PostgresStore', 'PostgresEventLog', 'MigrationError', 'MIGRATIONS', 'migrate'],
+  'agent-sessions/redis': ['RedisLeaseLock', 'LeaseLostError', 'RedisEventStream', 'RedisCommandBus'],
 };
 
 for (const subpath of subpaths) {

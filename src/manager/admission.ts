@@ -232,6 +232,17 @@ export class Admission {
     running = { kind: 'running', turn };
     this.#occupants.set(id, running);
     ticket.settle(turn);
+    // A lease that can be lost (a shared lock): losing it cancels the turn; its writes are fenced.
+    const lost = held.lost;
+    if (lost) {
+      const onLost = () => turn.cancel(lost.reason);
+      if (lost.aborted) onLost();
+      else {
+        lost.addEventListener('abort', onLost, { once: true });
+        const forget = () => lost.removeEventListener('abort', onLost);
+        void turn.stream.done.then(forget, forget);
+      }
+    }
     return turn;
   }
 

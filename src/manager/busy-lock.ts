@@ -13,7 +13,15 @@
  *   so a writer can be told apart from one whose lease has since been lost and taken by another;
  * - {@link BusyLease.release} MUST be idempotent and SHOULD NOT reject (a failure is the lock's to
  *   log; an expired lease frees the session anyway).
+ *
+ * A lock that can lose a lease (a lease that expires) SHOULD also:
+ * - give each lease a {@link BusyLease.lost} signal that aborts when the lease is lost while held:
+ *   the manager then cancels the turn holding it;
+ * - fence writes with {@link BusyLock.fenceStore}: the manager sends every write through the store
+ *   it returns, which rejects the writes of a session whose lease this holder lost, so a holder
+ *   that lost its lease cannot change the session another holder now runs.
  */
+import type { Store } from '../store.js';
 
 /** One holding of a session's busy lock. */
 export interface BusyLease {
@@ -23,12 +31,19 @@ export interface BusyLease {
   readonly token: number;
   /** Gives the session up. Idempotent. */
   release(): Promise<void>;
+  /** Aborts when the lease is lost while held (it expired, another holder took it). Optional. */
+  readonly lost?: AbortSignal;
 }
 
 /** Decides which holder has a session. See the module documentation for the contract. */
 export interface BusyLock {
   /** A lease on the session, or `undefined` at once when someone else holds it. */
   acquire(sessionId: string): Promise<BusyLease | undefined>;
+  /**
+   * Optional: `store` with writes fenced by this lock's leases (see the module documentation).
+   * The manager calls it once, on the store it was given.
+   */
+  fenceStore?(store: Store): Store;
 }
 
 /** The busy lock of one process: a set of held session ids and one counter for fencing tokens. */

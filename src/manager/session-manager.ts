@@ -49,7 +49,7 @@ import {
   toggleToolApproval,
 } from './authorization.js';
 import { BackgroundWork } from './background-work.js';
-import { InProcessBusyLock } from './busy-lock.js';
+import { type BusyLock, InProcessBusyLock } from './busy-lock.js';
 import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
 import {
   assertTemplate,
@@ -70,6 +70,7 @@ import { Portability } from './portability.js';
 import { answerPersisted, persistedWaiting } from './resumption.js';
 import { RuntimePool } from './runtime-pool.js';
 import { SessionRecords } from './session-records.js';
+import { SharedIdempotencyKeys } from './shared-keys.js';
 import type {
   AvailableModels,
   FollowUpOptions,
@@ -106,6 +107,7 @@ export class SessionManager {
   readonly #records: SessionRecords;
   readonly #workingDirRoot: string | undefined;
   readonly #logger: Logger;
+  readonly #sharedKeys: SharedIdempotencyKeys | undefined;
   readonly #capacities: { steer: number; followUp: number; keys: number };
   readonly #limits: InputLimits;
   readonly #logs: EventLogs;
@@ -126,11 +128,20 @@ export class SessionManager {
         issues: [{ path: ['runtime'], message: 'expected a function' }],
       });
     }
-    this.store = options.store ?? new MemoryStore();
+    const lock: BusyLock = options.busyLock ?? new InProcessBusyLock();
+    const store = options.store ?? new MemoryStore();
+    this.store = lock.fenceStore?.(store) ?? store;
     this.#records = new SessionRecords(this.store);
     this.#workingDirRoot = options.workingDirRoot;
     this.#limits = inputLimits(options.limits);
     this.#logger = options.logger ?? silentLogger;
+    this.#sharedKeys =
+      options.idempotencyStore === undefined
+        ? undefined
+        : new SharedIdempotencyKeys(
+            options.idempotencyStore,
+            positiveInteger(options.idempotencyKeyTtlMs, 86_400_000, 'idempotencyKeyTtlMs'),
+          );
     this.#capacities = {
       steer: positiveInteger(options.steerCapacity, 5, 'steerCapacity'),
       followUp: positiveInteger(options.followUpCapacity, 20, 'followUpCapacity'),
@@ -152,7 +163,7 @@ export class SessionManager {
       },
     });
     this.#admission = new Admission({
-      lock: new InProcessBusyLock(),
+      lock,
       runtimes: this.#pool,
       eventLog: (sessionId, reserved) => this.#logs.getOrCreate(sessionId, reserved),
       assertUsable: (sessionId) => {
@@ -266,6 +277,13 @@ export class SessionManager {
       const key = optionalString(options.idempotencyKey, 'idempotencyKey');
       const { queues } = live;
       if (key !== undefined && !queues.keys.claim(key)) return { status: 'duplicate' };
+      const shared = key === undefined ? undefined : this.#sharedKeys;
+      if (shared && key !== undefined) {
+        // The shared store decides between instances (and its TTL ends a key); this process's
+        // claim only held off concurrent callers here while it was asked.
+        const claimed = await shared.claim(id, key).finally(() => queues.keys.release(key));
+        if (!claimed) return { status: 'duplicate' };
+      }
       try {
         if (this.#admission.isActive(id)) {
           queues.followUps.push(id, [
@@ -276,8 +294,18 @@ export class SessionManager {
         await this.#admission.admit(live, { messages: normalized, onDetach: 'continue', detached: true });
         return { status: 'started' };
       } catch (error) {
-        if (key !== undefined) queues.keys.release(key);
+        if (key !== undefined) {
+          queues.keys.release(key);
+          await shared?.release(id, key).catch((releaseError: unknown) => {
+            this.#logger.error('releasing a shared idempotency key failed', {
+              sessionId: id,
+              error: releaseError,
+            });
+          });
+        }
         throw error;
+      } finally {
+        if (key !== undefined) shared?.delivered(id, key);
       }
     });
   }

@@ -1,3 +1,4 @@
+import type { Keyv } from 'keyv';
 import type { AgentSessionsError } from '../errors.js';
 import type { SessionEvent, StopReason } from '../events.js';
 import type { Logger } from '../logger.js';
@@ -5,6 +6,7 @@ import type { ModelChoice, RuntimeFactory } from '../runtime.js';
 import type { Message, Session, ToolCall } from '../schemas.js';
 import type { SourceResolver } from '../sources.js';
 import type { Store } from '../store.js';
+import type { BusyLock } from './busy-lock.js';
 
 /**
  * A message as callers give it: a string is a user message; an object needs `content`, and a
@@ -38,6 +40,13 @@ export interface SessionManagerOptions {
   runtime: RuntimeFactory;
   /** Where sessions live. @default new MemoryStore() */
   store?: Store;
+  /**
+   * Decides which holder runs a session. The default is for one process; several instances on one
+   * shared store need a shared lock such as `RedisLeaseLock` from `agent-sessions/redis`. When the
+   * lock has `fenceStore`, every write goes through the store it returns (see `BusyLock`).
+   * @default new InProcessBusyLock()
+   */
+  busyLock?: BusyLock;
   /** Resolves agent sources; without one, runtimes get no `source`. */
   sources?: SourceResolver;
   /** Generates titles beside the first turn (30 s limit). Without one, the heuristic title stays. */
@@ -54,6 +63,17 @@ export interface SessionManagerOptions {
   followUpCapacity?: number;
   /** Idempotency keys remembered per session. @default 256 */
   idempotencyKeys?: number;
+  /**
+   * Follow-up idempotency keys shared by several instances: a `Keyv` (e.g. `@keyv/redis`, or Keyv's
+   * PostgreSQL adapter) where each used key is kept for {@link SessionManagerOptions.idempotencyKeyTtlMs}.
+   * A key used on one instance is then a `'duplicate'` on every other. Without it, keys are
+   * remembered by this process only (the last {@link SessionManagerOptions.idempotencyKeys} per
+   * session). Keyv has no atomic set-if-absent: two instances claiming one key within the same
+   * round trip can both deliver.
+   */
+  idempotencyStore?: Keyv;
+  /** How long a key used with {@link SessionManagerOptions.idempotencyStore} is kept. @default 86400000 */
+  idempotencyKeyTtlMs?: number;
   /** Close runtimes (and drop the cached history) idle this long. 0 = never. @default 900000 */
   idleRuntimeTtlMs?: number;
   /** Where the manager logs. Nothing is printed by default. */
