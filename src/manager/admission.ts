@@ -27,7 +27,7 @@
  * event log.
  */
 import type { EventEmitter } from 'eventemitter3';
-import { SessionBusyError } from '../errors.js';
+import { AgentSessionsError, ErrorCode, SessionBusyError, toAgentSessionsError } from '../errors.js';
 import { throwIfAborted } from '../internal/abort.js';
 import { newId } from '../internal/ids.js';
 import type { Logger } from '../logger.js';
@@ -37,7 +37,7 @@ import type { BusyLease, BusyLock } from './busy-lock.js';
 import type { EventSink } from './event-log.js';
 import { repairHistory } from './history-repair.js';
 import type { LiveSession } from './live-session.js';
-import { assertCanSwitchModels, DEFAULT_AGENT, switchModel } from './models.js';
+import { alignModel, assertCanSwitchModels, DEFAULT_AGENT, switchModel } from './models.js';
 import { RunningTurn } from './running-turn.js';
 import type { RuntimePool } from './runtime-pool.js';
 import type { ManagerEvents, TitleGenerator } from './types.js';
@@ -295,6 +295,9 @@ export class Admission {
       }
       if (request.model !== undefined) assertCanSwitchModels(runtime, id);
       throwIfAborted(signal);
+      // Runtime and record agree before anything else: a new runtime gets the session's override,
+      // and one a failed write or rollback left on another model is set back.
+      if (request.model === undefined) await alignModel(cache, runtime, agent ?? DEFAULT_AGENT);
 
       // 4.1 The model override, under the metadata lock like setSessionModel: both rewrite the map.
       const model = request.model;
@@ -338,15 +341,18 @@ export class Admission {
       }
       return runtime;
     } catch (error) {
+      const rollbackErrors: unknown[] = [];
       for (const rollback of rollbacks.reverse()) {
         try {
           await rollback();
         } catch (rollbackError) {
           record.forget();
+          rollbackErrors.push(rollbackError);
           logger.error('rolling back a refused turn failed', { sessionId: id, error: rollbackError });
         }
       }
-      throw error;
+      if (rollbackErrors.length === 0) throw error;
+      throw rollbackFailed(error, rollbackErrors);
     }
   }
 
@@ -391,4 +397,16 @@ export class Admission {
     );
     this.#options.track(live.id, work);
   }
+}
+
+/**
+ * The refusal of a turn whose rollback failed too: the original error's code and message, and as
+ * `cause` an `AggregateError` of the original error, then each rollback error, so a caller sees that
+ * the session may keep part of the refused change.
+ */
+function rollbackFailed(error: unknown, rollbackErrors: unknown[]): AgentSessionsError {
+  const original = toAgentSessionsError(error, ErrorCode.STORE_UNAVAILABLE, 'the turn was refused');
+  return new AgentSessionsError(original.code, `${original.message} (rolling back also failed)`, {
+    cause: new AggregateError([error, ...rollbackErrors], 'the turn was refused and rolling back failed'),
+  });
 }
