@@ -175,6 +175,7 @@ export class SessionManager {
       logger: this.#logger,
       track: (sessionId, work) => this.#background.track(sessionId, work),
       keepPartialAnswers: options.keepPartialAnswers ?? true,
+      runtimeStopTimeoutMs: positiveInteger(options.runtimeStopTimeoutMs, 5_000, 'runtimeStopTimeoutMs'),
     });
     this.#portability = new Portability({
       records: this.#records,

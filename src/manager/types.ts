@@ -76,6 +76,13 @@ export interface SessionManagerOptions {
   idempotencyKeyTtlMs?: number;
   /** Close runtimes (and drop the cached history) idle this long. 0 = never. @default 900000 */
   idleRuntimeTtlMs?: number;
+  /**
+   * How long a turn start waits for the previous turn's `run()` to return (a runtime that ignores
+   * its cancel signal can run on after its turn ended). Past it the stuck runtime is closed and
+   * replaced by a new one, and a warning is logged.
+   * @default 5000
+   */
+  runtimeStopTimeoutMs?: number;
   /** Where the manager logs. Nothing is printed by default. */
   logger?: Logger;
   /**
