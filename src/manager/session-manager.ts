@@ -590,6 +590,12 @@ export class SessionManager {
     this.#logs.delete(id);
     await this.#pool.close(id);
     this.events.emit('session_deleted', { sessionId: id });
+    // The id is remembered only while work of the deleted session may still run (a runtime winding
+    // down, a queued admission): then the store alone answers, and the set does not grow for the
+    // manager's lifetime.
+    void this.#background.settled(id).then(() => {
+      if (!this.#sessions.has(id)) this.#deleted.delete(id);
+    });
   }
 
   /**
