@@ -17,6 +17,9 @@ import { sessionRecord } from '../../helpers/sessions.js';
 // A store directory written by FileStore before log records carried a format version (commit
 // 548ad71), with what that code read back from it.
 const FIXTURE = fileURLToPath(new URL('../fixtures/format-v0', import.meta.url));
+// The same for format version 1 (checksummed `{"v":1,"t":…}` records), written by commit 9402798
+// before the compact format: creates, appends, a patch and a message replacement.
+const FIXTURE_V1 = fileURLToPath(new URL('../fixtures/format-v1', import.meta.url));
 
 let root: string;
 let directory: string;
@@ -48,11 +51,33 @@ const message = (id: string): SessionItem => ({
   message: { id, role: 'user', content: id, createdAt: at },
 });
 
-async function expected(): Promise<{ sessions: Session[]; listing: Page<SessionSummary> }> {
-  return JSON.parse(await readFile(join(FIXTURE, 'expected.json'), 'utf8'));
+async function expected(
+  fixture = FIXTURE,
+): Promise<{ sessions: Session[]; listing: Page<SessionSummary> }> {
+  return JSON.parse(await readFile(join(fixture, 'expected.json'), 'utf8'));
 }
 
 describe('FileStore format versions', () => {
+  test.each([
+    ['0', FIXTURE],
+    ['1', FIXTURE_V1],
+  ])('a store written in format version %s opens, reads back exactly and takes new writes', async (_, fixture) => {
+    const want = await expected(fixture);
+    await cp(fixture, directory, { recursive: true });
+    await unlink(join(directory, 'expected.json'));
+    const store = storeAt();
+    for (const session of want.sessions) expect(await store.getSession(session.id)).toEqual(session);
+    expect(await store.listSessions()).toEqual(want.listing);
+    const first = want.sessions[0]!;
+    await store.appendItems(first.id, [message('added-now')]);
+    await store.close();
+    const reopened = storeAt();
+    const read = await reopened.getSession(first.id);
+    expect(read.items.slice(0, -1)).toEqual(first.items);
+    expect(read.items.at(-1)).toEqual(message('added-now'));
+    for (const session of want.sessions.slice(1)) expect(await reopened.getSession(session.id)).toEqual(session);
+  });
+
   test('a store written before records had a version opens and reads back exactly, with and without its summary files', async () => {
     const want = await expected();
     await cp(FIXTURE, directory, { recursive: true });
