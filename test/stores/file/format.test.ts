@@ -51,9 +51,7 @@ const message = (id: string): SessionItem => ({
   message: { id, role: 'user', content: id, createdAt: at },
 });
 
-async function expected(
-  fixture = FIXTURE,
-): Promise<{ sessions: Session[]; listing: Page<SessionSummary> }> {
+async function expected(fixture = FIXTURE): Promise<{ sessions: Session[]; listing: Page<SessionSummary> }> {
   return JSON.parse(await readFile(join(fixture, 'expected.json'), 'utf8'));
 }
 
@@ -61,22 +59,26 @@ describe('FileStore format versions', () => {
   test.each([
     ['0', FIXTURE],
     ['1', FIXTURE_V1],
-  ])('a store written in format version %s opens, reads back exactly and takes new writes', async (_, fixture) => {
-    const want = await expected(fixture);
-    await cp(fixture, directory, { recursive: true });
-    await unlink(join(directory, 'expected.json'));
-    const store = storeAt();
-    for (const session of want.sessions) expect(await store.getSession(session.id)).toEqual(session);
-    expect(await store.listSessions()).toEqual(want.listing);
-    const first = want.sessions[0]!;
-    await store.appendItems(first.id, [message('added-now')]);
-    await store.close();
-    const reopened = storeAt();
-    const read = await reopened.getSession(first.id);
-    expect(read.items.slice(0, -1)).toEqual(first.items);
-    expect(read.items.at(-1)).toEqual(message('added-now'));
-    for (const session of want.sessions.slice(1)) expect(await reopened.getSession(session.id)).toEqual(session);
-  });
+  ])(
+    'a store written in format version %s opens, reads back exactly and takes new writes',
+    async (_, fixture) => {
+      const want = await expected(fixture);
+      await cp(fixture, directory, { recursive: true });
+      await unlink(join(directory, 'expected.json'));
+      const store = storeAt();
+      for (const session of want.sessions) expect(await store.getSession(session.id)).toEqual(session);
+      expect(await store.listSessions()).toEqual(want.listing);
+      const first = want.sessions[0]!;
+      await store.appendItems(first.id, [message('added-now')]);
+      await store.close();
+      const reopened = storeAt();
+      const read = await reopened.getSession(first.id);
+      expect(read.items.slice(0, -1)).toEqual(first.items);
+      expect(read.items.at(-1)).toEqual(message('added-now'));
+      for (const session of want.sessions.slice(1))
+        expect(await reopened.getSession(session.id)).toEqual(session);
+    },
+  );
 
   test('a store written before records had a version opens and reads back exactly, with and without its summary files', async () => {
     const want = await expected();
