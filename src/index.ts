@@ -21,6 +21,7 @@ export type {
   ResumeInput,
   RunInput,
   RunOptions,
+  SessionEventStream,
   SessionManagerOptions,
   SessionSnapshot,
   SessionTemplate,

@@ -27,8 +27,8 @@
  * event log.
  */
 import type { EventEmitter } from 'eventemitter3';
-import { SessionBusyError } from '../errors.js';
-import { throwIfAborted } from '../internal/abort.js';
+import { AgentSessionsError, ErrorCode, SessionBusyError, toAgentSessionsError } from '../errors.js';
+import { throwIfAborted, unrefTimer } from '../internal/abort.js';
 import { newId } from '../internal/ids.js';
 import type { Logger } from '../logger.js';
 import type { Runtime, TurnResumption } from '../runtime.js';
@@ -37,7 +37,7 @@ import type { BusyLease, BusyLock } from './busy-lock.js';
 import type { EventSink } from './event-log.js';
 import { repairHistory } from './history-repair.js';
 import type { LiveSession } from './live-session.js';
-import { assertCanSwitchModels, DEFAULT_AGENT, switchModel } from './models.js';
+import { alignModel, assertCanSwitchModels, DEFAULT_AGENT, switchModel } from './models.js';
 import { RunningTurn } from './running-turn.js';
 import type { RuntimePool } from './runtime-pool.js';
 import type { ManagerEvents, TitleGenerator } from './types.js';
@@ -76,6 +76,14 @@ export interface AdmissionOptions {
   track(sessionId: string, work: Promise<unknown>): void;
   /** Keep partial answers of cancelled and failed turns. @default true */
   keepPartialAnswers?: boolean;
+  /** How long a turn start waits for the previous `run()` to return before replacing the runtime. @default 5000 */
+  runtimeStopTimeoutMs?: number;
+}
+
+/** A runtime's `run()` of this process, until it has returned. */
+interface RuntimeRun {
+  runtime: Runtime;
+  stopped: Promise<void>;
 }
 
 /**
@@ -123,6 +131,8 @@ function turnIdOf(occupant: Occupant): string | undefined {
 /** Admits turns and history edits, one holder per session; see the module documentation. */
 export class Admission {
   readonly #occupants = new Map<string, Occupant>();
+  /** The last `run()` started on each session's runtime, until it returned. */
+  readonly #runs = new Map<string, RuntimeRun>();
   readonly #options: AdmissionOptions;
 
   constructor(options: AdmissionOptions) {
@@ -228,6 +238,13 @@ export class Admission {
       ...(ticket.cancelled === undefined ? {} : { cancelled: ticket.cancelled }),
       ...(request.resume === undefined ? {} : { resume: request.resume }),
       keepPartialAnswers: this.#options.keepPartialAnswers ?? true,
+      runStarted: (stopped) => {
+        const run: RuntimeRun = { runtime, stopped };
+        this.#runs.set(id, run);
+        void stopped.finally(() => {
+          if (this.#runs.get(id) === run) this.#runs.delete(id);
+        });
+      },
     });
     running = { kind: 'running', turn };
     this.#occupants.set(id, running);
@@ -267,6 +284,34 @@ export class Admission {
   }
 
   /**
+   * Waits until the previous `run()` on the session's runtime has returned, so two never overlap
+   * on one runtime (one that ignores its cancel signal may run on after its turn ended). Past
+   * `runtimeStopTimeoutMs` the stuck runtime is closed (logged) and the turn gets a new one.
+   */
+  async #previousRunStopped(sessionId: string): Promise<void> {
+    const run = this.#runs.get(sessionId);
+    if (!run) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<true>((resolve) => {
+      timer = setTimeout(() => resolve(true), this.#options.runtimeStopTimeoutMs ?? 5_000);
+      unrefTimer(timer);
+    });
+    const stuck = await Promise.race([run.stopped.then(() => false as const), timedOut]);
+    clearTimeout(timer);
+    if (!stuck) return;
+    if (this.#runs.get(sessionId) === run) this.#runs.delete(sessionId);
+    this.#options.logger.warn(
+      'the previous run() did not return in time: closing and replacing the runtime',
+      {
+        sessionId,
+        timeoutMs: this.#options.runtimeStopTimeoutMs ?? 5_000,
+      },
+    );
+    if (this.#options.runtimes.peek(sessionId, null) === run.runtime)
+      await this.#options.runtimes.close(sessionId);
+  }
+
+  /**
    * Steps 3 and 4 of admission: validation, then the writes, each undone on a later failure.
    * Resolves to the runtime the turn runs on.
    */
@@ -283,6 +328,7 @@ export class Admission {
       // Without a resolver a source is opaque: stored as given, never resolved.
       const switchingSource = request.source !== undefined && request.source !== cache.meta.source;
       const agent = request.agent ?? cache.meta.agent;
+      await this.#previousRunStopped(id);
       const runtimeBefore = runtimes.peek(id, null);
       const runtime = await runtimes.forSession(cache, {
         ...(signal === undefined ? {} : { signal }),
@@ -295,6 +341,9 @@ export class Admission {
       }
       if (request.model !== undefined) assertCanSwitchModels(runtime, id);
       throwIfAborted(signal);
+      // Runtime and record agree before anything else: a new runtime gets the session's override,
+      // and one a failed write or rollback left on another model is set back.
+      if (request.model === undefined) await alignModel(cache, runtime, agent ?? DEFAULT_AGENT);
 
       // 4.1 The model override, under the metadata lock like setSessionModel: both rewrite the map.
       const model = request.model;
@@ -338,15 +387,18 @@ export class Admission {
       }
       return runtime;
     } catch (error) {
+      const rollbackErrors: unknown[] = [];
       for (const rollback of rollbacks.reverse()) {
         try {
           await rollback();
         } catch (rollbackError) {
           record.forget();
+          rollbackErrors.push(rollbackError);
           logger.error('rolling back a refused turn failed', { sessionId: id, error: rollbackError });
         }
       }
-      throw error;
+      if (rollbackErrors.length === 0) throw error;
+      throw rollbackFailed(error, rollbackErrors);
     }
   }
 
@@ -391,4 +443,16 @@ export class Admission {
     );
     this.#options.track(live.id, work);
   }
+}
+
+/**
+ * The refusal of a turn whose rollback failed too: the original error's code and message, and as
+ * `cause` an `AggregateError` of the original error, then each rollback error, so a caller sees that
+ * the session may keep part of the refused change.
+ */
+function rollbackFailed(error: unknown, rollbackErrors: unknown[]): AgentSessionsError {
+  const original = toAgentSessionsError(error, ErrorCode.STORE_UNAVAILABLE, 'the turn was refused');
+  return new AgentSessionsError(original.code, `${original.message} (rolling back also failed)`, {
+    cause: new AggregateError([error, ...rollbackErrors], 'the turn was refused and rolling back failed'),
+  });
 }

@@ -21,6 +21,15 @@ export class BackgroundWork {
     work.then(done, done);
   }
 
+  /** Resolves once no tracked work of the session is left (work tracked meanwhile included). */
+  async settled(sessionId: string): Promise<void> {
+    for (;;) {
+      const working = [...(this.#working.get(sessionId) ?? [])];
+      if (working.length === 0) return;
+      await Promise.allSettled(working);
+    }
+  }
+
   /**
    * Resolves once `turn()` (what runs now, asked again after each wait) is `undefined` and no
    * tracked work of the session is left. `TIMEOUT` after `timeoutMs`.

@@ -27,6 +27,43 @@ function setOwn(target: Record<string, string>, key: string, value: string): voi
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
+/**
+ * The model each runtime was last set to, per agent, as far as this process knows: a runtime with
+ * no entry for an agent runs its default model (a new runtime), and an entry is dropped when the
+ * outcome of a `setModel` call is unknown (it threw).
+ */
+const appliedModels = new WeakMap<Runtime, Map<string, string | undefined>>();
+
+function noteApplied(runtime: Runtime, agent: string, ref: string | undefined): void {
+  const applied = appliedModels.get(runtime) ?? new Map<string, string | undefined>();
+  applied.set(agent, ref);
+  appliedModels.set(runtime, applied);
+}
+
+/**
+ * Makes the runtime run the record's override of `agent`, at a turn start: a runtime made anew
+ * (first use, after the idle timeout, after a restart) gets the session's override, and one left
+ * on another model by a failed write or rollback is set back to what the record says. Calls
+ * `setModel` only when the runtime is not known to run that model already. `RUNTIME_FAILED`.
+ */
+export async function alignModel(cache: SessionCache, runtime: Runtime, agent: string): Promise<void> {
+  if (typeof runtime.setModel !== 'function') return;
+  const wanted = overrideOf(cache.meta.agentModelOverrides, agent);
+  const applied = appliedModels.get(runtime);
+  if (applied?.has(agent) ? applied.get(agent) === wanted : wanted === undefined) return;
+  try {
+    await runtime.setModel(agent, wanted);
+  } catch (error) {
+    appliedModels.get(runtime)?.delete(agent);
+    throw toAgentSessionsError(
+      error,
+      ErrorCode.RUNTIME_FAILED,
+      `the runtime could not switch ${agent} to the session's model ${String(wanted)}`,
+    );
+  }
+  noteApplied(runtime, agent, wanted);
+}
+
 /** The agent name overrides are stored under when the session has no agent. */
 export const DEFAULT_AGENT = 'default';
 
@@ -59,6 +96,7 @@ export async function switchModel(
   try {
     await runtime.setModel?.(agent, ref);
   } catch (error) {
+    appliedModels.get(runtime)?.delete(agent);
     throw toAgentSessionsError(
       error,
       ErrorCode.RUNTIME_FAILED,
@@ -72,16 +110,22 @@ export async function switchModel(
   if (ref?.includes('/') && !cache.meta.customModelsUsed.includes(ref)) {
     patch.customModelsUsed = [...cache.meta.customModelsUsed, ref];
   }
+  noteApplied(runtime, agent, ref);
   const restoreRuntime = async () => {
     try {
       await runtime.setModel?.(agent, previous);
+      noteApplied(runtime, agent, previous);
     } catch (error) {
+      appliedModels.get(runtime)?.delete(agent);
       logger.error('restoring the runtime model failed', { sessionId: record.id, agent, error });
     }
   };
   try {
     await record.patch(patch);
   } catch (error) {
+    // The write may have been applied: the next turn start reads the record again and sets the
+    // runtime to what it says (alignModel).
+    record.forget();
     await restoreRuntime();
     throw error;
   }

@@ -67,6 +67,11 @@ export interface RunningTurnOptions {
   logger: Logger;
   /** Registers work that must end before `waitStopped` resolves. */
   track(work: Promise<unknown>): void;
+  /**
+   * Called when the runtime's `run()` starts, with a promise that settles once it has returned
+   * (its iterator finished or was closed): the next turn on this runtime waits for it.
+   */
+  runStarted?(stopped: Promise<void>): void;
   /** Called once, when the last turn ended and before the stream ends: releases the busy lock. */
   onEnd(): void;
   /** What breaking out of the stream does. @default 'cancel' */
@@ -573,6 +578,7 @@ export class RunningTurn {
       }
     })();
     this.#options.track(consumer);
+    this.#options.runStarted?.(consumer);
 
     let outcome = await settled.promise;
     signal.removeEventListener('abort', onAbort);

@@ -21,7 +21,6 @@ import {
   SessionNotFoundError,
   toAgentSessionsError,
 } from '../errors.js';
-import type { SessionEvent } from '../events.js';
 import { cancellation, throwIfAborted } from '../internal/abort.js';
 import { cloneRecord } from '../internal/clone.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -82,6 +81,7 @@ import type {
   ResumeInput,
   RunInput,
   RunOptions,
+  SessionEventStream,
   SessionManagerOptions,
   SessionSnapshot,
   SessionTemplate,
@@ -175,6 +175,7 @@ export class SessionManager {
       logger: this.#logger,
       track: (sessionId, work) => this.#background.track(sessionId, work),
       keepPartialAnswers: options.keepPartialAnswers ?? true,
+      runtimeStopTimeoutMs: positiveInteger(options.runtimeStopTimeoutMs, 5_000, 'runtimeStopTimeoutMs'),
     });
     this.#portability = new Portability({
       records: this.#records,
@@ -345,23 +346,33 @@ export class SessionManager {
    * some were dropped or `since` is beyond the log, e.g. from before a restart), then live events,
    * gapless and without duplicates. Ends after `session_exited`. A subscriber that falls
    * `eventLogCapacity` behind ends with `SUBSCRIBER_LAGGED`. Errors (`SESSION_NOT_FOUND`,
-   * `INVALID_ARGUMENT`, the signal's reason) surface on the first `next()`.
+   * `INVALID_ARGUMENT`, the signal's reason) surface at once on the returned stream's `ready`
+   * (checked from the call on, never waiting for an event) and on the first `next()`.
    */
-  streamEvents(
-    id: string,
-    options: { since?: number; signal?: AbortSignal } = {},
-  ): AsyncIterable<SessionEvent> {
-    return subscribeOnFirstNext(async () => {
+  streamEvents(id: string, options: { since?: number; signal?: AbortSignal } = {}): SessionEventStream {
+    // The checks start now, not on the first next(): `ready` settles without waiting for an event.
+    const checked = (async () => {
       this.#guard(id);
       throwIfAborted(options.signal);
       // A log not yet made in this process numbers after the session's persisted mark: read it.
-      const reserved = await this.#reservedSeq(id);
+      return this.#reservedSeq(id);
+    })();
+    // Whoever reads neither `ready` nor the stream must not see an unhandled rejection.
+    checked.catch(() => undefined);
+    const events = subscribeOnFirstNext(async () => {
+      const reserved = await checked;
       throwIfAborted(options.signal);
       return this.#liveLog(id, reserved).subscribe({
         ...(options.since === undefined ? {} : { since: options.since }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
     });
+    return {
+      [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
+      get ready() {
+        return checked.then(() => undefined);
+      },
+    };
   }
 
   /**
@@ -579,6 +590,12 @@ export class SessionManager {
     this.#logs.delete(id);
     await this.#pool.close(id);
     this.events.emit('session_deleted', { sessionId: id });
+    // The id is remembered only while work of the deleted session may still run (a runtime winding
+    // down, a queued admission): then the store alone answers, and the set does not grow for the
+    // manager's lifetime.
+    void this.#background.settled(id).then(() => {
+      if (!this.#sessions.has(id)) this.#deleted.delete(id);
+    });
   }
 
   /**

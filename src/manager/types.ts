@@ -76,6 +76,13 @@ export interface SessionManagerOptions {
   idempotencyKeyTtlMs?: number;
   /** Close runtimes (and drop the cached history) idle this long. 0 = never. @default 900000 */
   idleRuntimeTtlMs?: number;
+  /**
+   * How long a turn start waits for the previous turn's `run()` to return (a runtime that ignores
+   * its cancel signal can run on after its turn ended). Past it the stuck runtime is closed and
+   * replaced by a new one, and a warning is logged.
+   * @default 5000
+   */
+  runtimeStopTimeoutMs?: number;
   /** Where the manager logs. Nothing is printed by default. */
   logger?: Logger;
   /**
@@ -218,3 +225,15 @@ export interface ImportOptions {
 
 /** A template for {@link SessionManager.createSession}: any session fields; the rest get defaults. */
 export type SessionTemplate = Partial<Omit<Session, 'createdAt' | 'updatedAt'>>;
+
+/**
+ * What {@link SessionManager.streamEvents} returns: the events, and `ready`, which settles as soon
+ * as the session is known to exist (never waiting for an event): it rejects with
+ * `SESSION_NOT_FOUND` (or `CLOSED`, `INVALID_ARGUMENT`, the signal's reason) for a stream that
+ * cannot be read, so a host can refuse the request before it answers (an HTTP 404 rather than a
+ * 200 that ends at once). The first `next()` rejects with the same error.
+ */
+export interface SessionEventStream extends AsyncIterable<SessionEvent> {
+  /** Resolves once the session is known to exist; rejects with the error the first `next()` gives. */
+  readonly ready: Promise<void>;
+}

@@ -10,6 +10,7 @@ import {
   type RuntimeEvent,
   type SessionEvent,
   type SessionEventOf,
+  type SessionEventStream,
   type SessionManager,
   type StopReason,
   type ToolCall,
@@ -102,7 +103,9 @@ describe('streams yield SessionEvent', () => {
 
   test('runSession resolves to a TurnStream; streamEvents is an async iterable of SessionEvent', () => {
     expectTypeOf<SessionManager['runSession']>().returns.resolves.toEqualTypeOf<TurnStream>();
-    expectTypeOf<SessionManager['streamEvents']>().returns.toEqualTypeOf<AsyncIterable<SessionEvent>>();
+    expectTypeOf<SessionManager['streamEvents']>().returns.toEqualTypeOf<SessionEventStream>();
+    expectTypeOf<SessionEventStream>().toExtend<AsyncIterable<SessionEvent>>();
+    expectTypeOf<SessionEventStream['ready']>().toEqualTypeOf<Promise<void>>();
   });
 
   test('a runtime event is not accepted where a session event is needed (it lacks the envelope)', () => {
