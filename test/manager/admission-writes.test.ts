@@ -1,56 +1,18 @@
 // Admission's refusals and writes (see src/manager/admission.ts): everything that can be refused
 // is refused before anything is written; then the model override, the agent switch and the user
 // messages, in order, each rolled back if a later one fails.
-import { afterEach, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { type AgentSessionsError, ErrorCode, SessionBusyError } from '../../src/errors.js';
-import { SessionManager } from '../../src/manager/session-manager.js';
-import type { SessionManagerOptions } from '../../src/manager/types.js';
 import { StaticSourceResolver } from '../../src/sources/static.js';
-import type { Store } from '../../src/store.js';
-import { FailingStore, InjectedStoreError } from '../../src/testing/failing-store.js';
-import { ScriptedRuntime, type ScriptedRuntimeOptions, step } from '../../src/testing/scripted-runtime.js';
+import { InjectedStoreError } from '../../src/testing/failing-store.js';
+import { step } from '../../src/testing/scripted-runtime.js';
 import { expectCode, rejection } from '../helpers/assertions.js';
+import { observeUnchanged, useScriptedManagers } from '../helpers/manager.js';
 import { withoutUpdatedAt } from '../helpers/sessions.js';
 import { type StoreFixture, storeFixtures } from '../helpers/stores.js';
 
 describe.each(storeFixtures())('admission writes ($name)', (fixture: StoreFixture) => {
-  const managers: SessionManager[] = [];
-  const runtimes: ScriptedRuntime[] = [];
-
-  afterEach(async () => {
-    vi.useRealTimers();
-    for (const manager of managers.splice(0)) await manager.close();
-    await fixture.cleanup();
-    for (const scripted of runtimes.splice(0)) scripted.assertConsumed();
-  });
-
-  async function setup(
-    options: Partial<SessionManagerOptions> & { scripted?: ScriptedRuntimeOptions; failing?: boolean } = {},
-  ) {
-    const { scripted: scriptedOptions, failing, ...rest } = options;
-    const scripted = new ScriptedRuntime(scriptedOptions);
-    runtimes.push(scripted);
-    const inner = await fixture.create();
-    const failingStore = new FailingStore(inner);
-    const store: Store = failing ? failingStore : inner;
-    const manager = new SessionManager({ runtime: scripted.factory, store, ...rest });
-    managers.push(manager);
-    return { manager, scripted, store, inner, failingStore };
-  }
-
-  /** What must not change when a call is refused: the record, the event log and the runtime's turns. */
-  async function observe(manager: SessionManager, store: Store, scripted: ScriptedRuntime, id: string) {
-    const before = {
-      session: await store.getSession(id),
-      lastEventSeq: (await manager.getSessionSnapshot(id)).lastEventSeq,
-      turns: scripted.turns.length,
-    };
-    return async () => {
-      expect(await store.getSession(id)).toEqual(before.session);
-      expect((await manager.getSessionSnapshot(id)).lastEventSeq).toBe(before.lastEventSeq);
-      expect(scripted.turns.length).toBe(before.turns);
-    };
-  }
+  const { setup } = useScriptedManagers(fixture);
 
   describe('runSession admission', () => {
     test('runSession rejects with SESSION_NOT_FOUND for an unknown session and leaves no trace', async () => {
@@ -70,7 +32,7 @@ describe.each(storeFixtures())('admission writes ($name)', (fixture: StoreFixtur
       scripted.turn([step.hold('h'), step.reply('done')]);
       const stream = await manager.runSession(id, { messages: ['first'] });
       await scripted.waitUntilHeld('h');
-      const check = await observe(manager, store, scripted, id);
+      const check = await observeUnchanged(manager, store, scripted, id);
       const error = await rejection(manager.runSession(id, { messages: ['second'] }));
       expect(error).toBeInstanceOf(SessionBusyError);
       expectCode(error, ErrorCode.SESSION_BUSY);
@@ -86,11 +48,11 @@ describe.each(storeFixtures())('admission writes ($name)', (fixture: StoreFixtur
         sources: new StaticSourceResolver({ coder: { role: 'coder' } }),
       });
       const { id } = await manager.createSession({ source: 'nope' });
-      const check = await observe(manager, store, scripted, id);
+      const check = await observeUnchanged(manager, store, scripted, id);
       expectCode(await rejection(manager.runSession(id, { messages: ['hi'] })), ErrorCode.SOURCE_NOT_FOUND);
       await check();
       const other = await manager.createSession({ source: 'coder' });
-      const checkOther = await observe(manager, store, scripted, other.id);
+      const checkOther = await observeUnchanged(manager, store, scripted, other.id);
       expectCode(
         await rejection(manager.runSession(other.id, { messages: ['hi'], source: 'ghost', model: 'm' })),
         ErrorCode.SOURCE_NOT_FOUND,
@@ -102,7 +64,7 @@ describe.each(storeFixtures())('admission writes ($name)', (fixture: StoreFixtur
     test('runSession rejects with MODEL_SWITCHING_NOT_SUPPORTED before writing anything', async () => {
       const { manager, scripted, store } = await setup({ scripted: { modelSwitching: false } });
       const { id } = await manager.createSession();
-      const check = await observe(manager, store, scripted, id);
+      const check = await observeUnchanged(manager, store, scripted, id);
       expectCode(
         await rejection(manager.runSession(id, { messages: ['hi'], model: 'acme/big', agent: 'other' })),
         ErrorCode.MODEL_SWITCHING_NOT_SUPPORTED,
@@ -120,7 +82,7 @@ describe.each(storeFixtures())('admission writes ($name)', (fixture: StoreFixtur
     ])('runSession rejects %s with INVALID_ARGUMENT before writing anything', async (_, input) => {
       const { manager, scripted, store } = await setup();
       const { id } = await manager.createSession();
-      const check = await observe(manager, store, scripted, id);
+      const check = await observeUnchanged(manager, store, scripted, id);
       // biome-ignore lint/suspicious/noExplicitAny: invalid input on purpose
       expectCode(await rejection(manager.runSession(id, input as any)), ErrorCode.INVALID_ARGUMENT);
       await check();
@@ -143,7 +105,7 @@ describe.each(storeFixtures())('admission writes ($name)', (fixture: StoreFixtur
     test('runSession rejects with RUNTIME_FAILED before writing anything when the factory throws', async () => {
       const { manager, scripted, store } = await setup();
       const { id } = await manager.createSession();
-      const check = await observe(manager, store, scripted, id);
+      const check = await observeUnchanged(manager, store, scripted, id);
       const cause = new Error('no runtime today');
       scripted.failNextFactory(cause);
       const error = await rejection(manager.runSession(id, { messages: ['hi'] }));

@@ -5,14 +5,14 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
-import type { SessionManagerOptions, TurnStream } from '../../src/manager/types.js';
-import type { Store } from '../../src/store.js';
+import type { TurnStream } from '../../src/manager/types.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { BlockingStore } from '../../src/testing/blocking-store.js';
 import { FailingStore } from '../../src/testing/failing-store.js';
-import { ScriptedRuntime, type ScriptedRuntimeOptions, step } from '../../src/testing/scripted-runtime.js';
+import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
 import { deferred, expectCode, rejection } from '../helpers/assertions.js';
 import { types } from '../helpers/history.js';
+import { observeUnchanged, useScriptedManagers } from '../helpers/manager.js';
 import { withoutUpdatedAt } from '../helpers/sessions.js';
 import { collect, type StoreFixture, storeFixtures } from '../helpers/stores.js';
 
@@ -29,43 +29,7 @@ async function readLog(manager: SessionManager, id: string): Promise<SessionEven
 }
 
 describe.each(storeFixtures())('running turn ($name)', (fixture: StoreFixture) => {
-  const managers: SessionManager[] = [];
-  const runtimes: ScriptedRuntime[] = [];
-
-  afterEach(async () => {
-    vi.useRealTimers();
-    for (const manager of managers.splice(0)) await manager.close();
-    await fixture.cleanup();
-    for (const scripted of runtimes.splice(0)) scripted.assertConsumed();
-  });
-
-  async function setup(
-    options: Partial<SessionManagerOptions> & { scripted?: ScriptedRuntimeOptions; failing?: boolean } = {},
-  ) {
-    const { scripted: scriptedOptions, failing, ...rest } = options;
-    const scripted = new ScriptedRuntime(scriptedOptions);
-    runtimes.push(scripted);
-    const inner = await fixture.create();
-    const failingStore = new FailingStore(inner);
-    const store: Store = failing ? failingStore : inner;
-    const manager = new SessionManager({ runtime: scripted.factory, store, ...rest });
-    managers.push(manager);
-    return { manager, scripted, store, inner, failingStore };
-  }
-
-  /** What must not change when a call is refused: the record, the event log and the runtime's turns. */
-  async function observe(manager: SessionManager, store: Store, scripted: ScriptedRuntime, id: string) {
-    const before = {
-      session: await store.getSession(id),
-      lastEventSeq: (await manager.getSessionSnapshot(id)).lastEventSeq,
-      turns: scripted.turns.length,
-    };
-    return async () => {
-      expect(await store.getSession(id)).toEqual(before.session);
-      expect((await manager.getSessionSnapshot(id)).lastEventSeq).toBe(before.lastEventSeq);
-      expect(scripted.turns.length).toBe(before.turns);
-    };
-  }
+  const { setup, managers, runtimes } = useScriptedManagers(fixture);
 
   describe('TurnStream', () => {
     test('runSession streams stream_started, user_message, session_title, runtime events, stream_stopped with seq from 1', async () => {
@@ -99,7 +63,7 @@ describe.each(storeFixtures())('running turn ($name)', (fixture: StoreFixture) =
     test('runSession rejects with the reason of an already aborted signal and writes nothing', async () => {
       const { manager, scripted, store } = await setup();
       const { id } = await manager.createSession();
-      const check = await observe(manager, store, scripted, id);
+      const check = await observeUnchanged(manager, store, scripted, id);
       const controller = new AbortController();
       const reason = new Error('caller gave up');
       controller.abort(reason);

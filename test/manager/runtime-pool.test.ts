@@ -1,38 +1,13 @@
 // Runtime lifecycle (see src/manager/runtime-pool.ts): one runtime per session, made with the
 // resolved source and agent, cached across turns, closed on delete, on close and when idle.
-import { afterEach, describe, expect, test, vi } from 'vitest';
-import { SessionManager } from '../../src/manager/session-manager.js';
-import type { SessionManagerOptions } from '../../src/manager/types.js';
+import { describe, expect, test, vi } from 'vitest';
 import { StaticSourceResolver } from '../../src/sources/static.js';
-import type { Store } from '../../src/store.js';
-import { FailingStore } from '../../src/testing/failing-store.js';
-import { ScriptedRuntime, type ScriptedRuntimeOptions, step } from '../../src/testing/scripted-runtime.js';
+import { step } from '../../src/testing/scripted-runtime.js';
+import { useScriptedManagers } from '../helpers/manager.js';
 import { type StoreFixture, storeFixtures } from '../helpers/stores.js';
 
 describe.each(storeFixtures())('runtime pool ($name)', (fixture: StoreFixture) => {
-  const managers: SessionManager[] = [];
-  const runtimes: ScriptedRuntime[] = [];
-
-  afterEach(async () => {
-    vi.useRealTimers();
-    for (const manager of managers.splice(0)) await manager.close();
-    await fixture.cleanup();
-    for (const scripted of runtimes.splice(0)) scripted.assertConsumed();
-  });
-
-  async function setup(
-    options: Partial<SessionManagerOptions> & { scripted?: ScriptedRuntimeOptions; failing?: boolean } = {},
-  ) {
-    const { scripted: scriptedOptions, failing, ...rest } = options;
-    const scripted = new ScriptedRuntime(scriptedOptions);
-    runtimes.push(scripted);
-    const inner = await fixture.create();
-    const failingStore = new FailingStore(inner);
-    const store: Store = failing ? failingStore : inner;
-    const manager = new SessionManager({ runtime: scripted.factory, store, ...rest });
-    managers.push(manager);
-    return { manager, scripted, store, inner, failingStore };
-  }
+  const { setup } = useScriptedManagers(fixture);
 
   describe('runtime lifecycle', () => {
     test('the factory is called once per session with the resolved source and agent, and cached across turns', async () => {
