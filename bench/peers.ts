@@ -183,7 +183,8 @@ interface Counters {
   syncs: number;
 }
 
-interface OpenVariant {
+/** One variant opened on fresh data. */
+export interface OpenVariant {
   turn(turn: number): Promise<void>;
   /** Messages in the session after the run, read back (checked against the turns). */
   messages(): Promise<number>;
@@ -192,7 +193,8 @@ interface OpenVariant {
   close(): Promise<void>;
 }
 
-interface Variant {
+/** One side of the durable workload. */
+export interface Variant {
   /** Short name in the tables. */
   label: string;
   /** The label of ours it is compared with; absent for ours. */
@@ -518,6 +520,20 @@ export async function measureDurable(
       };
     });
   });
+}
+
+/**
+ * Why better-sqlite3's native binding cannot load in this process, or `undefined` when it loads.
+ * `npm ci` compiles it for the Node that ran the install; another Node (`npm run test:node24`)
+ * cannot load that binary.
+ */
+export function sqliteUnavailable(): string | undefined {
+  try {
+    new Database(':memory:').close();
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }
 
 /** The `synchronous` level `SqliteSaver` runs with here when handed a plain connection (its own default). */
