@@ -46,7 +46,7 @@ describe('bench/peers', () => {
       expect(result.msPerCommit).toBeCloseTo(result.msPerTurn / result.commitsPerTurn);
     }
     // In memory nothing is committed, so nothing is counted per commit.
-    for (const label of ['MemoryStore', 'MemorySaver, checkpointer API', 'MemorySaver, StateGraph']) {
+    for (const label of ['MemoryStore', 'MemorySaver, checkpointer API']) {
       expect(byLabel.get(label)!.commitsPerTurn).toBeUndefined();
     }
     const rows = peerRows({ turns: 40, memorySessionMs: 30, sessionManagerMs: 2, ratio: 15 }, results);
