@@ -435,6 +435,8 @@ export interface DurableResult {
   msPerCommit?: number;
   /** SQLite's journal mode and synchronous level, read back after the run. */
   settings?: string;
+  /** Bytes on disk once the store is closed (durable variants). */
+  bytes?: number;
 }
 
 async function runOnce(
@@ -442,9 +444,10 @@ async function runOnce(
   directory: string,
   turns: number,
   counters: Counters | undefined,
-): Promise<{ ms: number; counted: Counters; settings?: string }> {
+): Promise<{ ms: number; counted: Counters; settings?: string; bytes: number }> {
   await fs.mkdir(directory);
   const open = await variant.open(directory, counters);
+  let closed = false;
   try {
     // Only the turns count: not the session's creation before them, nor the reads and close after.
     const before = { commits: counters?.commits ?? 0, syncs: counters?.syncs ?? 0 };
@@ -458,11 +461,23 @@ async function runOnce(
     const messages = await open.messages();
     if (messages !== turns * 2)
       throw new Error(`${variant.label}: ${messages} messages after ${turns} turns`);
-    return { ms, counted, ...(open.settings ? { settings: open.settings() } : {}) };
-  } finally {
+    const settings = open.settings?.();
+    closed = true;
     await open.close();
+    return { ms, counted, ...(settings ? { settings } : {}), bytes: await directoryBytes(directory) };
+  } finally {
+    if (!closed) await open.close();
     await fs.rm(directory, { recursive: true, force: true });
   }
+}
+
+/** Bytes of every file under `directory`, as the closed store left them. */
+async function directoryBytes(directory: string): Promise<number> {
+  let total = 0;
+  for (const entry of await fs.readdir(directory, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) total += (await fs.stat(join(entry.parentPath, entry.name))).size;
+  }
+  return total;
 }
 
 /**
@@ -486,6 +501,7 @@ export async function measureDurable(
     }
     const counted: (Counters | undefined)[] = [];
     const settings: (string | undefined)[] = [];
+    const bytes: (number | undefined)[] = [];
     const samples = variants.map(() => [] as number[]);
     for (let round = 0; round < rounds; round++) {
       for (const [index, variant] of variants.entries()) {
@@ -493,8 +509,11 @@ export async function measureDurable(
         if (round > 0 || !variant.durable) {
           const once = await runOnce(variant, directory, turns, undefined);
           samples[index]!.push(once.ms);
-          if (round === 0) settings.push(once.settings);
-          if (round === 0) counted.push(undefined);
+          if (round === 0) {
+            settings.push(once.settings);
+            counted.push(undefined);
+            bytes.push(undefined);
+          }
           continue;
         }
         const counters: Counters = { commits: 0, syncs: 0 };
@@ -502,6 +521,7 @@ export async function measureDurable(
         samples[index]!.push(once.ms);
         settings.push(once.settings);
         counted.push(once.counted);
+        bytes.push(once.bytes);
       }
     }
     return variants.map((variant, index) => {
@@ -518,6 +538,7 @@ export async function measureDurable(
         ...(commitsPerTurn === undefined ? {} : { commitsPerTurn, msPerCommit: ms / turns / commitsPerTurn }),
         ...(counts !== undefined && isFile ? { syncsPerTurn: counts.syncs / turns } : {}),
         ...(settings[index] ? { settings: settings[index] } : {}),
+        ...(bytes[index] === undefined ? {} : { bytes: bytes[index] }),
       };
     });
   });
@@ -600,6 +621,7 @@ function printVariants(durable: readonly DurableResult[]): void {
     'commits/turn',
     'per commit',
     'fdatasync/turn',
+    'bytes on disk',
     'SQLite settings (read back)',
   ];
   const table = durable.map((result) => [
@@ -608,6 +630,7 @@ function printVariants(durable: readonly DurableResult[]): void {
     result.commitsPerTurn === undefined ? '' : result.commitsPerTurn.toFixed(2),
     result.msPerCommit === undefined ? '' : us(result.msPerCommit),
     result.syncsPerTurn === undefined ? '' : result.syncsPerTurn.toFixed(2),
+    result.bytes === undefined ? '' : result.bytes.toLocaleString('en-US'),
     result.settings ?? '',
   ]);
   const widths = columns.map((column, index) =>

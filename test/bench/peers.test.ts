@@ -44,6 +44,7 @@ describe('bench/peers', () => {
       expect(result.ms).toBeGreaterThan(0);
       if (result.commitsPerTurn === undefined) continue;
       expect(result.msPerCommit).toBeCloseTo(result.msPerTurn / result.commitsPerTurn);
+      expect(result.bytes).toBeGreaterThan(0);
     }
     // In memory nothing is committed, so nothing is counted per commit.
     for (const label of ['MemoryStore', 'MemorySaver, checkpointer API']) {
