@@ -3,8 +3,9 @@
  * {@link DurableEventLog} (contract in `src/durable-event-log.ts`). Hand it to every instance's
  * `SessionManager` as `eventLog`, or let `PostgresStore` declare it (`eventLog: true`).
  *
- * - **Numbering once**: `(session_id, seq)` is the primary key and a batch is one `INSERT`, so a
- *   batch holding a seq another instance stored is refused whole (`SESSION_BUSY`).
+ * - **Numbering once**: a batch is one transaction that takes the session's advisory lock and
+ *   refuses (`SESSION_BUSY`) a batch whose first seq is not after the stored last one;
+ *   `(session_id, seq)` is the primary key besides.
  * - **Retention**: each append deletes the session's events more than `maxEvents` before its last
  *   one and those older than `maxAgeMs`, in the same transaction (never the session's last
  *   event); replay reports `dropped` when events after `since` are gone, so the caller sends a
@@ -97,6 +98,15 @@ export class PostgresEventLog implements DurableEventLog {
       let broken = false;
       try {
         await inTransaction(client, async () => {
+          // One appender per session at a time, so the check below and the insert are one step.
+          await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${this.#table}:${sessionId}`]);
+          const stored = await client.query<{ last: string | null }>(
+            `SELECT max(seq)::text AS last FROM ${this.#table} WHERE session_id = $1`,
+            [sessionId],
+          );
+          const last = Number(stored.rows[0]?.last ?? 0);
+          if (events[0]!.seq <= last)
+            throw Object.assign(new Error(`seq ${last} is stored`), { code: '23505' });
           await client.query(
             `INSERT INTO ${this.#table} (session_id, seq, body)
              SELECT $1, t.seq, t.body FROM unnest($2::bigint[], $3::text[]) AS t(seq, body)`,
