@@ -29,7 +29,7 @@ export interface Instance {
 export interface ClusterOptions {
   /** Which durable log each instance uses. @default 'redis' */
   eventLog?: 'redis' | 'postgres';
-  /** Retention of the Redis stream. */
+  /** Retention of the durable log (Redis: at least this many). */
   maxEvents?: number;
   /** Wraps each instance's durable log (fault injection). */
   wrapLog?: (log: DurableEventLog, index: number) => DurableEventLog;
@@ -85,7 +85,14 @@ export function useCluster() {
         connectionString: DATABASE_URL,
         schema,
         poolOptions: { max: 4 },
-        ...(options.eventLog === 'postgres' ? { eventLog: { pollIntervalMs: 20 } } : {}),
+        ...(options.eventLog === 'postgres'
+          ? {
+              eventLog: {
+                pollIntervalMs: 20,
+                ...(options.maxEvents === undefined ? {} : { maxEvents: options.maxEvents }),
+              },
+            }
+          : {}),
       });
       const base: DurableEventLog =
         options.eventLog === 'postgres'

@@ -45,44 +45,47 @@ whenServer(probe, 'SessionManager cluster suites (PostgreSQL + Redis)', () => {
   const { cluster } = useCluster();
 
   describe('events across instances', () => {
-    test('a subscriber on B sees the turn running on A, gapless; reconnecting to C with its last seq misses nothing', async () => {
-      const { instances, scripted } = await cluster(3);
-      const [a, b, c] = instances as [
-        NonNullable<(typeof instances)[0]>,
-        (typeof instances)[0],
-        (typeof instances)[0],
-      ];
-      const session = await a.manager.createSession();
-      const deltas = Array.from({ length: 40 }, (_, index) => `d${index} `);
-      scripted.turn([step.hold('mid'), step.reply(deltas.join(''), { deltas }), step.hold('end')]);
+    test.each(['redis', 'postgres'] as const)(
+      '%s log: a subscriber on B sees the turn running on A, gapless; reconnecting to C with its last seq misses nothing',
+      async (eventLog) => {
+        const { instances, scripted } = await cluster(3, { eventLog });
+        const [a, b, c] = instances as [
+          NonNullable<(typeof instances)[0]>,
+          (typeof instances)[0],
+          (typeof instances)[0],
+        ];
+        const session = await a.manager.createSession();
+        const deltas = Array.from({ length: 40 }, (_, index) => `d${index} `);
+        scripted.turn([step.hold('mid'), step.reply(deltas.join(''), { deltas }), step.hold('end')]);
 
-      const onB = b!.manager.streamEvents(session.id, { since: 0 });
-      await onB.ready;
-      const turn = await a.manager.runSession(session.id, { messages: ['hello'] });
-      const local = readUntil(turn, stopped);
-      await scripted.waitUntilHeld('mid');
-      const iterator = onB[Symbol.asyncIterator]();
-      const first: SessionEvent[] = [];
-      // B reads what A emitted before the hold (stream_started, user_message), then leaves.
-      while (first.length < 2) {
-        const next = await iterator.next();
-        first.push(next.value as SessionEvent);
-      }
-      await iterator.return?.();
-      scripted.release('mid');
-      await scripted.waitUntilHeld('end');
-      const onC = c!.manager.streamEvents(session.id, { since: first[first.length - 1]!.seq });
-      scripted.release('end');
-      const rest = await readUntil(onC, stopped);
-      const all = [...first, ...rest];
-      const fromTurn = await local;
-      expect(seqs(all)).toEqual(range(1, all.length));
-      expect(all.map((event) => event.type)).toEqual(fromTurn.map((event) => event.type));
-      expect(seqs(all)).toEqual(seqs(fromTurn));
-      expect(all.filter((event) => event.type === 'agent_choice').map((event) => event.content)).toEqual(
-        deltas,
-      );
-    });
+        const onB = b!.manager.streamEvents(session.id, { since: 0 });
+        await onB.ready;
+        const turn = await a.manager.runSession(session.id, { messages: ['hello'] });
+        const local = readUntil(turn, stopped);
+        await scripted.waitUntilHeld('mid');
+        const iterator = onB[Symbol.asyncIterator]();
+        const first: SessionEvent[] = [];
+        // B reads what A emitted before the hold (stream_started, user_message), then leaves.
+        while (first.length < 2) {
+          const next = await iterator.next();
+          first.push(next.value as SessionEvent);
+        }
+        await iterator.return?.();
+        scripted.release('mid');
+        await scripted.waitUntilHeld('end');
+        const onC = c!.manager.streamEvents(session.id, { since: first[first.length - 1]!.seq });
+        scripted.release('end');
+        const rest = await readUntil(onC, stopped);
+        const all = [...first, ...rest];
+        const fromTurn = await local;
+        expect(seqs(all)).toEqual(range(1, all.length));
+        expect(all.map((event) => event.type)).toEqual(fromTurn.map((event) => event.type));
+        expect(seqs(all)).toEqual(seqs(fromTurn));
+        expect(all.filter((event) => event.type === 'agent_choice').map((event) => event.content)).toEqual(
+          deltas,
+        );
+      },
+    );
 
     test('seqs continue across instances and a restart: turn 1 on A, turn 2 on B, turn 3 on a new instance', async () => {
       const { instances, scripted, start } = await cluster(2);
@@ -119,6 +122,101 @@ whenServer(probe, 'SessionManager cluster suites (PostgreSQL + Redis)', () => {
       await (await runOn(b!.manager, session.id, { messages: ['3'] })).done;
       const contents = scripted.turns[2]!.messages.map((message) => message.content);
       expect(contents).toEqual(['1', 'one', '2', 'two', '3']);
+    });
+  });
+
+  describe('what a lost batch, retention and batching do', () => {
+    test('a batch that could not be stored is a gap on other instances, never a wrong event; the next holder numbers past it', async () => {
+      const failed: number[] = [];
+      let failing = false;
+      const { instances, scripted } = await cluster(3, {
+        wrapLog: (log, index) =>
+          index !== 0
+            ? log
+            : {
+                append: (sessionId, events) => {
+                  if (!failing) return log.append(sessionId, events);
+                  failed.push(...events.map((entry) => entry.seq));
+                  return Promise.reject(new Error('injected: Redis went away'));
+                },
+                replay: (...args) => log.replay(...args),
+                tail: (...args) => log.tail(...args),
+                lastSeq: (sessionId) => log.lastSeq(sessionId),
+              },
+      });
+      const [a, b, c] = instances;
+      const session = await a!.manager.createSession();
+      const deltas = ['lost ', 'in ', 'a ', 'crash '];
+      scripted.turn([step.hold('mid'), step.reply(deltas.join(''), { deltas }), step.hold('end')]);
+      scripted.turn([step.reply('next')]);
+      const onB = b!.manager.streamEvents(session.id, { since: 0 });
+      await onB.ready;
+      const turn = await a!.manager.runSession(session.id, { messages: ['go'] });
+      const local = readUntil(turn, stopped);
+      await scripted.waitUntilHeld('mid');
+      // Everything numbered so far (stream_started, user_message, session_title) is stored.
+      const stored = (await a!.manager.getSessionSnapshot(session.id)).lastEventSeq;
+      await eventually(async () => ((await a!.events.lastSeq(session.id)) === stored ? true : undefined));
+      failing = true;
+      scripted.release('mid');
+      await scripted.waitUntilHeld('end');
+      // The deltas and message_added: numbered on A, none of them stored.
+      const lost = (await a!.manager.getSessionSnapshot(session.id)).lastEventSeq;
+      expect(lost).toBeGreaterThan(stored + deltas.length);
+      await eventually(async () => (failed.includes(lost) ? true : undefined));
+      failing = false;
+      scripted.release('end');
+      const onA = await local;
+      expect(seqs(onA)).toEqual(range(1, onA.length));
+      const seen = await readUntil(onB, stopped);
+      expect(seen).toEqual([
+        ...onA.slice(0, stored),
+        expect.objectContaining({ type: 'gap', reason: 'dropped', nextSeq: lost + 1, seq: 0 }),
+        ...onA.slice(lost),
+      ]);
+      // A's writer lost events, so the reservation was not brought back: B numbers after it.
+      const next = await readUntil(await runOn(b!.manager, session.id, { messages: ['again'] }), stopped);
+      expect(next[0]!.seq).toBeGreaterThan(onA.length + 1);
+      // A reader that saw a lost event on A reconnects to C with it: a gap, never another event.
+      const fromLost = await readUntil(c!.manager.streamEvents(session.id, { since: stored + 2 }), stopped);
+      expect(fromLost[0]).toMatchObject({ type: 'gap', reason: 'dropped', nextSeq: lost + 1 });
+      expect(fromLost.slice(1)).toEqual(onA.slice(lost));
+    });
+
+    test('a since older than retention gets a gap first, then every retained event', async () => {
+      const { instances, scripted } = await cluster(2, { eventLog: 'postgres', maxEvents: 10 });
+      const [a, b] = instances;
+      const session = await a!.manager.createSession();
+      const deltas = Array.from({ length: 30 }, (_, index) => `d${index} `);
+      scripted.turn([step.reply(deltas.join(''), { deltas })]);
+      const all = await readUntil(await a!.manager.runSession(session.id, { messages: ['go'] }), stopped);
+      await a!.manager.waitStopped(session.id, { timeoutMs: 5000 });
+      const replayed = await readUntil(b!.manager.streamEvents(session.id, { since: 1 }), stopped);
+      expect(replayed[0]).toMatchObject({ type: 'gap', reason: 'dropped', nextSeq: all.length - 9 });
+      expect(replayed.slice(1)).toEqual(all.slice(-10));
+    });
+
+    test('events go to the durable log in batches: far fewer appends than events', async () => {
+      let appends = 0;
+      const { instances, scripted } = await cluster(1, {
+        wrapLog: (log) => ({
+          append: (sessionId, events) => {
+            appends++;
+            return log.append(sessionId, events);
+          },
+          replay: (...args) => log.replay(...args),
+          tail: (...args) => log.tail(...args),
+          lastSeq: (sessionId) => log.lastSeq(sessionId),
+        }),
+      });
+      const [a] = instances;
+      const session = await a!.manager.createSession();
+      const deltas = Array.from({ length: 500 }, (_, index) => `d${index} `);
+      scripted.turn([step.reply(deltas.join(''), { deltas })]);
+      const events = await readUntil(await a!.manager.runSession(session.id, { messages: ['go'] }), stopped);
+      await a!.manager.waitStopped(session.id, { timeoutMs: 5000 });
+      expect(await a!.events.lastSeq(session.id)).toBe(events.length);
+      expect(appends * 10).toBeLessThan(events.length);
     });
   });
 
