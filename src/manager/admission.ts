@@ -137,6 +137,8 @@ function turnIdOf(occupant: Occupant): string | undefined {
 /** Admits turns and history edits, one holder per session; see the module documentation. */
 export class Admission {
   readonly #occupants = new Map<string, Occupant>();
+  /** Releases of this process still running their `onLease` clean-up, per session. */
+  readonly #releasing = new Map<string, Promise<void>>();
   /** The last `run()` started on each session's runtime, until it returned. */
   readonly #runs = new Map<string, RuntimeRun>();
   readonly #options: AdmissionOptions;
@@ -207,6 +209,8 @@ export class Admission {
     let runtime: Runtime;
     let leased: (() => Promise<void>) | undefined;
     try {
+      const releasing = this.#releasing.get(id);
+      if (releasing !== undefined) await releasing;
       lease = await this.#options.lock.acquire(id);
       if (!lease) throw new SessionBusyError(id, undefined);
       leased = await this.#options.onLease?.(live, lease);
@@ -283,6 +287,8 @@ export class Admission {
     this.#occupants.set(sessionId, editing);
     let lease: BusyLease | undefined;
     try {
+      const releasing = this.#releasing.get(sessionId);
+      if (releasing !== undefined) await releasing;
       lease = await this.#options.lock.acquire(sessionId);
       if (!lease) throw new SessionBusyError(sessionId, undefined);
       return await work();
@@ -425,10 +431,13 @@ export class Admission {
     // Called before the claim is dropped: the in-process lock is free again at once, so a caller
     // that sees the session idle can take it.
     const released = (async () => {
-      try {
-        await beforeRelease?.();
-      } catch (error) {
-        this.#options.logger.error('letting the session go failed', { sessionId, error });
+      // Only awaited when there is work: without it the lease is released synchronously, here.
+      if (beforeRelease !== undefined) {
+        try {
+          await beforeRelease();
+        } catch (error) {
+          this.#options.logger.error('letting the session go failed', { sessionId, error });
+        }
       }
       try {
         await lease?.release();
@@ -436,6 +445,14 @@ export class Admission {
         this.#options.logger.error('releasing the busy lock failed', { sessionId, error });
       }
     })();
+    if (beforeRelease !== undefined) {
+      // The lease is held a little longer (a flush): a turn or edit of this process waits for it
+      // rather than being refused, as it would not be with the work done.
+      this.#releasing.set(sessionId, released);
+      void released.finally(() => {
+        if (this.#releasing.get(sessionId) === released) this.#releasing.delete(sessionId);
+      });
+    }
     if (occupant !== undefined && this.#occupants.get(sessionId) === occupant)
       this.#occupants.delete(sessionId);
     if (live.queues.waiting)
