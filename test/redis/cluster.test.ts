@@ -112,6 +112,24 @@ whenServer(probe, 'SessionManager cluster suites (PostgreSQL + Redis)', () => {
       expect((await restarted.manager.getSessionSnapshot(session.id)).lastEventSeq).toBe(all.length);
     });
 
+    test('streamEvents with a durable log: ready rejects for an unknown session; deleting ends the subscribers with session_exited', async () => {
+      const { instances, scripted } = await cluster(2);
+      const [a, b] = instances;
+      await expect(b!.manager.streamEvents('sess_missing').ready).rejects.toMatchObject({
+        code: ErrorCode.SESSION_NOT_FOUND,
+      });
+      const session = await a!.manager.createSession();
+      scripted.turn([step.reply('hi')]);
+      const events = await readUntil(await a!.manager.runSession(session.id, { messages: ['go'] }), stopped);
+      const stream = b!.manager.streamEvents(session.id, { since: events.length });
+      await stream.ready;
+      const reading = readUntil(stream, () => false);
+      await b!.manager.deleteSession(session.id);
+      expect(await reading).toEqual([
+        expect.objectContaining({ type: 'session_exited', reason: 'deleted', seq: events.length + 1 }),
+      ]);
+    });
+
     test('a turn on B after one on A sees A’s history: the lease moving drops a stale cache', async () => {
       const { instances, scripted } = await cluster(2);
       const [a, b] = instances;
