@@ -30,6 +30,7 @@
 // Each round runs every variant once on fresh data, interleaved, so the machine's drift hits all
 // alike; the first round is a warm-up, untimed, in which commits and fdatasyncs are counted.
 import { promises as fs } from 'node:fs';
+import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { AIMessage, HumanMessage } from '@langchain/core/messages';
 import { END, MemorySaver, MessagesAnnotation, START, StateGraph } from '@langchain/langgraph';
@@ -558,7 +559,17 @@ export function sqliteUnavailable(): string | undefined {
   }
 }
 
-/** The `synchronous` level `SqliteSaver` runs with here when handed a plain connection (its own default). */
+/** The SQLite library better-sqlite3 carries. */
+export function sqliteVersion(): string {
+  const db = new Database(':memory:');
+  try {
+    return String(db.prepare('select sqlite_version()').pluck().get());
+  } finally {
+    db.close();
+  }
+}
+
+/** The synchronous level `SqliteSaver` runs with here when handed a plain connection (its own default). */
 export async function sqliteSaverDefault(): Promise<string> {
   return withTempDir('peers-default', async (directory) => {
     const db = new Database(join(directory, 'default.db'));
@@ -646,15 +657,19 @@ function printVariants(durable: readonly DurableResult[]): void {
 /** `npm run bench -- peers`: the per-variant table, the goal table and one BENCH_JSON line. */
 export async function run(): Promise<void> {
   const rounds = Number(process.env.PEERS_ROUNDS ?? 3);
+  const load = () => loadavg()[0]!.toFixed(1);
+  const loadAtStart = load();
   const inMemory = await measureInMemory({ rounds });
   const durable = await measureDurable({ rounds });
   const saverDefault = await sqliteSaverDefault();
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Linux ${release()}, Node ${process.version}, SQLite ${sqliteVersion()}, 1-minute load average ${loadAtStart} at start, ${load()} at end`;
   printVariants(durable);
   console.log(`note: SqliteSaver on a connection left as it opens runs ${saverDefault} here`);
+  console.log(`machine: ${machine}`);
   report(
     'peers',
     peerRows(inMemory, durable),
-    { rounds, inMemory, durable, sqliteSaverDefault: saverDefault, node: process.version },
+    { rounds, inMemory, durable, sqliteSaverDefault: saverDefault, machine },
     { baseline: 'peer ms', ratio: 'peer ÷ ours' },
   );
 }
