@@ -16,6 +16,7 @@ const subpaths = [
   'agent-sessions/acp',
   'agent-sessions/postgres',
   'agent-sessions/redis',
+  'agent-sessions/otel',
 ];
 const expected = {
   'agent-sessions': [
@@ -60,6 +61,7 @@ const expected = {
   // Server entries: loaded only (no server is needed; their tests run against real servers).
   'agent-sessions/postgres': ['PostgresStore', 'PostgresEventLog', 'MigrationError', 'MIGRATIONS', 'migrate'],
   'agent-sessions/redis': ['RedisLeaseLock', 'LeaseLostError', 'RedisEventStream', 'RedisCommandBus'],
+  'agent-sessions/otel': ['openTelemetry', 'TRACER_NAME'],
 };
 
 for (const subpath of subpaths) {
