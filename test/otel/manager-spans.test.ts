@@ -1,7 +1,8 @@
 // Tracing through agent-sessions/otel, recorded by the OpenTelemetry SDK's InMemorySpanExporter: the
 // invoke_agent span of a turn (GenAI conventions), and its children for slot waits, human waits and
 // store writes; nothing at all without telemetry.
-import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { SessionManager } from '../../src/manager/session-manager.js';
 import type { SessionManagerOptions } from '../../src/manager/types.js';
@@ -19,6 +20,7 @@ afterEach(async () => {
   parts?.scripted.assertConsumed();
   parts = undefined;
   trace.disable();
+  context.disable();
 });
 
 /** An OpenTelemetry high-resolution time in milliseconds. */
@@ -143,6 +145,33 @@ describe('turn spans', () => {
     ]);
     expect(turn.attributes['error.type']).toBe('STORE_UNAVAILABLE');
   });
+});
+
+test('with a context manager, a turn span is a child of the span active when runSession was called, follow-ups included', async () => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const recorder = spanRecorder();
+  const { manager, scripted } = start({ telemetry: recorder.telemetry });
+  const session = await manager.createSession();
+  scripted.turn([step.hold('h'), step.reply('one')]).reply('two');
+  const tracer = recorder.provider.getTracer('host');
+  const request = tracer.startSpan('POST /sessions/{id}/turns');
+  const stream = await context.with(trace.setSpan(context.active(), request), () =>
+    manager.runSession(session.id, { messages: ['hi'] }),
+  );
+  await scripted.waitUntilHeld('h');
+  await manager.followUpSession(session.id, ['and then']);
+  scripted.release('h');
+  await collect(stream);
+  request.end();
+
+  const spans = await recorder.spans();
+  const host = only(spans, 'POST /sessions/{id}/turns');
+  const turns = spans.filter((span) => span.name === 'invoke_agent');
+  expect(turns).toHaveLength(2);
+  for (const turn of turns) {
+    expect(turn.parentSpanContext?.spanId).toBe(host.spanContext().spanId);
+    expect(turn.spanContext().traceId).toBe(host.spanContext().traceId);
+  }
 });
 
 describe('waits', () => {
