@@ -158,6 +158,46 @@ for (const lib of [esm, cjs]) {
   );
   await manager.close();
 }
+// The turn limit (p-queue, loaded with import() by both builds) and the traces of agent-sessions/otel,
+// through each build: a second turn waits for the first, and both are traced.
+const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import(
+  '@opentelemetry/sdk-trace-base'
+);
+for (const [lib, otel] of [
+  [esm, await import('agent-sessions/otel')],
+  [cjs, require('agent-sessions/otel')],
+]) {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  let open;
+  const gate = new Promise((resolve) => {
+    open = resolve;
+  });
+  const manager = new lib.SessionManager({
+    runtime: () => ({
+      async *run() {
+        await gate;
+        yield { type: 'agent_choice', content: 'ok' };
+      },
+    }),
+    maxConcurrentTurns: 1,
+    telemetry: otel.openTelemetry({ tracerProvider: provider }),
+  });
+  const first = await manager.createSession();
+  const second = await manager.createSession();
+  const running = await manager.runSession(first.id, { messages: ['one'] });
+  const waiting = await manager.runSession(second.id, { messages: ['two'] });
+  const iterator = waiting[Symbol.asyncIterator]();
+  assert.equal((await iterator.next()).value.type, 'turn_queued', 'the second turn waits');
+  open();
+  for await (const _event of running);
+  for (let step = await iterator.next(); !step.done; step = await iterator.next());
+  assert.equal((await waiting.done).stopReason, 'end_turn');
+  await provider.forceFlush();
+  const turns = exporter.getFinishedSpans().filter((span) => span.name === 'invoke_agent');
+  assert.equal(turns.length, 2, 'two turn spans');
+  await manager.close();
+}
 // The HTTP entry answers through each build, and the client's errors are the library's.
 for (const [http, client] of [
   [await import('agent-sessions/http'), require('agent-sessions/client')],

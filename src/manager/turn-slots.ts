@@ -9,9 +9,9 @@
  * its cancellation (signal, `cancel()`, `cancelTurn`, delete, close) takes it out of the queue at
  * once: the wait rejects with the cancellation's reason.
  *
- * `p-queue` is ESM-only: it is imported when the first slot is asked for, so a manager without the
- * limit never loads it (and a CommonJS host needs a Node that can `require()` ES modules only when
- * it sets the limit).
+ * `p-queue` is ESM-only: it is loaded with a dynamic `import()` (kept as is in the CommonJS build,
+ * where it works on every supported Node) when the first slot is asked for, so a manager without
+ * the limit never loads it.
  */
 import type PQueue from 'p-queue';
 

@@ -104,8 +104,8 @@ export interface SessionManagerOptions {
    * and follow-ups queue for it), shows in the snapshot as {@link SessionSnapshot.queued}, and
    * leaves the queue at once when cancelled (signal, `cancel()`, `cancelTurn`, `deleteSession`,
    * `close`). Each turn of a TurnStream (a steered one, a follow-up) waits for a slot of its own.
-   * Counted per manager: several instances each allow this many. In a CommonJS host it needs a
-   * Node that can `require()` ES modules (20.19+), as `p-queue` is ESM-only.
+   * Counted per manager: several instances each allow this many. The queue (`p-queue`) is loaded
+   * only when this is set.
    * @default unlimited
    */
   maxConcurrentTurns?: number;
