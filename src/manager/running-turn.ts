@@ -319,6 +319,7 @@ export class RunningTurn {
         // left in the queues they would wait, unseen, for whatever turn comes next.
         this.#discarded.push(...this.#queues.discard());
       }
+      this.#release(outcome);
       this.#ended = true;
       this.#disposeSignal();
       this.#options.onEnd();
@@ -479,8 +480,8 @@ export class RunningTurn {
     }
   }
 
-  /** Emits the error (if any) and `stream_stopped` of a turn that ends, then `turn_ended`. */
-  #stop(turnId: string, outcome: TurnOutcome): TurnOutcome {
+  /** Gives back the turn's slot and ends its span (once; also when the turn loop itself failed). */
+  #release(outcome: TurnOutcome): void {
     this.#releaseSlot?.();
     this.#releaseSlot = undefined;
     const trace = this.#trace;
@@ -489,6 +490,11 @@ export class RunningTurn {
       this.#record.traceWrites(undefined);
       trace.end(outcome.reason, outcome.error);
     }
+  }
+
+  /** Emits the error (if any) and `stream_stopped` of a turn that ends, then `turn_ended`. */
+  #stop(turnId: string, outcome: TurnOutcome): TurnOutcome {
+    this.#release(outcome);
     if (outcome.error) {
       this.#emit({ type: 'error', turnId, message: outcome.error.message, code: outcome.error.code });
     }
