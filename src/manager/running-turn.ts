@@ -4,6 +4,8 @@
  * One {@link RunningTurn} drives a {@link TurnStream}: its first turn (whose user messages admission
  * already stored), then the steered messages no turn took and the queued follow-ups, each as its own
  * turn, until none is left or the stream is cancelled. Per turn, in order:
+ * 0. with `maxConcurrentTurns`, a slot (`turn-slots.ts`): `turn_queued` when it has to wait; with
+ *    `telemetry`, the turn's span opens first (`turn-tracing.ts`);
  * 1. `turn_started` (manager event) and `stream_started`;
  * 2. the user messages: stored (unless admission stored them), then `user_message` each;
  * 3. the title work of a turn start (`titles.ts`);

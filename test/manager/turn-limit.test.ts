@@ -35,6 +35,10 @@ function reader(stream: TurnStream) {
       events.push(step.value);
       return step.value;
     },
+    /** Breaks out of the loop (`return()`), as a `for await` does. */
+    async leave(): Promise<void> {
+      await iterator.return?.();
+    },
     async rest(): Promise<SessionEvent[]> {
       for (;;) {
         const step = await iterator.next();
@@ -208,6 +212,50 @@ describe('maxConcurrentTurns', () => {
       expect((await thirdEvents.rest()).at(-1)).toMatchObject({ type: 'stream_stopped', reason: 'end_turn' });
     },
   );
+
+  test("breaking out of a waiting turn's stream cancels it; its events are in the event log", async () => {
+    const { manager, scripted } = start();
+    const first = await holding(manager, scripted, 'a');
+    const second = await manager.createSession();
+    const stream = await manager.runSession(second.id, { messages: ['b'] });
+    const events = reader(stream);
+    expect(await events.next()).toMatchObject({ type: 'turn_queued' });
+    await events.leave();
+    expect((await stream.done).stopReason).toBe('cancelled');
+    expect(scripted.turnsOf(second.id)).toHaveLength(0);
+    const log: SessionEvent[] = [];
+    const abort = new AbortController();
+    for await (const event of manager.streamEvents(second.id, { signal: abort.signal })) {
+      log.push(event);
+      if (event.type === 'stream_stopped') break;
+    }
+    expect(log.map((event) => event.type)).toEqual(['turn_queued', 'stream_started', 'stream_stopped']);
+    expect(log.at(-1)).toMatchObject({ reason: 'cancelled' });
+    scripted.release('a');
+    await first.stream.done;
+  });
+
+  test('followUpSession on an idle session past the limit starts a turn that waits: started, queued in the snapshot, turn_queued in the log', async () => {
+    const { manager, scripted } = start();
+    const first = await holding(manager, scripted, 'a');
+    const second = await manager.createSession();
+    scripted.reply('b done', { sessionId: second.id });
+    const ended = new Promise<string>((resolve) => {
+      manager.events.on('turn_ended', ({ sessionId, stopReason }) => {
+        if (sessionId === second.id) resolve(stopReason);
+      });
+    });
+    expect(await manager.followUpSession(second.id, ['later'])).toEqual({ status: 'started' });
+    const log = manager.streamEvents(second.id)[Symbol.asyncIterator]();
+    expect((await log.next()).value).toMatchObject({ type: 'turn_queued', position: 1 });
+    expect((await manager.getSessionSnapshot(second.id)).queued).toMatchObject({ position: 1 });
+    await expectRejectsWithCode(manager.runSession(second.id, { messages: ['now'] }), 'SESSION_BUSY');
+    scripted.release('a');
+    await first.stream.done;
+    expect((await log.next()).value).toMatchObject({ type: 'stream_started' });
+    expect(await ended).toBe('end_turn');
+    await log.return?.();
+  });
 
   test('close() settles a waiting turn as cancelled', async () => {
     const { manager, scripted } = start();
