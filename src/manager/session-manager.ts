@@ -75,6 +75,7 @@ import { type SessionRecord, SessionRecords } from './session-records.js';
 import { SharedEvents, type SharedEventWriter } from './shared-events.js';
 import { SharedIdempotencyKeys } from './shared-keys.js';
 import { TurnSlots } from './turn-slots.js';
+import { guardTelemetry } from './turn-tracing.js';
 import type {
   AvailableModels,
   FollowUpOptions,
@@ -205,7 +206,9 @@ export class SessionManager {
       ...(options.maxConcurrentTurns === undefined
         ? {}
         : { slots: new TurnSlots(positiveInteger(options.maxConcurrentTurns, 1, 'maxConcurrentTurns')) }),
-      ...(options.telemetry === undefined ? {} : { telemetry: assertTelemetry(options.telemetry) }),
+      ...(options.telemetry === undefined
+        ? {}
+        : { telemetry: guardTelemetry(assertTelemetry(options.telemetry), this.#logger) }),
     });
     this.#portability = new Portability({
       records: this.#records,
