@@ -21,6 +21,7 @@ export type {
   ResumeInput,
   RunInput,
   RunOptions,
+  SessionEventBatchStream,
   SessionEventStream,
   SessionManagerOptions,
   SessionSnapshot,

@@ -14,6 +14,7 @@
 import { InvalidArgumentError, SubscriberLaggedError } from '../errors.js';
 import type { SessionEvent, SessionEventOf } from '../events.js';
 import { unrefTimer } from '../internal/abort.js';
+import { onNextTurn } from '../internal/next-turn.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type WithoutEnvelope<E> = E extends unknown ? Omit<E, 'seq' | 'sessionId' | 'timestamp'> : never;
@@ -80,10 +81,17 @@ const IDLE_CHECKS = 4;
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
+/** What a waiting `next()` resolves with: one event, or a batch of them. */
+type Delivery = IteratorResult<SessionEvent> | IteratorResult<readonly SessionEvent[]>;
+type PromiseExecutor<T> = (resolve: (value: T) => void, reject: (error: unknown) => void) => void;
+type Waiter = { resolve: (result: Delivery) => void; reject: (error: unknown) => void };
+
 /** A subscriber's state; the iterator handed out closes over it, so nothing outside can reach it. */
 class Subscriber {
   /** Seq of the next event to deliver. */
   cursor: number;
+  /** Reads batches (`subscribeBatches`): woken once per event-loop turn, not per event. */
+  readonly batch: boolean;
   /** A `gap` still to deliver before anything else. */
   gap: SessionEventOf<'gap'> | undefined;
   /** Ended: no more events, only a pending `error` (once) and then `done`. */
@@ -92,17 +100,29 @@ class Subscriber {
   error: unknown;
   hasError = false;
   /** A `next()` waiting for an append (at most one in the usual `for await`). */
-  resolve: ((result: IteratorResult<SessionEvent>) => void) | undefined;
-  reject: ((error: unknown) => void) | undefined;
+  resolve: Waiter['resolve'] | undefined;
+  reject: Waiter['reject'] | undefined;
   /** Further concurrent `next()` calls, in call order. Rare: allocated on demand. */
-  extraWaiters:
-    | Array<{ resolve: NonNullable<Subscriber['resolve']>; reject: NonNullable<Subscriber['reject']> }>
-    | undefined;
+  extraWaiters: Waiter[] | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /**
+   * Registers a waiting `next()`. Made once per subscriber: a fresh executor closure (and waiter
+   * object) per event would be most of what delivering an event allocates.
+   */
+  readonly executor = (resolve: Waiter['resolve'], reject: Waiter['reject']): void => {
+    if (this.resolve === undefined) {
+      this.resolve = resolve;
+      this.reject = reject;
+    } else {
+      this.extraWaiters ??= [];
+      this.extraWaiters.push({ resolve, reject });
+    }
+  };
 
-  constructor(cursor: number) {
+  constructor(cursor: number, batch: boolean) {
     this.cursor = cursor;
+    this.batch = batch;
     this.gap = undefined;
   }
 }
@@ -145,6 +165,12 @@ export class EventLog implements EventSink {
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #onTimer = (): void => this.#idleCheck();
 
+  /** Waiting batch subscribers get what was appended once the current task is done. */
+  #wakeScheduled = false;
+  readonly #onWake = (): void => this.#wakeBatches();
+  /** A waiting batch subscriber is woken at once when this many events wait for it: half the ring. */
+  readonly #batchWakeAt: number;
+
   /** Default-clock cache: one ISO string per millisecond instead of a `Date` per event. */
   #clockMs = Number.NaN;
   #clockIso = '';
@@ -161,6 +187,7 @@ export class EventLog implements EventSink {
     }
     this.sessionId = options.sessionId;
     this.#capacity = capacity;
+    this.#batchWakeAt = Math.ceil(capacity / 2);
     this.#releaseAfterMs = releaseAfterMs === Number.POSITIVE_INFINITY ? 0 : releaseAfterMs;
     this.#now = options.now;
     const firstSeq = options.firstSeq ?? 1;
@@ -241,8 +268,16 @@ export class EventLog implements EventSink {
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
       if (subscriber.resolve !== undefined) {
-        subscriber.cursor = seq + 1;
-        this.#resolveWaiter(subscriber, { value: event, done: false });
+        if (!subscriber.batch) {
+          subscriber.cursor = seq + 1;
+          this.#resolveWaiter(subscriber, { value: event, done: false });
+        } else if (seq - subscriber.cursor + 1 >= this.#batchWakeAt) {
+          // Half the ring waits for it: woken now, so a batch reader that keeps reading never lags.
+          this.#deliverBatch(subscriber, []);
+        } else if (!this.#wakeScheduled) {
+          this.#wakeScheduled = true;
+          onNextTurn(this.#onWake);
+        }
       } else if (subscriber.cursor === evicted) {
         this.#fail(subscriber, new SubscriberLaggedError(this.sessionId, subscriber.cursor - 1));
       }
@@ -268,6 +303,41 @@ export class EventLog implements EventSink {
    * @throws InvalidArgumentError when `since` is not a non-negative integer.
    */
   subscribe(options: SubscribeOptions = {}): AsyncIterableIterator<SessionEvent> {
+    const subscriber = this.#open(options, false);
+    const iterator: AsyncIterableIterator<SessionEvent> = {
+      next: () => this.#next(subscriber),
+      return: () => this.#return(subscriber),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /**
+   * Like {@link subscribe}, with the same positions, `gap`, lag, abort and end, but each `next()`
+   * yields every event available to the subscriber at once, as one array (never empty) in `seq`
+   * order, the `gap` (if any) first. A `next()` with nothing to read waits until the task that
+   * appends has run to its end (the next turn of the event loop), so a producer appending many
+   * events within one task wakes it once; it is woken at once when half of `capacity` events wait
+   * for it, so a subscriber that asks for its next batch as soon as it has handled the last one
+   * never lags. It can still lag while it holds a batch: `capacity` events appended before its
+   * next `next()` end it with {@link SubscriberLaggedError}.
+   *
+   * Each batch is a fresh array the subscriber owns; the events in it are shared (read-only).
+   *
+   * @throws InvalidArgumentError when `since` is not a non-negative integer.
+   */
+  subscribeBatches(options: SubscribeOptions = {}): AsyncIterableIterator<readonly SessionEvent[]> {
+    const subscriber = this.#open(options, true);
+    const iterator: AsyncIterableIterator<readonly SessionEvent[]> = {
+      next: () => this.#nextBatch(subscriber),
+      return: () => this.#return(subscriber),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /** Validates the options and registers a subscriber at its starting position. */
+  #open(options: SubscribeOptions, batch: boolean): Subscriber {
     const { since, signal } = options;
     if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) {
       throw new InvalidArgumentError(`invalid since: ${String(since)}; expected a non-negative integer`);
@@ -280,7 +350,7 @@ export class EventLog implements EventSink {
       else if (since < oldest - 1) gap = 'dropped';
       else cursor = since + 1;
     }
-    const subscriber = new Subscriber(cursor);
+    const subscriber = new Subscriber(cursor, batch);
     if (gap !== undefined) {
       subscriber.gap = {
         type: 'gap',
@@ -305,18 +375,14 @@ export class EventLog implements EventSink {
       }
       this.#subscribers.push(subscriber);
     }
+    return subscriber;
+  }
 
-    const iterator: AsyncIterableIterator<SessionEvent> = {
-      next: () => this.#next(subscriber),
-      return: () => {
-        this.#end(subscriber);
-        subscriber.hasError = false;
-        subscriber.error = undefined;
-        return Promise.resolve(DONE);
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+  #return(subscriber: Subscriber): Promise<IteratorReturnResult<undefined>> {
+    this.#end(subscriber);
+    subscriber.hasError = false;
+    subscriber.error = undefined;
+    return Promise.resolve(DONE);
   }
 
   /**
@@ -340,7 +406,10 @@ export class EventLog implements EventSink {
     const subscribers = this.#subscribers;
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
-      if (subscriber.resolve !== undefined) {
+      if (subscriber.resolve === undefined) continue;
+      if (subscriber.batch) {
+        this.#deliverBatch(subscriber, []); // ends it: the batch closes with session_exited
+      } else {
         subscriber.cursor = seq + 1;
         this.#resolveWaiter(subscriber, { value: exit, done: false });
         this.#end(subscriber);
@@ -402,19 +471,63 @@ export class EventLog implements EventSink {
       this.#end(subscriber);
       return Promise.resolve(DONE);
     }
-    return new Promise((resolve, reject) => {
-      if (subscriber.resolve === undefined) {
-        subscriber.resolve = resolve;
-        subscriber.reject = reject;
-      } else {
-        subscriber.extraWaiters ??= [];
-        subscriber.extraWaiters.push({ resolve, reject });
+    return new Promise(subscriber.executor as PromiseExecutor<IteratorResult<SessionEvent>>);
+  }
+
+  #nextBatch(subscriber: Subscriber): Promise<IteratorResult<readonly SessionEvent[]>> {
+    if (subscriber.hasError) {
+      const error = subscriber.error;
+      subscriber.hasError = false;
+      subscriber.error = undefined;
+      return Promise.reject(error);
+    }
+    if (subscriber.ended) return Promise.resolve(DONE);
+    const gap = subscriber.gap;
+    if (gap !== undefined || subscriber.cursor <= this.#lastSeq) {
+      subscriber.gap = undefined;
+      const batch: SessionEvent[] = gap === undefined ? [] : [gap];
+      this.#collect(subscriber, batch);
+      return Promise.resolve({ value: batch, done: false });
+    }
+    if (this.#exit !== undefined) {
+      this.#end(subscriber);
+      return Promise.resolve(DONE);
+    }
+    return new Promise(subscriber.executor as PromiseExecutor<IteratorResult<readonly SessionEvent[]>>);
+  }
+
+  /** Moves every event from the subscriber's cursor on into `batch`; ends it at `session_exited`. */
+  #collect(subscriber: Subscriber, batch: SessionEvent[]): void {
+    const last = this.#lastSeq;
+    for (let seq = subscriber.cursor; seq <= last; seq++) batch.push(this.#at(seq));
+    subscriber.cursor = last + 1;
+    if (this.#exit !== undefined) this.#end(subscriber);
+  }
+
+  /** Hands a waiting batch subscriber everything it has not received yet (after `prefix`). */
+  #deliverBatch(subscriber: Subscriber, prefix: SessionEvent[]): void {
+    const resolve = subscriber.resolve!;
+    const extra = subscriber.extraWaiters?.shift();
+    subscriber.resolve = extra?.resolve;
+    subscriber.reject = extra?.reject;
+    this.#collect(subscriber, prefix);
+    resolve({ value: prefix, done: false });
+  }
+
+  /** The next turn after appends: every waiting batch subscriber gets what was appended meanwhile. */
+  #wakeBatches(): void {
+    this.#wakeScheduled = false;
+    const subscribers = this.#subscribers;
+    for (let index = subscribers.length - 1; index >= 0; index--) {
+      const subscriber = subscribers[index]!;
+      if (subscriber.batch && subscriber.resolve !== undefined && subscriber.cursor <= this.#lastSeq) {
+        this.#deliverBatch(subscriber, []);
       }
-    });
+    }
   }
 
   /** Settles the first waiting `next()` and promotes the next concurrent one, if any. */
-  #resolveWaiter(subscriber: Subscriber, result: IteratorResult<SessionEvent>): void {
+  #resolveWaiter(subscriber: Subscriber, result: Delivery): void {
     const resolve = subscriber.resolve!;
     const extra = subscriber.extraWaiters?.shift();
     subscriber.resolve = extra?.resolve;
@@ -587,13 +700,13 @@ export class EventLogs {
  * `next()` promises are handed out unwrapped: an async wrapper would add ticks per event, enough
  * for a reader to fall behind a runtime that yields without I/O.
  */
-export function subscribeOnFirstNext(
-  open: () => Promise<AsyncIterator<SessionEvent>>,
-): AsyncIterable<SessionEvent> {
+export function subscribeOnFirstNext<T = SessionEvent>(
+  open: () => Promise<AsyncIterator<T>>,
+): AsyncIterable<T> {
   return {
-    [Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
-      let inner: AsyncIterator<SessionEvent> | undefined;
-      let opening: Promise<AsyncIterator<SessionEvent>> | undefined;
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      let inner: AsyncIterator<T> | undefined;
+      let opening: Promise<AsyncIterator<T>> | undefined;
       let finished = false;
       return {
         next: () => {

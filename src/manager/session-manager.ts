@@ -21,6 +21,7 @@ import {
   SessionNotFoundError,
   toAgentSessionsError,
 } from '../errors.js';
+import type { SessionEvent } from '../events.js';
 import { cancellation, throwIfAborted } from '../internal/abort.js';
 import { cloneRecord } from '../internal/clone.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -49,7 +50,7 @@ import {
 } from './authorization.js';
 import { BackgroundWork } from './background-work.js';
 import { type BusyLock, InProcessBusyLock } from './busy-lock.js';
-import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
+import { type EventLog, EventLogs, type SubscribeOptions, subscribeOnFirstNext } from './event-log.js';
 import {
   assertTemplate,
   assertTitle,
@@ -81,6 +82,7 @@ import type {
   ResumeInput,
   RunInput,
   RunOptions,
+  SessionEventBatchStream,
   SessionEventStream,
   SessionManagerOptions,
   SessionSnapshot,
@@ -350,7 +352,46 @@ export class SessionManager {
    * (checked from the call on, never waiting for an event) and on the first `next()`.
    */
   streamEvents(id: string, options: { since?: number; signal?: AbortSignal } = {}): SessionEventStream {
-    // The checks start now, not on the first next(): `ready` settles without waiting for an event.
+    const { checked, open } = this.#subscription(id, options);
+    const events = subscribeOnFirstNext(async () => (await open()).subscribe(subscribeOptions(options)));
+    return {
+      [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
+      get ready() {
+        return checked.then(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * The events of {@link streamEvents} — the same positions, `gap`, `SUBSCRIBER_LAGGED`, signal,
+   * errors, `ready` and end — as arrays: each `next()` yields every event available (never an
+   * empty array, in `seq` order, a `gap` first). A reader waiting for events is woken once per turn
+   * of the event loop with everything appended meanwhile, or at once when half of
+   * `eventLogCapacity` events wait for it, so a reader that asks for its next batch as soon as it
+   * has handled one never lags. Use it where a wake-up per event costs too much (many readers, fast
+   * runtimes); it can still lag while it holds a batch, like a per-event reader between events.
+   */
+  streamEventBatches(
+    id: string,
+    options: { since?: number; signal?: AbortSignal } = {},
+  ): SessionEventBatchStream {
+    const { checked, open } = this.#subscription(id, options);
+    const batches = subscribeOnFirstNext<readonly SessionEvent[]>(async () =>
+      (await open()).subscribeBatches(subscribeOptions(options)),
+    );
+    return {
+      [Symbol.asyncIterator]: () => batches[Symbol.asyncIterator](),
+      get ready() {
+        return checked.then(() => undefined);
+      },
+    };
+  }
+
+  /** The checks of a subscription, started now (so `ready` settles without waiting for an event). */
+  #subscription(
+    id: string,
+    options: { signal?: AbortSignal },
+  ): { checked: Promise<number | undefined>; open: () => Promise<EventLog> } {
     const checked = (async () => {
       this.#guard(id);
       throwIfAborted(options.signal);
@@ -359,18 +400,12 @@ export class SessionManager {
     })();
     // Whoever reads neither `ready` nor the stream must not see an unhandled rejection.
     checked.catch(() => undefined);
-    const events = subscribeOnFirstNext(async () => {
-      const reserved = await checked;
-      throwIfAborted(options.signal);
-      return this.#liveLog(id, reserved).subscribe({
-        ...(options.since === undefined ? {} : { since: options.since }),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
-    });
     return {
-      [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
-      get ready() {
-        return checked.then(() => undefined);
+      checked,
+      open: async () => {
+        const reserved = await checked;
+        throwIfAborted(options.signal);
+        return this.#liveLog(id, reserved);
       },
     };
   }
@@ -764,4 +799,12 @@ export class SessionManager {
     if (this.#sessions.get(id)?.record.cached || this.#logs.get(id)) return;
     if (!(await this.#records.exists(id))) throw new SessionNotFoundError(id);
   }
+}
+
+/** The options an event log subscription takes, without `undefined` members. */
+function subscribeOptions(options: { since?: number; signal?: AbortSignal }): SubscribeOptions {
+  return {
+    ...(options.since === undefined ? {} : { since: options.since }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
 }

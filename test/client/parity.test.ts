@@ -28,8 +28,10 @@ describe('the client has every manager method', () => {
     const names = (prototype: object) =>
       Object.getOwnPropertyNames(prototype).filter((name) => name !== 'constructor' && !name.startsWith('#'));
     // releaseSession frees what one server process holds in memory (the ACP server calls it on
-    // session/close): a host's concern, not a remote user's.
-    const serverOnly = new Set(['releaseSession']);
+    // session/close): a host's concern, not a remote user's. streamEventBatches saves the wake-ups
+    // of in-process readers; over HTTP every event is its own SSE message either way, and
+    // streamEvents is the client's reader.
+    const serverOnly = new Set(['releaseSession', 'streamEventBatches']);
     const missing = names(SessionManager.prototype).filter(
       (name) => !serverOnly.has(name) && !names(AgentSessionsClient.prototype).includes(name),
     );
