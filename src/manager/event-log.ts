@@ -482,6 +482,10 @@ export class EventLog implements EventSink {
       return Promise.reject(error);
     }
     if (subscriber.ended) return Promise.resolve(DONE);
+    // A concurrent call waits behind the one already waiting, which gets the next batch.
+    if (subscriber.resolve !== undefined) {
+      return new Promise(subscriber.executor as PromiseExecutor<IteratorResult<readonly SessionEvent[]>>);
+    }
     const gap = subscriber.gap;
     if (gap !== undefined || subscriber.cursor <= this.#lastSeq) {
       subscriber.gap = undefined;

@@ -103,6 +103,9 @@ interface TurnOutcome {
   error?: AgentSessionsError;
 }
 
+/** Text deltas of a partial answer joined into one string at a time. */
+const PARTIAL_CHUNK = 256;
+
 const endReasons = new Set(['end_turn', 'max_tokens', 'max_turn_requests', 'refusal']);
 
 /**
@@ -503,11 +506,13 @@ export class RunningTurn {
 
     let pendingEnd: StopReason | undefined;
     /**
-     * Text streamed since the last assistant message, kept as a partial answer on cancel. Kept as
-     * chunks: `+=` per delta would build a rope of one heap string per event that lives until the
-     * answer completes, which the young-generation GC copies again at every scavenge.
+     * Text streamed since the last assistant message, kept as a partial answer on cancel: the last
+     * deltas in `recent`, joined every PARTIAL_CHUNK deltas into `partial`. `+=` per delta would
+     * build a rope of one string object per event that lives until the answer completes (copied
+     * again by every young-generation GC), and one array of every delta grows by copying.
      */
     let partial: string[] = [];
+    let recent: string[] = [];
     const consumer = (async () => {
       let iterator: AsyncIterator<unknown> | undefined;
       let exhausted = false;
@@ -527,13 +532,19 @@ export class RunningTurn {
           const event = parseRuntimeEvent(step.value, turnId);
           switch (event.type) {
             case 'agent_choice':
-              partial.push(event.content);
+              if (recent.push(event.content) === PARTIAL_CHUNK) {
+                partial.push(recent.join(''));
+                recent = [];
+              }
               this.#emit(event);
               break;
             case 'message_added': {
               const message = event.message;
               // The answer is complete (or the runtime stored what it had): nothing partial is left.
-              if (message.role === 'assistant') partial = [];
+              if (message.role === 'assistant') {
+                partial = [];
+                recent = [];
+              }
               // The bookkeeping follows the write itself, not the turn: a write that lands after a
               // cancel is in the store, so its tool calls must still be closed (or counted as answered).
               await enqueueWrite(async () => {
@@ -633,7 +644,7 @@ export class RunningTurn {
     // What the user already saw stays: the streamed text of an answer the turn never completed
     // (tool calls streamed but never completed are not kept).
     const interruptedBy = outcome.reason === 'cancelled' ? outcome.reason : undefined;
-    const partialText = interruptedBy === undefined ? '' : partial.join('');
+    const partialText = interruptedBy === undefined ? '' : partial.join('') + recent.join('');
     if (
       interruptedBy !== undefined &&
       partialText.trim() !== '' &&
