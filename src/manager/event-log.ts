@@ -273,7 +273,7 @@ export class EventLog implements EventSink {
           this.#resolveWaiter(subscriber, { value: event, done: false });
         } else if (seq - subscriber.cursor + 1 >= this.#batchWakeAt) {
           // Half the ring waits for it: woken now, so a batch reader that keeps reading never lags.
-          this.#deliverBatch(subscriber, []);
+          this.#deliverBatch(subscriber);
         } else if (!this.#wakeScheduled) {
           this.#wakeScheduled = true;
           onNextTurn(this.#onWake);
@@ -408,7 +408,7 @@ export class EventLog implements EventSink {
       const subscriber = subscribers[index]!;
       if (subscriber.resolve === undefined) continue;
       if (subscriber.batch) {
-        this.#deliverBatch(subscriber, []); // ends it: the batch closes with session_exited
+        this.#deliverBatch(subscriber); // ends it: the batch closes with session_exited
       } else {
         subscriber.cursor = seq + 1;
         this.#resolveWaiter(subscriber, { value: exit, done: false });
@@ -489,8 +489,8 @@ export class EventLog implements EventSink {
     const gap = subscriber.gap;
     if (gap !== undefined || subscriber.cursor <= this.#lastSeq) {
       subscriber.gap = undefined;
-      const batch: SessionEvent[] = gap === undefined ? [] : [gap];
-      this.#collect(subscriber, batch);
+      const batch = this.#collect(subscriber, gap);
+      if (this.#exit !== undefined) this.#end(subscriber);
       return Promise.resolve({ value: batch, done: false });
     }
     if (this.#exit !== undefined) {
@@ -500,22 +500,41 @@ export class EventLog implements EventSink {
     return new Promise(subscriber.executor as PromiseExecutor<IteratorResult<readonly SessionEvent[]>>);
   }
 
-  /** Moves every event from the subscriber's cursor on into `batch`; ends it at `session_exited`. */
-  #collect(subscriber: Subscriber, batch: SessionEvent[]): void {
+  /**
+   * Every event from the subscriber's cursor on (after `gap`, if given), as a fresh array; moves
+   * the cursor past them. The caller ends the subscriber when the log is closed (the batch then
+   * closes with `session_exited`), after handing the batch out.
+   */
+  #collect(subscriber: Subscriber, gap?: SessionEventOf<'gap'>): SessionEvent[] {
     const last = this.#lastSeq;
-    for (let seq = subscriber.cursor; seq <= last; seq++) batch.push(this.#at(seq));
+    const from = subscriber.cursor;
+    const exit = this.#exit;
+    const ringTo = exit === undefined ? last : last - 1;
+    const batch = from <= ringTo ? this.#slice(from, ringTo) : [];
+    if (exit !== undefined && from <= last) batch.push(exit);
+    if (gap !== undefined) batch.unshift(gap);
     subscriber.cursor = last + 1;
-    if (this.#exit !== undefined) this.#end(subscriber);
+    return batch;
   }
 
-  /** Hands a waiting batch subscriber everything it has not received yet (after `prefix`). */
-  #deliverBatch(subscriber: Subscriber, prefix: SessionEvent[]): void {
+  /** The kept events `from`…`to` (inclusive): one or two copies of ring ranges, not a push per event. */
+  #slice(from: number, to: number): SessionEvent[] {
+    const ring = this.#ring;
+    const start = (from - this.#base) % this.#capacity;
+    const end = start + (to - from) + 1;
+    // The ring only wraps once full, so a range past its end continues at index 0.
+    if (end <= ring.length) return ring.slice(start, end);
+    return ring.slice(start).concat(ring.slice(0, end - ring.length));
+  }
+
+  /** Hands a waiting batch subscriber everything it has not received yet. */
+  #deliverBatch(subscriber: Subscriber): void {
     const resolve = subscriber.resolve!;
     const extra = subscriber.extraWaiters?.shift();
     subscriber.resolve = extra?.resolve;
     subscriber.reject = extra?.reject;
-    this.#collect(subscriber, prefix);
-    resolve({ value: prefix, done: false });
+    resolve({ value: this.#collect(subscriber), done: false });
+    if (this.#exit !== undefined) this.#end(subscriber);
   }
 
   /** The next turn after appends: every waiting batch subscriber gets what was appended meanwhile. */
@@ -525,7 +544,7 @@ export class EventLog implements EventSink {
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
       if (subscriber.batch && subscriber.resolve !== undefined && subscriber.cursor <= this.#lastSeq) {
-        this.#deliverBatch(subscriber, []);
+        this.#deliverBatch(subscriber);
       }
     }
   }

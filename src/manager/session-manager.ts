@@ -24,6 +24,7 @@ import {
 import type { SessionEvent } from '../events.js';
 import { cancellation, throwIfAborted } from '../internal/abort.js';
 import { cloneRecord } from '../internal/clone.js';
+import { turnTimestamp } from '../internal/turn-clock.js';
 import { type Logger, silentLogger } from '../logger.js';
 import {
   assertSessionId,
@@ -152,6 +153,8 @@ export class SessionManager {
     this.#logs = new EventLogs({
       capacity: positiveInteger(options.eventLogCapacity, 1024, 'eventLogCapacity'),
       releaseAfterMs: options.eventLogReleaseAfterMs ?? 300_000,
+      // One clock reading per task for up to 16 events (see turn-clock.ts and EventEnvelope.timestamp).
+      now: turnTimestamp,
     });
     this.#pool = new RuntimePool({
       factory: options.runtime,

@@ -1,7 +1,7 @@
 // The batch readers through the SessionManager (docs/events-and-replay.md, "Reading in batches"):
 // streamEventBatches and TurnStream.batches carry the events of streamEvents and of the
 // TurnStream, in the same order, with the same errors, gaps and ends.
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { AgentSessionsError, ErrorCode } from '../../../src/errors.js';
 import type { RuntimeEvent, SessionEvent } from '../../../src/events.js';
 import { SessionManager } from '../../../src/manager/session-manager.js';
@@ -14,6 +14,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 const managers: SessionManager[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const manager of managers.splice(0)) await manager.close();
 });
 
@@ -193,5 +194,43 @@ describe('TurnStream.batches', () => {
     const partial = messages.find((message) => message.role === 'assistant');
     expect(partial?.content).toBe(Array.from({ length: 700 }, (_, index) => `d${index}`).join(''));
     expect(partial?.interrupted).toEqual({ reason: 'cancelled' });
+  });
+});
+
+describe('event timestamps', () => {
+  test('the manager stamps events with a clock reading shared by at most 16 events and never later than the event', async () => {
+    const base = Date.parse('2030-01-01T00:00:00.000Z');
+    await new Promise((resolve) => setImmediate(resolve)); // a reading of an earlier test has expired
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(base);
+    const yieldedAt: number[] = [];
+    const manager = new SessionManager({
+      store: new MemoryStore(),
+      runtime: () => ({
+        async *run() {
+          for (let index = 0; index < 100; index++) {
+            vi.setSystemTime(base + 1000 + index); // the clock moves 1 ms per event, within one task
+            yieldedAt.push(Date.now());
+            yield { type: 'agent_choice', content: 'x' } satisfies RuntimeEvent;
+          }
+        },
+      }),
+    });
+    managers.push(manager);
+    const { id } = await manager.createSession();
+    const events = await eventsUntil(await manager.runSession(id, { messages: ['go'] }), stopped);
+    const deltaStamps = events
+      .filter((event) => event.type === 'agent_choice')
+      .map((event) => event.timestamp);
+    expect(deltaStamps).toHaveLength(100);
+    // Never later than the event; read at or after the event 15 places before it.
+    deltaStamps.forEach((stamp, index) => {
+      const ms = Date.parse(stamp);
+      expect(ms).toBeLessThanOrEqual(yieldedAt[index]!);
+      if (index >= 15) expect(ms).toBeGreaterThanOrEqual(yieldedAt[index - 15]!);
+    });
+    const perReading = new Map<string, number>();
+    for (const event of events) perReading.set(event.timestamp, (perReading.get(event.timestamp) ?? 0) + 1);
+    expect(Math.max(...perReading.values())).toBeLessThanOrEqual(16);
   });
 });
