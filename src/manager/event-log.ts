@@ -157,7 +157,18 @@ export class EventLog implements EventSink {
   readonly #onIdleRelease: ((log: EventLog) => void) | undefined;
   readonly #resetBefore: number;
   #exit: SessionEventOf<'session_exited'> | undefined;
+  /** Every live subscriber; the per-event and the batch ones are also in their own list. */
   #subscribers: Subscriber[] = [];
+  #perEvent: Subscriber[] = [];
+  #batches: Subscriber[] = [];
+  /**
+   * The seq whose append must look at the batch subscribers: the first at which one of them is due
+   * a wake-up (half the ring waits for it) or lags; 0 once any of them changed. Until then an
+   * append costs them nothing, however many there are.
+   */
+  #batchCheckAt = 0;
+  /** Some batch subscriber waits (as of the last look). */
+  #batchWaiting = false;
 
   /** Appended to, or lost its last subscriber, since the last idle check. */
   #active = false;
@@ -263,24 +274,20 @@ export class EventLog implements EventSink {
       evicted = this.#oldestInRing++;
     }
 
-    const subscribers = this.#subscribers;
+    const subscribers = this.#perEvent;
     // Backwards, because a lagging subscriber is removed in place.
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
       if (subscriber.resolve !== undefined) {
-        if (!subscriber.batch) {
-          subscriber.cursor = seq + 1;
-          this.#resolveWaiter(subscriber, { value: event, done: false });
-        } else if (seq - subscriber.cursor + 1 >= this.#batchWakeAt) {
-          // Half the ring waits for it: woken now, so a batch reader that keeps reading never lags.
-          this.#deliverBatch(subscriber);
-        } else if (!this.#wakeScheduled) {
-          this.#wakeScheduled = true;
-          onNextTurn(this.#onWake);
-        }
+        subscriber.cursor = seq + 1;
+        this.#resolveWaiter(subscriber, { value: event, done: false });
       } else if (subscriber.cursor === evicted) {
         this.#fail(subscriber, new SubscriberLaggedError(this.sessionId, subscriber.cursor - 1));
       }
+    }
+    if (this.#batches.length > 0) {
+      if (seq >= this.#batchCheckAt) this.#checkBatches(seq, evicted);
+      else if (this.#batchWaiting && !this.#wakeScheduled) this.#scheduleWake();
     }
     if (this.#timer === undefined) this.#armTimer();
     return event;
@@ -374,6 +381,12 @@ export class EventLog implements EventSink {
         signal.addEventListener('abort', subscriber.onAbort, { once: true });
       }
       this.#subscribers.push(subscriber);
+      if (batch) {
+        this.#batches.push(subscriber);
+        this.#batchCheckAt = 0;
+      } else {
+        this.#perEvent.push(subscriber);
+      }
     }
     return subscriber;
   }
@@ -475,6 +488,7 @@ export class EventLog implements EventSink {
   }
 
   #nextBatch(subscriber: Subscriber): Promise<IteratorResult<readonly SessionEvent[]>> {
+    this.#batchCheckAt = 0; // it moves or starts waiting: the next append looks again
     if (subscriber.hasError) {
       const error = subscriber.error;
       subscriber.hasError = false;
@@ -529,6 +543,7 @@ export class EventLog implements EventSink {
 
   /** Hands a waiting batch subscriber everything it has not received yet. */
   #deliverBatch(subscriber: Subscriber): void {
+    this.#batchCheckAt = 0;
     const resolve = subscriber.resolve!;
     const extra = subscriber.extraWaiters?.shift();
     subscriber.resolve = extra?.resolve;
@@ -537,15 +552,51 @@ export class EventLog implements EventSink {
     if (this.#exit !== undefined) this.#end(subscriber);
   }
 
+  /**
+   * An append reached {@link #batchCheckAt}: wakes the batch subscribers half the ring waits for,
+   * ends those it overtook (lag), schedules the wake-up of the others that wait, and works out
+   * the next seq at which one of them will need a look.
+   */
+  #checkBatches(seq: number, evicted: number): void {
+    const subscribers = this.#batches;
+    let checkAt = Number.POSITIVE_INFINITY;
+    let waiting = false;
+    // Backwards, because a lagging subscriber is removed in place.
+    for (let index = subscribers.length - 1; index >= 0; index--) {
+      const subscriber = subscribers[index]!;
+      if (subscriber.resolve === undefined && subscriber.cursor === evicted) {
+        this.#fail(subscriber, new SubscriberLaggedError(this.sessionId, subscriber.cursor - 1));
+        continue;
+      }
+      // Half the ring waits for it: woken now, so a batch reader that keeps reading never lags.
+      if (subscriber.resolve !== undefined && seq - subscriber.cursor + 1 >= this.#batchWakeAt) {
+        this.#deliverBatch(subscriber);
+      }
+      if (subscriber.resolve !== undefined) {
+        waiting = true;
+        checkAt = Math.min(checkAt, subscriber.cursor + this.#batchWakeAt - 1);
+      } else {
+        checkAt = Math.min(checkAt, subscriber.cursor + this.#capacity);
+      }
+    }
+    this.#batchCheckAt = checkAt;
+    this.#batchWaiting = waiting;
+    if (waiting && !this.#wakeScheduled) this.#scheduleWake();
+  }
+
+  #scheduleWake(): void {
+    this.#wakeScheduled = true;
+    onNextTurn(this.#onWake);
+  }
+
   /** The next turn after appends: every waiting batch subscriber gets what was appended meanwhile. */
   #wakeBatches(): void {
     this.#wakeScheduled = false;
-    const subscribers = this.#subscribers;
+    const subscribers = this.#batches;
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
-      if (subscriber.batch && subscriber.resolve !== undefined && subscriber.cursor <= this.#lastSeq) {
+      if (subscriber.resolve !== undefined && subscriber.cursor <= this.#lastSeq)
         this.#deliverBatch(subscriber);
-      }
     }
   }
 
@@ -585,6 +636,10 @@ export class EventLog implements EventSink {
       subscriber.signal = undefined;
     }
     while (subscriber.resolve !== undefined) this.#resolveWaiter(subscriber, DONE);
+    const own = subscriber.batch ? this.#batches : this.#perEvent;
+    const ownIndex = own.indexOf(subscriber);
+    if (ownIndex !== -1) own.splice(ownIndex, 1);
+    if (subscriber.batch) this.#batchCheckAt = 0;
     const subscribers = this.#subscribers;
     const index = subscribers.indexOf(subscriber);
     if (index !== -1) {
