@@ -9,6 +9,11 @@
  * event, and a subscriber that falls behind by `capacity` events is exactly one whose next event
  * is about to be overwritten.
  *
+ * A subscriber reads per event (`subscribe`) or in batches (`subscribeBatches`): a batch subscriber
+ * is the same cursor, woken once per turn of the event loop with everything appended meanwhile (or
+ * at once when half the ring waits for it), so a burst of events costs it one promise, not one per
+ * event; an append looks at the batch subscribers only at the seq where one of them is due.
+ *
  * Events are shared between every subscriber and the log: treat them as read-only.
  */
 import { InvalidArgumentError, SubscriberLaggedError } from '../errors.js';
@@ -157,10 +162,10 @@ export class EventLog implements EventSink {
   readonly #onIdleRelease: ((log: EventLog) => void) | undefined;
   readonly #resetBefore: number;
   #exit: SessionEventOf<'session_exited'> | undefined;
-  /** Every live subscriber; the per-event and the batch ones are also in their own list. */
+  /** The live per-event subscribers. */
   #subscribers: Subscriber[] = [];
-  #perEvent: Subscriber[] = [];
-  #batches: Subscriber[] = [];
+  /** The live batch subscribers (made with the first). */
+  #batches: Subscriber[] | undefined;
   /**
    * The seq whose append must look at the batch subscribers: the first at which one of them is due
    * a wake-up (half the ring waits for it) or lags; 0 once any of them changed. Until then an
@@ -178,9 +183,6 @@ export class EventLog implements EventSink {
 
   /** Waiting batch subscribers get what was appended once the current task is done. */
   #wakeScheduled = false;
-  readonly #onWake = (): void => this.#wakeBatches();
-  /** A waiting batch subscriber is woken at once when this many events wait for it: half the ring. */
-  readonly #batchWakeAt: number;
 
   /** Default-clock cache: one ISO string per millisecond instead of a `Date` per event. */
   #clockMs = Number.NaN;
@@ -198,7 +200,6 @@ export class EventLog implements EventSink {
     }
     this.sessionId = options.sessionId;
     this.#capacity = capacity;
-    this.#batchWakeAt = Math.ceil(capacity / 2);
     this.#releaseAfterMs = releaseAfterMs === Number.POSITIVE_INFINITY ? 0 : releaseAfterMs;
     this.#now = options.now;
     const firstSeq = options.firstSeq ?? 1;
@@ -230,7 +231,7 @@ export class EventLog implements EventSink {
 
   /** Subscribers not yet ended. */
   get subscriberCount(): number {
-    return this.#subscribers.length;
+    return this.#subscribers.length + (this.#batches?.length ?? 0);
   }
 
   /**
@@ -274,7 +275,7 @@ export class EventLog implements EventSink {
       evicted = this.#oldestInRing++;
     }
 
-    const subscribers = this.#perEvent;
+    const subscribers = this.#subscribers;
     // Backwards, because a lagging subscriber is removed in place.
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
@@ -285,7 +286,7 @@ export class EventLog implements EventSink {
         this.#fail(subscriber, new SubscriberLaggedError(this.sessionId, subscriber.cursor - 1));
       }
     }
-    if (this.#batches.length > 0) {
+    if (this.#batches !== undefined && this.#batches.length > 0) {
       if (seq >= this.#batchCheckAt) this.#checkBatches(seq, evicted);
       else if (this.#batchWaiting && !this.#wakeScheduled) this.#scheduleWake();
     }
@@ -380,12 +381,11 @@ export class EventLog implements EventSink {
         subscriber.onAbort = () => this.#fail(subscriber, signal.reason);
         signal.addEventListener('abort', subscriber.onAbort, { once: true });
       }
-      this.#subscribers.push(subscriber);
       if (batch) {
-        this.#batches.push(subscriber);
+        (this.#batches ??= []).push(subscriber);
         this.#batchCheckAt = 0;
       } else {
-        this.#perEvent.push(subscriber);
+        this.#subscribers.push(subscriber);
       }
     }
     return subscriber;
@@ -420,13 +420,14 @@ export class EventLog implements EventSink {
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
       if (subscriber.resolve === undefined) continue;
-      if (subscriber.batch) {
-        this.#deliverBatch(subscriber); // ends it: the batch closes with session_exited
-      } else {
-        subscriber.cursor = seq + 1;
-        this.#resolveWaiter(subscriber, { value: exit, done: false });
-        this.#end(subscriber);
-      }
+      subscriber.cursor = seq + 1;
+      this.#resolveWaiter(subscriber, { value: exit, done: false });
+      this.#end(subscriber);
+    }
+    const batches = this.#batches ?? [];
+    for (let index = batches.length - 1; index >= 0; index--) {
+      // A waiting one gets its batch closed by session_exited, and ends.
+      if (batches[index]!.resolve !== undefined) this.#deliverBatch(batches[index]!);
     }
   }
 
@@ -440,6 +441,7 @@ export class EventLog implements EventSink {
     if (ring.length === 0) return;
     let keepFrom = this.#lastSeq + 1;
     for (const subscriber of this.#subscribers) keepFrom = Math.min(keepFrom, subscriber.cursor);
+    for (const subscriber of this.#batches ?? []) keepFrom = Math.min(keepFrom, subscriber.cursor);
     const ringEnd = this.#oldestInRing + ring.length;
     const kept: SessionEvent[] = [];
     for (let seq = Math.max(keepFrom, this.#oldestInRing); seq < ringEnd; seq++) kept.push(this.#at(seq));
@@ -558,7 +560,7 @@ export class EventLog implements EventSink {
    * the next seq at which one of them will need a look.
    */
   #checkBatches(seq: number, evicted: number): void {
-    const subscribers = this.#batches;
+    const subscribers = this.#batches!;
     let checkAt = Number.POSITIVE_INFINITY;
     let waiting = false;
     // Backwards, because a lagging subscriber is removed in place.
@@ -569,12 +571,12 @@ export class EventLog implements EventSink {
         continue;
       }
       // Half the ring waits for it: woken now, so a batch reader that keeps reading never lags.
-      if (subscriber.resolve !== undefined && seq - subscriber.cursor + 1 >= this.#batchWakeAt) {
+      if (subscriber.resolve !== undefined && seq - subscriber.cursor + 1 >= this.#batchWakeAt()) {
         this.#deliverBatch(subscriber);
       }
       if (subscriber.resolve !== undefined) {
         waiting = true;
-        checkAt = Math.min(checkAt, subscriber.cursor + this.#batchWakeAt - 1);
+        checkAt = Math.min(checkAt, subscriber.cursor + this.#batchWakeAt() - 1);
       } else {
         checkAt = Math.min(checkAt, subscriber.cursor + this.#capacity);
       }
@@ -584,15 +586,20 @@ export class EventLog implements EventSink {
     if (waiting && !this.#wakeScheduled) this.#scheduleWake();
   }
 
+  /** A waiting batch subscriber is woken at once when this many events wait for it: half the ring. */
+  #batchWakeAt(): number {
+    return (this.#capacity + 1) >> 1;
+  }
+
   #scheduleWake(): void {
     this.#wakeScheduled = true;
-    onNextTurn(this.#onWake);
+    onNextTurn(() => this.#wakeBatches());
   }
 
   /** The next turn after appends: every waiting batch subscriber gets what was appended meanwhile. */
   #wakeBatches(): void {
     this.#wakeScheduled = false;
-    const subscribers = this.#batches;
+    const subscribers = this.#batches ?? [];
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
       if (subscriber.resolve !== undefined && subscriber.cursor <= this.#lastSeq)
@@ -636,15 +643,12 @@ export class EventLog implements EventSink {
       subscriber.signal = undefined;
     }
     while (subscriber.resolve !== undefined) this.#resolveWaiter(subscriber, DONE);
-    const own = subscriber.batch ? this.#batches : this.#perEvent;
-    const ownIndex = own.indexOf(subscriber);
-    if (ownIndex !== -1) own.splice(ownIndex, 1);
+    const subscribers = (subscriber.batch ? this.#batches : this.#subscribers) ?? [];
     if (subscriber.batch) this.#batchCheckAt = 0;
-    const subscribers = this.#subscribers;
     const index = subscribers.indexOf(subscriber);
     if (index !== -1) {
       subscribers.splice(index, 1);
-      if (subscribers.length === 0) {
+      if (this.subscriberCount === 0) {
         this.#active = true;
         if (this.#timer === undefined) this.#armTimer();
       }
@@ -674,7 +678,7 @@ export class EventLog implements EventSink {
    */
   #idleCheck(): void {
     this.#timer = undefined;
-    if (this.#subscribers.length > 0) return; // re-armed when the last one leaves
+    if (this.subscriberCount > 0) return; // re-armed when the last one leaves
     if (this.#active) {
       this.#active = false;
       this.#quietChecks = 0;
