@@ -382,7 +382,8 @@ export class EventLog implements EventSink {
         signal.addEventListener('abort', subscriber.onAbort, { once: true });
       }
       if (batch) {
-        (this.#batches ??= []).push(subscriber);
+        this.#batches ??= [];
+        this.#batches.push(subscriber);
         this.#batchCheckAt = 0;
       } else {
         this.#subscribers.push(subscriber);
