@@ -63,6 +63,26 @@ describe('turns', () => {
     ]);
   });
 
+  test('TurnStream.batches over HTTP carries the same events as iterating, in non-empty batches, and counts as the one read', async () => {
+    server.scripted.reply('Hello there');
+    const session = await client.createSession();
+    const stream = await client.runSession(session.id, { messages: ['hi'] });
+    const batches: SessionEvent[][] = [];
+    for await (const batch of stream.batches()) batches.push([...batch]);
+    expect(types(batches.flat())).toEqual([
+      'stream_started',
+      'user_message',
+      'session_title',
+      'agent_choice',
+      'agent_choice',
+      'message_added',
+      'stream_stopped',
+    ]);
+    expect(batches.every((batch) => batch.length > 0)).toBe(true);
+    expect(() => stream[Symbol.asyncIterator]()).toThrow(TypeError);
+    expect((await stream.done).stopReason).toBe('end_turn');
+  });
+
   test('a second run while busy rejects with SESSION_BUSY rebuilt as SessionBusyError', async () => {
     server.scripted.turn([step.hold('busy'), step.reply('ok')]);
     const { id } = await client.createSession();
