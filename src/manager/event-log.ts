@@ -793,8 +793,8 @@ export function subscribeOnFirstNext<T = SessionEvent>(
       let finished = false;
       return {
         next: () => {
+          if (inner !== undefined && !finished) return inner.next();
           if (finished) return Promise.resolve({ value: undefined, done: true });
-          if (inner) return inner.next();
           return (async () => {
             opening ??= open();
             try {

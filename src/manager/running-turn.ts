@@ -228,12 +228,12 @@ export class RunningTurn {
       cancel: (reason?: unknown) => this.cancel(reason),
       [Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
         claim();
-        return { next: () => channel.next(), return: leave };
+        return { next: channel.next, return: leave };
       },
       batches: () => ({
         [Symbol.asyncIterator](): AsyncIterator<readonly SessionEvent[]> {
           claim();
-          return { next: () => channel.nextBatch(), return: leave };
+          return { next: channel.nextBatch, return: leave };
         },
       }),
     };
