@@ -816,3 +816,67 @@ export function subscribeOnFirstNext<T = SessionEvent>(
     },
   };
 }
+
+const NOT_READY = Symbol('not ready');
+const notReady = Promise.resolve(NOT_READY);
+
+/**
+ * Batches of a per-event subscription that has no batch reader of its own (the durable log's):
+ * each `next()` waits for one event, then adds every further one that is already there, up to
+ * `max`. An error behind events already taken comes on the following `next()`, after them.
+ */
+export function batchesOf(
+  events: AsyncIterator<SessionEvent>,
+  max = 512,
+): AsyncIterableIterator<readonly SessionEvent[]> {
+  let pending: Promise<IteratorResult<SessionEvent>> | undefined;
+  let failure: { error: unknown } | undefined;
+  let finished = false;
+  const iterator: AsyncIterableIterator<readonly SessionEvent[]> = {
+    next: async () => {
+      if (failure !== undefined) {
+        const { error } = failure;
+        failure = undefined;
+        finished = true;
+        throw error;
+      }
+      if (finished) return DONE;
+      const first = await (pending ?? events.next());
+      pending = undefined;
+      if (first.done) {
+        finished = true;
+        return DONE;
+      }
+      const batch = [first.value];
+      while (batch.length < max) {
+        const next = events.next();
+        let result: IteratorResult<SessionEvent> | typeof NOT_READY;
+        try {
+          // An already settled next() wins the race: it was there first.
+          result = await Promise.race([next, notReady]);
+        } catch (error) {
+          failure = { error };
+          break;
+        }
+        if (result === NOT_READY) {
+          pending = next;
+          break;
+        }
+        if (result.done) {
+          finished = true;
+          break;
+        }
+        batch.push(result.value);
+      }
+      return { value: batch, done: false };
+    },
+    return: async () => {
+      finished = true;
+      pending?.catch(() => undefined);
+      await events.return?.();
+      return DONE;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { InvalidArgumentError, SubscriberLaggedError } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
-import { type EventInput, EventLog, type EventLogOptions } from '../../src/manager/event-log.js';
+import { batchesOf, type EventInput, EventLog, type EventLogOptions } from '../../src/manager/event-log.js';
 
 const delta = (content: string): EventInput => ({ type: 'agent_choice', content, turnId: 't1' });
 
@@ -313,5 +313,49 @@ describe('EventLog.subscribeBatches race-freedom', () => {
       expect(batches.flat()).toEqual(events);
       expect(batches.every((batch) => batch.length > 0)).toBe(true);
     }
+  });
+});
+
+describe('batchesOf', () => {
+  /** A per-event source that has `ready` events at once, then one more on each release(). */
+  function source(ready: number, failAfter?: number) {
+    let released = 0;
+    let wake: (() => void) | undefined;
+    let seq = 0;
+    const make = (): SessionEvent =>
+      ({ type: 'agent_choice', content: 'x', sessionId: 's1', seq: ++seq, timestamp: 'T' }) as SessionEvent;
+    const iterator: AsyncIterator<SessionEvent> = {
+      next: async () => {
+        if (failAfter !== undefined && seq >= failAfter) throw new Error('lagged');
+        if (seq >= ready + released) await new Promise<void>((resolve) => (wake = resolve));
+        return { value: make(), done: false };
+      },
+      return: async () => ({ value: undefined, done: true }),
+    };
+    return {
+      iterator,
+      release: () => {
+        released++;
+        wake?.();
+      },
+    };
+  }
+
+  test('batchesOf waits for one event, then adds every event already there, in order', async () => {
+    const { iterator, release } = source(5);
+    const batches = batchesOf(iterator, 3);
+    expect(seqs((await batches.next()).value as SessionEvent[])).toEqual([1, 2, 3]);
+    expect(seqs((await batches.next()).value as SessionEvent[])).toEqual([4, 5]);
+    const waiting = batches.next();
+    release();
+    expect(seqs((await waiting).value as SessionEvent[])).toEqual([6]);
+  });
+
+  test('batchesOf hands out the events before an error, then the error, then done', async () => {
+    const { iterator } = source(10, 2);
+    const batches = batchesOf(iterator);
+    expect(seqs((await batches.next()).value as SessionEvent[])).toEqual([1, 2]);
+    await expect(batches.next()).rejects.toThrow('lagged');
+    expect(await batches.next()).toEqual({ done: true, value: undefined });
   });
 });

@@ -1,11 +1,15 @@
 // The batch readers through the SessionManager (docs/events-and-replay.md, "Reading in batches"):
 // streamEventBatches and TurnStream.batches carry the events of streamEvents and of the
 // TurnStream, in the same order, with the same errors, gaps and ends.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { AgentSessionsError, ErrorCode } from '../../../src/errors.js';
 import type { RuntimeEvent, SessionEvent } from '../../../src/events.js';
 import { SessionManager } from '../../../src/manager/session-manager.js';
 import type { SessionManagerOptions } from '../../../src/manager/types.js';
+import { FileStore } from '../../../src/stores/file/store.js';
 import { MemoryStore } from '../../../src/stores/memory.js';
 import { ScriptedRuntime, type ScriptedTurnFunction } from '../../../src/testing/scripted-runtime.js';
 
@@ -132,6 +136,37 @@ describe('streamEventBatches', () => {
     const events = await reading;
     expect(events.map((event) => event.type)).toEqual(['session_exited']);
     expect(events[0]).toMatchObject({ reason: 'deleted' });
+  });
+});
+
+describe('streamEventBatches with a durable event log', () => {
+  test('streamEventBatches replays and tails the durable log like streamEvents', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'agent-sessions-batches-'));
+    try {
+      const scripted = new ScriptedRuntime();
+      const manager = new SessionManager({
+        runtime: scripted.factory,
+        store: new FileStore({ directory, eventLog: true }),
+      });
+      managers.push(manager);
+      const { id } = await manager.createSession();
+      scripted.turn(deltas(40));
+      const first = await eventsUntil(await manager.runSession(id, { messages: ['one'] }), stopped);
+      const { lastEventSeq } = await manager.getSessionSnapshot(id);
+      scripted.turn(deltas(30));
+      const live = batchesUntil(manager.streamEventBatches(id, { since: lastEventSeq }), stopped);
+      const second = await eventsUntil(await manager.runSession(id, { messages: ['two'] }), stopped);
+      const replay = await batchesUntil(
+        manager.streamEventBatches(id, { since: 0 }),
+        (event) => event.seq === lastEventSeq,
+      );
+      expect(replay.flat()).toEqual(first);
+      expect((await live).flat()).toEqual(second);
+      expect(replay.every((batch) => batch.length > 0)).toBe(true);
+    } finally {
+      for (const manager of managers.splice(0)) await manager.close();
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });
 
