@@ -160,7 +160,11 @@ describe('streamEventBatches with a durable event log', () => {
         manager.streamEventBatches(id, { since: 0 }),
         (event) => event.seq === lastEventSeq,
       );
-      expect(replay.flat()).toEqual(first);
+      // The batch that reaches the first turn's end may go on into the second turn's events.
+      expect(replay.flat().filter((event) => event.seq <= lastEventSeq)).toEqual(first);
+      expect(replay.flat().filter((event) => event.seq > lastEventSeq)).toEqual(
+        second.slice(0, replay.flat().length - first.length),
+      );
       expect((await live).flat()).toEqual(second);
       expect(replay.every((batch) => batch.length > 0)).toBe(true);
     } finally {
