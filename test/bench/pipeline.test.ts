@@ -19,6 +19,7 @@ describe('bench/pipeline', () => {
     for (const result of results) {
       expect(result.ms).toBeGreaterThan(0);
       expect(Number.isFinite(result.eventsPerSecond)).toBe(true);
+      expect(result.cpuRatio).toBeGreaterThan(0);
     }
   });
 
