@@ -40,6 +40,7 @@ import {
 } from '../schemas.js';
 import type { ListOptions, Page, Store } from '../store.js';
 import { MemoryStore } from '../stores/memory.js';
+import type { Telemetry } from '../telemetry.js';
 import { Admission } from './admission.js';
 import {
   answerConfirmation,
@@ -81,6 +82,7 @@ import { RuntimePool } from './runtime-pool.js';
 import { type SessionRecord, SessionRecords } from './session-records.js';
 import { SharedEvents, type SharedEventWriter } from './shared-events.js';
 import { SharedIdempotencyKeys } from './shared-keys.js';
+import { TurnSlots } from './turn-slots.js';
 import type {
   AvailableModels,
   FollowUpOptions,
@@ -211,6 +213,10 @@ export class SessionManager {
       track: (sessionId, work) => this.#background.track(sessionId, work),
       keepPartialAnswers: options.keepPartialAnswers ?? true,
       runtimeStopTimeoutMs: positiveInteger(options.runtimeStopTimeoutMs, 5_000, 'runtimeStopTimeoutMs'),
+      ...(options.maxConcurrentTurns === undefined
+        ? {}
+        : { slots: new TurnSlots(positiveInteger(options.maxConcurrentTurns, 1, 'maxConcurrentTurns')) }),
+      ...(options.telemetry === undefined ? {} : { telemetry: assertTelemetry(options.telemetry) }),
     });
     this.#portability = new Portability({
       records: this.#records,
@@ -517,12 +523,14 @@ export class SessionManager {
       ) {
         waiting.pending = persistedWaiting(session);
       }
+      const queued = this.#admission.running(id)?.queued;
       return {
         session,
         streaming: this.#admission.running(id) !== undefined,
         ...(session.agent === undefined ? {} : { agent: session.agent }),
         lastEventSeq,
         ...waiting,
+        ...(queued === undefined ? {} : { queued }),
       };
     });
   }
@@ -1037,6 +1045,16 @@ function subscribeOptions(options: { since?: number; signal?: AbortSignal }): Su
     ...(options.since === undefined ? {} : { since: options.since }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
+}
+
+/** `options.telemetry`: something with `startSpan` (`INVALID_ARGUMENT` otherwise). */
+function assertTelemetry(telemetry: Telemetry): Telemetry {
+  if (typeof telemetry?.startSpan !== 'function') {
+    throw new InvalidArgumentError('invalid telemetry: expected an object with startSpan', {
+      issues: [{ path: ['telemetry'], message: 'expected an object with startSpan' }],
+    });
+  }
+  return telemetry;
 }
 
 /** A cancel reason as text, for a cancel sent to another instance. */
