@@ -31,6 +31,7 @@ export type {
   ResumeInput,
   RunInput,
   RunOptions,
+  SessionEventBatchStream,
   SessionEventStream,
   SessionManagerOptions,
   SessionSnapshot,
