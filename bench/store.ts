@@ -9,7 +9,18 @@
 // - raw load: `readFile` and `JSON.parse` of every line.
 // Listing goal: the first page of 10 000 sessions costs the same whether each holds 1 item or 100
 // (FileStore measured cold: a fresh store reopening the directory, then the first page).
-import { appendFile, open, readFile } from 'node:fs/promises';
+//
+// Durable writes (issue 15), each against a baseline of the same run:
+// - one durable append awaited at a time ÷ raw `write` + `fdatasync` of the same line through a
+//   handle kept open (the least a durable append of one line can cost): goal ≥ 0.85;
+// - 8 writers appending to one session concurrently ÷ the same raw serial write + `fdatasync`
+//   (group commit shares a sync between queued appends): goal ≥ 5;
+// - a durable 500-turn session (each turn: getSession, then append a user item and an assistant
+//   item, two durable commits), in 'fsync' and 'buffered': ms per turn and per durable commit,
+//   the figures the peers bench compares (`turnWorkload` is exported for it);
+// - bytes on disk (log and summary file) ÷ the items as raw JSON lines, short and long messages:
+//   goal ≤ 1.2.
+import { appendFile, open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Session, SessionItem } from '../src/schemas.js';
 import type { Store } from '../src/store.js';
@@ -17,6 +28,10 @@ import { FileStore } from '../src/stores/file/store.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import { sessionRecord } from '../src/testing/records.js';
 import { type BenchRow, median, report, time, withTempDir } from './lib.js';
+
+const TURNS = 500;
+const DURABLE_ROUNDS = 5;
+const WRITERS = 8;
 
 const APPENDS = 10_000;
 const SESSIONS = 10_000;
@@ -96,6 +111,156 @@ async function probeFsync(directory: string): Promise<number> {
   return ms / 50;
 }
 
+function chatItem(id: string, role: 'user' | 'assistant', content: string): SessionItem {
+  return { kind: 'message', message: { id, role, content, createdAt: '2026-01-01T00:00:00.000Z' } };
+}
+
+const SHORT = 'Can you summarise the meeting?';
+const LONG = 'The quick brown fox jumps over the lazy dog. '.repeat(45);
+
+/** What {@link turnWorkload} measured. */
+export interface TurnResult {
+  /** Milliseconds for all turns. */
+  ms: number;
+  turns: number;
+  /** Durable commits made (two appends per turn). */
+  commits: number;
+  /** Bytes of the session's files on disk (log and summary file). */
+  bytes: number;
+  /** Bytes of the same items as raw JSON lines. */
+  rawBytes: number;
+}
+
+/**
+ * A chat session of `turns` turns on a fresh FileStore in `directory`: each turn reads the session
+ * (`getSession`), then appends a user item and an assistant item, one awaited call each.
+ */
+export async function turnWorkload(
+  directory: string,
+  durability: 'fsync' | 'buffered',
+  turns = TURNS,
+  content = SHORT,
+): Promise<TurnResult> {
+  const store = new FileStore({ directory, durability });
+  await store.createSession(session('chat'));
+  let rawBytes = 0;
+  const ms = await time(async () => {
+    for (let turn = 0; turn < turns; turn++) {
+      await store.getSession('chat');
+      const user = chatItem(`u${turn}`, 'user', content);
+      const assistant = chatItem(`a${turn}`, 'assistant', content);
+      await store.appendItems('chat', [user]);
+      await store.appendItems('chat', [assistant]);
+      rawBytes += Buffer.byteLength(`${JSON.stringify(user)}\n${JSON.stringify(assistant)}\n`);
+    }
+  });
+  await store.close();
+  let bytes = 0;
+  const sessions = join(directory, 'sessions');
+  for (const file of await readdir(sessions)) bytes += (await stat(join(sessions, file))).size;
+  return { ms, turns, commits: turns * 2, bytes, rawBytes };
+}
+
+// Raw serial durable appends: write + fdatasync per line through one open handle.
+async function rawDurable(path: string, lines: readonly Buffer[]): Promise<number> {
+  const handle = await open(path, 'a');
+  try {
+    return await time(async () => {
+      for (const line of lines) {
+        await handle.write(line);
+        await handle.datasync();
+      }
+    });
+  } finally {
+    await handle.close();
+  }
+}
+
+async function durableRows(root: string, fsyncMs: number, rows: BenchRow[]): Promise<void> {
+  // Sized so one round of either side takes about 1.5 s at this machine's fdatasync speed.
+  const perRound = Math.max(50, Math.min(2000, Math.floor(1500 / fsyncMs)));
+  const singles: number[] = [];
+  const raws: number[] = [];
+  const concurrents: number[] = [];
+  for (let round = 0; round < DURABLE_ROUNDS; round++) {
+    const directory = join(root, `durable-${round}`);
+    const store = new FileStore({ directory, durability: 'fsync' });
+    await store.createSession(session('single'));
+    await store.createSession(session('shared'));
+    const items = Array.from({ length: perRound }, (_, index) =>
+      chatItem(`r${round}-${index}`, 'user', SHORT),
+    );
+    const lines = items.map((item) => Buffer.from(`${JSON.stringify(item)}\n`));
+    // Store and raw alternate within a round, so the machine's load drifts over both alike.
+    singles.push(
+      await time(async () => {
+        for (const item of items) await store.appendItems('single', [item]);
+      }),
+    );
+    raws.push(await rawDurable(join(root, `raw-${round}.jsonl`), lines));
+    concurrents.push(
+      await time(() =>
+        Promise.all(
+          Array.from({ length: WRITERS }, async (_, writer) => {
+            for (let index = writer; index < perRound; index += WRITERS) {
+              await store.appendItems('shared', [chatItem(`c${index}`, 'user', SHORT)]);
+            }
+          }),
+        ),
+      ),
+    );
+    await store.close();
+  }
+  const single = median(singles);
+  const raw = median(raws);
+  const concurrent = median(concurrents);
+  rows.push({
+    name: `file(fsync) durable append, 1 awaited at a time (${perRound} × ${DURABLE_ROUNDS} rounds)`,
+    ms: single,
+    baselineMs: raw,
+    goal: '≥ 0.85× raw write+fdatasync',
+    pass: raw / single >= 0.85,
+    note: `${((single * 1000) / perRound).toFixed(0)} µs/append, raw ${((raw * 1000) / perRound).toFixed(0)} µs`,
+  });
+  rows.push({
+    name: `file(fsync) ${WRITERS} concurrent writers on one session (${perRound} appends)`,
+    ms: concurrent,
+    baselineMs: raw,
+    goal: '≥ 5× raw serial write+fdatasync',
+    pass: raw / concurrent >= 5,
+    note: `${((concurrent * 1000) / perRound).toFixed(0)} µs/append`,
+  });
+}
+
+async function turnRows(root: string, rows: BenchRow[]): Promise<void> {
+  for (const durability of ['fsync', 'buffered'] as const) {
+    const runs: TurnResult[] = [];
+    for (let round = 0; round < 3; round++) {
+      runs.push(await turnWorkload(join(root, `turns-${durability}-${round}`), durability));
+    }
+    const ms = median(runs.map((run) => run.ms));
+    rows.push({
+      name: `file(${durability}) ${TURNS}-turn session (getSession + 2 appends per turn)`,
+      ms,
+      note: `${(ms / TURNS).toFixed(3)} ms/turn, ${(ms / (TURNS * 2)).toFixed(3)} ms/durable commit, median of 3`,
+    });
+  }
+  for (const [label, content] of [
+    ['short', SHORT],
+    ['long', LONG],
+  ] as const) {
+    const result = await turnWorkload(join(root, `bytes-${label}`), 'buffered', TURNS, content);
+    const ratio = result.bytes / result.rawBytes;
+    rows.push({
+      name: `bytes on disk ÷ raw JSON, ${label} messages (${content.length} chars, ${TURNS * 2} items)`,
+      ms: 0,
+      goal: '≤ 1.2',
+      pass: ratio <= 1.2,
+      note: `ratio ${ratio.toFixed(3)}: ${result.bytes} B on disk, ${result.rawBytes} B raw`,
+    });
+  }
+}
+
 interface Variant {
   label: string;
   durability?: 'fsync' | 'buffered';
@@ -121,6 +286,9 @@ export async function run(): Promise<void> {
   const notes: string[] = [];
   await withTempDir('store', async (root) => {
     const fsyncMs = await probeFsync(root);
+    await durableRows(root, fsyncMs, rows);
+    await turnRows(root, rows);
+    if (process.env.STORE_BENCH_DURABLE_ONLY === '1') return;
     const fsyncAppends = Math.min(APPENDS, Math.max(200, Math.floor(FSYNC_BUDGET_MS / (2.2 * fsyncMs))));
     if (fsyncAppends < APPENDS) {
       notes.push(
