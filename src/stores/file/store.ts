@@ -940,17 +940,23 @@ async function pool<T>(values: readonly T[], work: (value: T) => Promise<void>):
  * log and on `close()`, never synced) and a missing or stale one is rebuilt from the log.
  * `<directory>/.lock/` holds the lock.
  *
- * **Costs.** `appendItems`, `updateSession` and `updateMessage` each append one line and, with
- * `durability: 'fsync'`, sync it once (`fdatasync`). `createSession` and `deleteSession` also
- * sync the directory. `getSession` reads one file, streamed record by record; `getSummary` and
- * listings read none. `updateMessage` reads the session's log to find the message. When patch and
- * message-update lines outweigh the rest of a log (and exceed 1 MiB) the log is compacted:
- * rewritten as one line to a temporary file, synced, renamed over the log. Opening reads each
- * session's summary file and the log after the offset it describes.
+ * **Costs.** `appendItems`, `updateSession` and `updateMessage` each append one line with one
+ * `write` through an append handle kept open per session (at most 64, least recently used closed
+ * first); with `durability: 'fsync'` the log is opened with `O_DSYNC`, so that write is also the
+ * sync. `appendItems` calls to one session queued while an earlier write of it runs are written
+ * together (group commit): one record each, one `write`, one sync, call order kept, each resolving
+ * once all are durable and all rejecting if that write fails. `createSession` and `deleteSession`
+ * also sync the directory. A session read or written is kept decoded (bounded by
+ * {@link FileStoreOptions.cacheBytes}), so `getSession` copies it instead of reading the log again;
+ * otherwise it reads one file, streamed record by record. `getSummary` and listings read none. When
+ * patch and message-update lines outweigh the rest of a log (and exceed 1 MiB) the log is
+ * compacted: rewritten as one line to a temporary file, synced, renamed over the log. Opening reads
+ * each session's summary file and the log after the offset it describes.
  *
  * **Crash safety.** A write is acknowledged only after its whole line is in the file. A process
  * killed at any instant leaves at most one torn trailing line (no final newline) in a log: it was
- * never acknowledged, is ignored when read, and cut off before the next write. A create is written
+ * never acknowledged, is ignored when read, and cut off before the next write. A group-committed
+ * write killed half-way leaves a prefix of its records, in call order, none of them acknowledged. A create is written
  * to a temporary file and linked into place whole, so a create that never finished leaves only a
  * temporary file, removed on open. What survives a power loss depends on
  * {@link FileStoreOptions.durability}.
