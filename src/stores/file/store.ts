@@ -677,12 +677,13 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
     this.#assertLockHeld();
     const path = this.paths.log(entry.name);
     const data = Buffer.from(lines.length === 1 ? lines[0]!.text : lines.map((line) => line.text).join(''));
-    const { slot, size } = await this.#appendHandle(entry, path);
+    const { slot, size, opened } = await this.#appendHandle(entry, path);
     const handle = slot.handle;
     let written = false;
     try {
       if (size !== entry.logSize) await this.#reconcile(entry, handle, size, path);
-      this.#assertLockHeld();
+      // Checked again only after an await that did I/O: a kept handle's path reaches here without one.
+      if (opened || size !== entry.logSize) this.#assertLockHeld();
       // One write, so a crash leaves the lines whole and at most the last one torn (no newline).
       entry.dirtyTail = true;
       entry.attempted = data;
@@ -729,16 +730,19 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
   // The session's append handle and the log's size. A kept handle is checked with one fstat: a log
   // removed or replaced since (no link left) is opened again by its path, and one given another
   // hard link is refused, as when it is opened.
-  async #appendHandle(entry: Entry, path: string): Promise<{ slot: AppendHandle; size: number }> {
+  async #appendHandle(
+    entry: Entry,
+    path: string,
+  ): Promise<{ slot: AppendHandle; size: number; opened: boolean }> {
     const kept = this.#handles.take(entry.id);
     if (kept) {
       const stat = fstatSync(kept.handle.fd);
-      if (stat.nlink === 1) return { slot: kept, size: stat.size };
+      if (stat.nlink === 1) return { slot: kept, size: stat.size, opened: false };
       this.#handles.release(kept);
       this.#handles.drop(entry.id);
     }
     const { handle, stat } = await this.#openForWrite(entry, path);
-    return { slot: this.#handles.add(entry.id, handle), size: stat.size };
+    return { slot: this.#handles.add(entry.id, handle), size: stat.size, opened: true };
   }
 
   async #openForWrite(entry: Entry, path: string): Promise<{ handle: fs.FileHandle; stat: Stats }> {
