@@ -5,6 +5,9 @@
 import type { promises as fs } from 'node:fs';
 import type { Session } from '../../schemas.js';
 
+/** Sessions remembered as decoded once (ids only), for {@link SessionCache.decodedBefore}. */
+const DECODED_IDS = 1024;
+
 /** An open log handle for appends, and whether a write is using it. */
 export interface AppendHandle {
   readonly handle: fs.FileHandle;
@@ -85,6 +88,8 @@ function close(slot: AppendHandle): void {
 export class SessionCache {
   readonly #maxBytes: number;
   readonly #sessions = new Map<string, { session: Session; bytes: number }>();
+  /** Ids of sessions decoded once and not kept (at most DECODED_IDS, oldest forgotten first). */
+  readonly #decoded = new Set<string>();
   #bytes = 0;
 
   constructor(maxBytes: number) {
@@ -115,6 +120,18 @@ export class SessionCache {
     return this.#sessions.get(id)?.session;
   }
 
+  /**
+   * Whether the session was decoded before without being kept: the first decode of a session is
+   * handed out as it is (one read costs no copy), the second one is kept.
+   */
+  decodedBefore(id: string): boolean {
+    if (this.#decoded.delete(id)) return true;
+    if (this.#maxBytes === 0) return false;
+    this.#decoded.add(id);
+    if (this.#decoded.size > DECODED_IDS) this.#decoded.delete(this.#decoded.values().next().value as string);
+    return false;
+  }
+
   /** Keeps `session`, decoded from `bytes` of log; false (and nothing kept) when it is too large. */
   set(id: string, session: Session, bytes: number): boolean {
     this.delete(id);
@@ -139,6 +156,7 @@ export class SessionCache {
   }
 
   delete(id: string): void {
+    this.#decoded.delete(id);
     const kept = this.#sessions.get(id);
     if (!kept) return;
     this.#sessions.delete(id);
@@ -146,6 +164,7 @@ export class SessionCache {
   }
 
   clear(): void {
+    this.#decoded.clear();
     this.#sessions.clear();
     this.#bytes = 0;
   }

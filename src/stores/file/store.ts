@@ -85,9 +85,9 @@ export interface FileStoreOptions {
   maxSessionBytes?: number;
   /**
    * How much decoded session data the store keeps between calls, counted in bytes of the logs it
-   * was decoded from (in memory a session takes about 2 to 4 times its log). Sessions read or
-   * written most recently are kept; a session whose log is larger is never kept. `0` keeps
-   * nothing: every `getSession` decodes the log again.
+   * was decoded from (in memory a session takes about 2 to 4 times its log). A session is kept once
+   * it is written or read a second time; the least recently used go first, and a session whose log
+   * is larger than this is never kept. `0` keeps nothing: every `getSession` decodes the log again.
    * @default 32 MiB
    */
   cacheBytes?: number;
@@ -862,12 +862,14 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
     entry.dirtyTail = false;
   }
 
-  // The session as its log holds it: the one kept (not to be changed or handed out), or decoded now
-  // and kept when it fits the cache (`kept`), else decoded for this call only.
+  // The session as its log holds it: the one kept (`kept`: not to be changed or handed out), or
+  // decoded now. A session decoded for the first time is not kept, so a single read costs one
+  // decode and no copy; read again, it is kept (when it fits the cache) and copied from then on.
   async #session(entry: Entry): Promise<{ session: Session; kept: boolean }> {
     const kept = this.#cache.get(entry.id);
     if (kept) return { session: kept, kept: true };
     const session = await this.#decode(entry);
+    if (!this.#cache.decodedBefore(entry.id)) return { session, kept: false };
     return { session, kept: this.#cache.set(entry.id, session, entry.logSize) };
   }
 
@@ -950,7 +952,7 @@ async function pool<T>(values: readonly T[], work: (value: T) => Promise<void>):
  * sync. `appendItems` calls to one session queued while an earlier write of it runs are written
  * together (group commit): one record each, one `write`, one sync, call order kept, each resolving
  * once all are durable and all rejecting if that write fails. `createSession` and `deleteSession`
- * also sync the directory. A session read or written is kept decoded (bounded by
+ * also sync the directory. A session written, or read a second time, is kept decoded (bounded by
  * {@link FileStoreOptions.cacheBytes}), so `getSession` copies it instead of reading the log again;
  * otherwise it reads one file, streamed record by record. `getSummary` and listings read none. When
  * patch and message-update lines outweigh the rest of a log (and exceed 1 MiB) the log is

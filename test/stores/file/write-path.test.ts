@@ -246,9 +246,10 @@ describe('FileStore decoded-session cache', () => {
     expect(opened.mock.calls.filter((call) => String(call[0]) === logPath('s'))).toHaveLength(2);
   });
 
-  test('the cache is bounded by log bytes: the least recently used session is decoded again', async () => {
+  test('the cache is bounded by log bytes: a session read twice is kept, evicting the least recently used', async () => {
     const big = 'x'.repeat(3000);
     const store = storeAt({ cacheBytes: 8000 });
+    // Each session is kept from its create; the third evicts the first.
     for (const id of ['a', 'b', 'c']) {
       await store.createSession(session(id));
       await store.appendItems(id, [message(`${id}1`, big)]);
@@ -258,12 +259,15 @@ describe('FileStore decoded-session cache', () => {
     await store.getSession('c');
     await store.getSession('b');
     expect(reads()).toEqual([]);
+    // Read once, 'a' is decoded for that call only; read again, it is kept and 'c' is evicted.
     await store.getSession('a');
     expect(reads()).toEqual([logPath('a')]);
+    await store.getSession('a');
+    await store.getSession('a');
     await store.getSession('b');
-    expect(reads()).toEqual([logPath('a')]);
+    expect(reads()).toEqual([logPath('a'), logPath('a')]);
     await store.getSession('c');
-    expect(reads()).toEqual([logPath('a'), logPath('c')]);
+    expect(reads()).toEqual([logPath('a'), logPath('a'), logPath('c')]);
   });
 
   test('verify reads the logs on disk, not the cache', async () => {
