@@ -52,12 +52,23 @@ export const TEMP = '.tmp';
 export const SESSIONS = 'sessions';
 export const LOCK = '.lock';
 
+/**
+ * A record's timestamp as read: the ISO string, or (format version 2) milliseconds since the epoch,
+ * turned into the string by {@link recordTime} only where it is used (a replay uses the last one).
+ */
+export type RecordTime = string | number;
+
 /** A record of a session log, as written. */
 export type LogRecord =
   | { v?: number; t: 'session'; session: Session }
-  | { v?: number; t: 'append'; at: string; items: SessionItem[] }
-  | { v?: number; t: 'patch'; at: string; set: SessionPatch; unset: string[] }
-  | { v?: number; t: 'message'; at: string; id: string; message: Message };
+  | { v?: number; t: 'append'; at: RecordTime; items: SessionItem[] }
+  | { v?: number; t: 'patch'; at: RecordTime; set: SessionPatch; unset: string[] }
+  | { v?: number; t: 'message'; at: RecordTime; id: string; message: Message };
+
+/** The ISO string of a record's timestamp. */
+export function recordTime(at: RecordTime): string {
+  return typeof at === 'string' ? at : new Date(at).toISOString();
+}
 
 // On-disk names are case-folding safe: `abc` and `ABC` are different sessions, so a name is the
 // lowercased id plus, when the id has capitals, `.` and a base-36 bit mask of their positions.
@@ -182,12 +193,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function decodeTime(value: unknown, path: string, line: DecodedLine): string {
+// The largest time a Date holds, in milliseconds either side of the epoch.
+const MAX_TIME = 8.64e15;
+
+function decodeTime(value: unknown, path: string, line: DecodedLine): RecordTime {
   if (typeof value === 'string') return value;
-  if (Number.isSafeInteger(value)) {
-    const date = new Date(value as number);
-    if (!Number.isNaN(date.getTime())) return date.toISOString();
-  }
+  if (Number.isSafeInteger(value) && Math.abs(value as number) <= MAX_TIME) return value as number;
   return fail(path, line, 'a record with an invalid timestamp');
 }
 
@@ -326,6 +337,8 @@ export class Replay {
   readonly #path: string;
   readonly #id: string;
   #session: Session | undefined;
+  /** The timestamp of the last record after the first. */
+  #at: RecordTime | undefined;
 
   constructor(path: string, id: string) {
     this.#path = path;
@@ -340,6 +353,9 @@ export class Replay {
   /** The session the lines make. `STORE_CORRUPT` when there was no line. */
   session(): Session {
     if (!this.#session) throw new StoreCorruptError(this.#path, 'the log holds no complete record');
+    // Every record after the first sets updatedAt: only the last one's is turned into a string.
+    if (this.#at !== undefined) this.#session.updatedAt = recordTime(this.#at);
+    this.#at = undefined;
     return this.#session;
   }
 
@@ -374,7 +390,7 @@ export class Replay {
       case 'session':
         fail(path, line, 'a second session record');
     }
-    session.updatedAt = record.at;
+    this.#at = record.at;
   }
 }
 
@@ -461,7 +477,7 @@ export function applyToSummary(state: SummaryState, line: DecodedLine, path: str
     case 'session':
       fail(path, line, 'a second session record');
   }
-  state.summary.updatedAt = record.at;
+  state.summary.updatedAt = recordTime(record.at);
   state.logSize = line.end;
   state.last = { crc: line.crc, length: line.end - line.start };
 }
