@@ -51,7 +51,13 @@ import {
 } from './authorization.js';
 import { BackgroundWork } from './background-work.js';
 import { type BusyLease, type BusyLock, InProcessBusyLock } from './busy-lock.js';
-import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
+import {
+  type EventInput,
+  type EventLog,
+  EventLogs,
+  type EventSink,
+  subscribeOnFirstNext,
+} from './event-log.js';
 import {
   assertTemplate,
   assertTitle,
@@ -128,6 +134,7 @@ export class SessionManager {
   readonly #bus: CommandBus | undefined;
   /** The lock is shared with other instances: a cached record may be stale when a lease is taken. */
   readonly #sharedLock: boolean;
+  readonly #lock: BusyLock;
   /** The fencing token of the last turn lease this manager took per record (see #onLease). */
   readonly #leaseTokens = new WeakMap<SessionRecord, number>();
   #closed = false;
@@ -143,6 +150,7 @@ export class SessionManager {
     const store = options.store ?? new MemoryStore();
     this.store = lock.fenceStore?.(store) ?? store;
     this.#sharedLock = options.busyLock !== undefined;
+    this.#lock = lock;
     const durableLog = options.eventLog ?? eventLogOf(store);
     this.#shared =
       durableLog === undefined
@@ -188,7 +196,7 @@ export class SessionManager {
       lock,
       runtimes: this.#pool,
       eventLog: (sessionId, reserved) =>
-        this.#shared?.writer(sessionId) ?? this.#logs.getOrCreate(sessionId, reserved),
+        this.#turnSink(sessionId) ?? this.#logs.getOrCreate(sessionId, reserved),
       onLease: (live, lease) => this.#onLease(live, lease),
       assertUsable: (sessionId) => {
         this.#assertOpen();
@@ -203,7 +211,10 @@ export class SessionManager {
     });
     this.#portability = new Portability({
       records: this.#records,
-      created: (session) => this.#created(session),
+      created: async (session) => {
+        await this.#clearTombstone(session.id);
+        this.#created(session);
+      },
       limits: this.#limits,
       deleteSession: (id) => this.deleteSession(id),
     });
@@ -224,6 +235,8 @@ export class SessionManager {
       await validateWorkingDir(template.workingDir, this.#workingDirRoot);
     const session = sessionFromTemplate(template);
     await this.#records.create(session);
+    // A chosen id may be that of a deleted session whose durable log holds its tombstone.
+    if (template.id !== undefined) await this.#clearTombstone(session.id);
     this.#created(session);
     return session;
   }
@@ -462,7 +475,7 @@ export class SessionManager {
       }
       return {
         session,
-        streaming: this.#admission.running(id) !== undefined,
+        streaming: await this.#streaming(id),
         ...(session.agent === undefined ? {} : { agent: session.agent }),
         lastEventSeq,
         ...waiting,
@@ -509,8 +522,7 @@ export class SessionManager {
       }
       assertTitle(title, this.#limits);
       await record.update(() => ({ title, titleSource: title === '' ? 'none' : 'manual' }));
-      // With a durable log, only the instance holding the lease numbers events.
-      if (this.#shared) this.#shared.writer(id)?.append({ type: 'session_title', title });
+      if (this.#shared) await this.#sharedEvent(id, { type: 'session_title', title });
       else this.#logs.get(id)?.append({ type: 'session_title', title });
     });
   }
@@ -643,6 +655,53 @@ export class SessionManager {
   async deleteSession(id: string): Promise<void> {
     this.#guard(id);
     await this.#records.delete(id);
+    // The instance running the session's turn ends it first (see docs/scaling.md).
+    await this.#forward(id, { kind: 'delete' }).catch((error: unknown) => {
+      this.#logger.error('the instance running the deleted session’s turn could not be told', {
+        sessionId: id,
+        error,
+      });
+    });
+    await this.#deletedHere(id);
+    if (this.#sharedLock) await this.#burnLease(id);
+    if (this.#shared) {
+      await this.#shared.deleteLog(id).catch((error: unknown) => {
+        this.#logger.error('deleting the durable events of a deleted session failed', {
+          sessionId: id,
+          error,
+        });
+      });
+    }
+    await this.#pool.close(id);
+    this.events.emit('session_deleted', { sessionId: id });
+  }
+
+  /**
+   * Takes and gives back the deleted session's lease once, so its fencing token moves on: an
+   * instance that still caches the session's history (it ran a turn of it, and was not running one
+   * when it was deleted) drops that cache on its next lease (see {@link #onLease}), and a session
+   * created again under the id never runs on the deleted one's history. Failures are logged.
+   */
+  async #burnLease(id: string): Promise<void> {
+    try {
+      const lease = await this.#lock.acquire(id);
+      await lease?.release();
+      if (lease === undefined) {
+        this.#logger.warn('the deleted session’s lease was held: caches of it elsewhere are kept', {
+          sessionId: id,
+        });
+      }
+    } catch (error) {
+      this.#logger.error('moving the deleted session’s fencing token on failed', { sessionId: id, error });
+    }
+  }
+
+  /**
+   * What deleting a session does in this manager, its record already gone: cancels its turn and
+   * waits for it (and for the events it numbered to be written), ends its subscribers here and
+   * drops its state. Run by the deleting manager, and by the one running the turn when asked.
+   */
+  async #deletedHere(id: string): Promise<void> {
     this.#deleted.add(id);
     const reason = cancellation(`session ${id} was deleted`);
     const live = this.#sessions.get(id);
@@ -658,15 +717,9 @@ export class SessionManager {
     this.#logs.delete(id);
     if (this.#shared) {
       this.#shared.exitSession(id, 'deleted');
-      await this.#shared.log.delete?.(id).catch((error: unknown) => {
-        this.#logger.error('deleting the durable events of a deleted session failed', {
-          sessionId: id,
-          error,
-        });
-      });
+      // The turn's last batches land before the tombstone that refuses any later one.
+      await this.#shared.drained(id);
     }
-    await this.#pool.close(id);
-    this.events.emit('session_deleted', { sessionId: id });
     // The id is remembered only while work of the deleted session may still run (a runtime winding
     // down, a queued admission): then the store alone answers, and the set does not grow for the
     // manager's lifetime.
@@ -683,6 +736,12 @@ export class SessionManager {
   async releaseSession(id: string): Promise<void> {
     this.#guard(id);
     if (!this.#admission.isOccupied(id)) await this.#assertExists(id);
+    // A turn on another instance is cancelled there, as it would be here.
+    await this.#forward(id, { kind: 'release' });
+    await this.#releaseHere(id);
+  }
+
+  async #releaseHere(id: string): Promise<void> {
     this.#admission.cancel(id, cancellation(`session ${id} was released`));
     await this.#admission.ended(id);
     await this.#pool.close(id);
@@ -876,9 +935,120 @@ export class SessionManager {
           }
           return null;
         });
+      case 'delete':
+        // The sender deleted the record already.
+        this.#guard(id);
+        await this.#deletedHere(id);
+        await this.#pool.close(id);
+        return null;
+      case 'release':
+        this.#guard(id);
+        await this.#releaseHere(id);
+        return null;
+      case 'event': {
+        // An event only the instance numbering the session's events may number (a title).
+        this.#guard(id);
+        const writer = this.#shared?.writer(id);
+        if (writer === undefined) return false;
+        if (value.type !== 'session_title' || typeof value.title !== 'string') {
+          throw new InvalidArgumentError('only session_title events are forwarded');
+        }
+        writer.append({
+          type: 'session_title',
+          title: value.title,
+          ...(typeof value.turnId === 'string' ? { turnId: value.turnId } : {}),
+        });
+        return true;
+      }
       default:
         throw new InvalidArgumentError(`unknown command ${JSON.stringify(command.kind)}`);
     }
+  }
+
+  /**
+   * The event sink of a turn with a durable log: this instance's writer, and once the writer is
+   * closed (the turn let the session go), a title generated late still reaches every instance
+   * (see {@link #sharedEvent}) as it would reach the in-memory log.
+   */
+  #turnSink(sessionId: string): (EventSink & { readonly lastSeq: number }) | undefined {
+    const writer = this.#shared?.writer(sessionId);
+    if (writer === undefined) return undefined;
+    return {
+      get lastSeq() {
+        return writer.lastSeq;
+      },
+      append: (input) => {
+        if (!writer.closed || input.type !== 'session_title') return writer.append(input);
+        void this.#sharedEvent(sessionId, input);
+        return undefined;
+      },
+    };
+  }
+
+  /**
+   * Numbers a `session_title` event with a durable log, from any instance: this instance's writer
+   * when it runs the session's turn; else the instance running it (over the command bus); else,
+   * when no instance runs one, this instance takes the session's lease for one append. When the
+   * lease is taken meanwhile it asks again (a turn that started re-emits the stored title anyway).
+   * Never rejects: the title is stored, and a failure to announce it is logged.
+   */
+  async #sharedEvent(id: string, input: EventInput & { type: 'session_title' }): Promise<void> {
+    const shared = this.#shared;
+    if (shared === undefined) return;
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const writer = shared.writer(id);
+        if (writer) {
+          writer.append(input);
+          return;
+        }
+        if (this.#bus && !this.#admission.isOccupied(id)) {
+          const served = await this.#bus.send(id, { kind: 'event', value: input }).catch((error: unknown) => {
+            if (AgentSessionsError.hasCode(error, ErrorCode.SESSION_NOT_RUNNING)) return false;
+            throw error;
+          });
+          if (served === true) return;
+        }
+        if (this.#closed || this.#deleted.has(id)) return;
+        try {
+          const live = this.#live(id);
+          await this.#admission.whileIdle(live, () => this.#appendIdle(id, live.record, input));
+          return;
+        } catch (error) {
+          if (!AgentSessionsError.hasCode(error, ErrorCode.SESSION_BUSY)) throw error;
+        } finally {
+          this.#forgetIfIdle(id);
+        }
+      }
+      this.#logger.warn('a session_title event was not numbered: the session stayed busy', { sessionId: id });
+    } catch (error) {
+      this.#logger.error('numbering a session_title event failed', { sessionId: id, error });
+    }
+  }
+
+  /** One event numbered while this instance holds the session's lease and runs no turn. */
+  async #appendIdle(id: string, record: SessionRecord, input: EventInput): Promise<void> {
+    const shared = this.#shared;
+    if (shared === undefined) return;
+    const session = await this.#records.get(id);
+    const writer = await shared.startWriter(id, session.eventSeqReserved ?? 0);
+    writer.append(input);
+    if (!(await shared.finishWriter(writer))) return;
+    // Stored: the reservation covers it too, for when the log expires and numbering starts from it.
+    if (writer.lastSeq > (session.eventSeqReserved ?? 0))
+      await record.patch({ eventSeqReserved: writer.lastSeq });
+  }
+
+  /** `streaming` of a snapshot: a turn runs here, or (a shared lock) another instance holds the lease. */
+  async #streaming(id: string): Promise<boolean> {
+    if (this.#admission.running(id) !== undefined) return true;
+    if (!this.#sharedLock || this.#admission.isOccupied(id) || this.#lock.isHeld === undefined) return false;
+    return this.#lock.isHeld(id);
+  }
+
+  /** With a durable log: removes the tombstone a deleted session of the same id left. */
+  async #clearTombstone(id: string): Promise<void> {
+    await this.#shared?.clearTombstone(id);
   }
 
   /** The one guard of every call on a session: the manager is open and `id` is a valid session id. */

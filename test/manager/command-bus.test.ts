@@ -90,6 +90,56 @@ describe('InProcessCommandBus', () => {
     expect(await b.cancelTurn(session.id)).toBe(false);
   });
 
+  test('deleteSession on B ends the turn running on A (cancelled) before it resolves; A then knows the session is gone', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    scripted.turn([step.hold('running'), step.reply('never')]);
+    const turn = await a.runSession(session.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('running');
+    let ended = false;
+    void turn.done.then(() => {
+      ended = true;
+    });
+    await b.deleteSession(session.id);
+    expect(ended).toBe(true);
+    expect((await turn.done).stopReason).toBe('cancelled');
+    await expect(a.getSession(session.id)).rejects.toMatchObject({ code: ErrorCode.SESSION_NOT_FOUND });
+    await expect(a.steerSession(session.id, ['x'])).rejects.toMatchObject({
+      code: ErrorCode.SESSION_NOT_FOUND,
+    });
+  });
+
+  test('releaseSession on B cancels the turn running on A and waits for it, keeping the record', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    scripted.turn([step.hold('running'), step.reply('never')]);
+    const turn = await a.runSession(session.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('running');
+    let ended = false;
+    void turn.done.then(() => {
+      ended = true;
+    });
+    await b.releaseSession(session.id);
+    expect(ended).toBe(true);
+    expect((await turn.done).stopReason).toBe('cancelled');
+    expect((await b.getSession(session.id)).id).toBe(session.id);
+  });
+
+  test('getSessionSnapshot on B says streaming while A holds the session’s lease for a turn, and not after', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    expect((await b.getSessionSnapshot(session.id)).streaming).toBe(false);
+    scripted.turn([step.hold('running'), step.reply('done')]);
+    const turn = await a.runSession(session.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('running');
+    expect((await b.getSessionSnapshot(session.id)).streaming).toBe(true);
+    expect((await a.getSessionSnapshot(session.id)).streaming).toBe(true);
+    scripted.release('running');
+    await turn.done;
+    await a.waitStopped(session.id, { timeoutMs: 5000 });
+    expect((await b.getSessionSnapshot(session.id)).streaming).toBe(false);
+  });
+
   test('without a bus, a manager that does not run the turn cannot reach it (SESSION_NOT_RUNNING)', async () => {
     const store = new MemoryStore();
     const busyLock = new InProcessBusyLock();
