@@ -243,85 +243,89 @@ whenServer(probe, 'SessionManager cluster suites (PostgreSQL + Redis)', () => {
   });
 
   describe('deleting and titles across instances', () => {
-    test('deleteSession on B while A runs the turn: A’s turn is cancelled and its last batch lands first, subscribers on A, B and C end with session_exited, and the log keeps only a tombstone that refuses later batches', async () => {
-      const errors: string[] = [];
-      const logger: Logger = {
-        debug: () => {},
-        info: () => {},
-        warn: () => {},
-        error: (message) => errors.push(message),
-      };
-      let gate: Promise<void> | undefined;
-      let gated = false;
-      const { instances, scripted } = await cluster(3, {
-        manager: { logger },
-        wrapLog: (log, index) =>
-          index !== 0
-            ? log
-            : {
-                append: async (sessionId, events) => {
-                  if (gate !== undefined) {
-                    gated = true;
-                    await gate;
-                  }
-                  return log.append(sessionId, events);
+    test.each(['redis', 'postgres'] as const)(
+      '%s log: deleteSession on B while A runs the turn: A’s turn is cancelled and its last batch lands first, subscribers on A, B and C end with session_exited, and the log keeps only a tombstone that refuses later batches',
+      async (eventLog) => {
+        const errors: string[] = [];
+        const logger: Logger = {
+          debug: () => {},
+          info: () => {},
+          warn: () => {},
+          error: (message) => errors.push(message),
+        };
+        let gate: Promise<void> | undefined;
+        let gated = false;
+        const { instances, scripted } = await cluster(3, {
+          eventLog,
+          manager: { logger },
+          wrapLog: (log, index) =>
+            index !== 0
+              ? log
+              : {
+                  append: async (sessionId, events) => {
+                    if (gate !== undefined) {
+                      gated = true;
+                      await gate;
+                    }
+                    return log.append(sessionId, events);
+                  },
+                  replay: (...args) => log.replay(...args),
+                  tail: (...args) => log.tail(...args),
+                  lastSeq: (sessionId) => log.lastSeq(sessionId),
+                  delete: (sessionId) => log.delete!(sessionId),
                 },
-                replay: (...args) => log.replay(...args),
-                tail: (...args) => log.tail(...args),
-                lastSeq: (sessionId) => log.lastSeq(sessionId),
-                delete: (sessionId) => log.delete!(sessionId),
-              },
-      });
-      const [a, b, c] = instances;
-      const session = await a!.manager.createSession();
-      scripted.turn([step.hold('running'), step.reply('never')]);
-      const streams = instances.map((instance) => instance.manager.streamEvents(session.id, { since: 0 }));
-      await Promise.all(streams.map((stream) => stream.ready));
-      const readers = streams.map((stream) => readUntil(stream, exited));
-      const turn = await a!.manager.runSession(session.id, { messages: ['go'] });
-      await scripted.waitUntilHeld('running');
-      const stored = (await a!.manager.getSessionSnapshot(session.id)).lastEventSeq;
-      await eventually(async () => ((await a!.events.lastSeq(session.id)) === stored ? true : undefined));
-      // A's next batch (the cancelled turn's last events) waits until the gate opens.
-      const held = deferred();
-      gate = held.promise;
-      const deleting = b!.manager.deleteSession(session.id);
-      expect((await turn.done).stopReason).toBe('cancelled');
-      await eventually(async () => (gated ? true : undefined));
-      let deleted = false;
-      void deleting.then(() => {
-        deleted = true;
-      });
-      expect(deleted).toBe(false);
-      held.resolve();
-      await deleting;
-
-      for (const seen of await Promise.all(readers)) {
-        const last = seen.at(-1)!;
-        expect(last).toMatchObject({ type: 'session_exited', reason: 'deleted', sessionId: session.id });
-        expect(seqs(seen)).toEqual(range(1, seen.length));
-      }
-      expect(errors).toEqual([]);
-      // Only the tombstone is left; a batch numbered by any writer after it is refused.
-      expect((await c!.events.replay(session.id, 0)).events).toEqual([
-        expect.objectContaining({ type: 'session_exited', reason: 'deleted', seq: TOMBSTONE_SEQ }),
-      ]);
-      const late = {
-        type: 'session_title',
-        title: 'late',
-        sessionId: session.id,
-        seq: stored + 50,
-        timestamp: '',
-      };
-      await expect(a!.events.append(session.id, [late as SessionEvent])).rejects.toMatchObject({
-        code: ErrorCode.SESSION_BUSY,
-      });
-      for (const instance of instances) {
-        await expect(instance.manager.streamEvents(session.id).ready).rejects.toMatchObject({
-          code: ErrorCode.SESSION_NOT_FOUND,
         });
-      }
-    });
+        const [a, b, c] = instances;
+        const session = await a!.manager.createSession();
+        scripted.turn([step.hold('running'), step.reply('never')]);
+        const streams = instances.map((instance) => instance.manager.streamEvents(session.id, { since: 0 }));
+        await Promise.all(streams.map((stream) => stream.ready));
+        const readers = streams.map((stream) => readUntil(stream, exited));
+        const turn = await a!.manager.runSession(session.id, { messages: ['go'] });
+        await scripted.waitUntilHeld('running');
+        const stored = (await a!.manager.getSessionSnapshot(session.id)).lastEventSeq;
+        await eventually(async () => ((await a!.events.lastSeq(session.id)) === stored ? true : undefined));
+        // A's next batch (the cancelled turn's last events) waits until the gate opens.
+        const held = deferred();
+        gate = held.promise;
+        const deleting = b!.manager.deleteSession(session.id);
+        expect((await turn.done).stopReason).toBe('cancelled');
+        await eventually(async () => (gated ? true : undefined));
+        let deleted = false;
+        void deleting.then(() => {
+          deleted = true;
+        });
+        expect(deleted).toBe(false);
+        held.resolve();
+        await deleting;
+
+        for (const seen of await Promise.all(readers)) {
+          const last = seen.at(-1)!;
+          expect(last).toMatchObject({ type: 'session_exited', reason: 'deleted', sessionId: session.id });
+          expect(seqs(seen)).toEqual(range(1, seen.length));
+        }
+        expect(errors).toEqual([]);
+        // Only the tombstone is left; a batch numbered by any writer after it is refused.
+        expect((await c!.events.replay(session.id, 0)).events).toEqual([
+          expect.objectContaining({ type: 'session_exited', reason: 'deleted', seq: TOMBSTONE_SEQ }),
+        ]);
+        const late = {
+          type: 'session_title',
+          title: 'late',
+          sessionId: session.id,
+          seq: stored + 50,
+          timestamp: '',
+        };
+        await expect(a!.events.append(session.id, [late as SessionEvent])).rejects.toMatchObject({
+          code: ErrorCode.SESSION_BUSY,
+        });
+        for (const instance of instances) {
+          await expect(instance.manager.streamEvents(session.id).ready).rejects.toMatchObject({
+            code: ErrorCode.SESSION_NOT_FOUND,
+          });
+        }
+      },
+    );
 
     test('a session created again with a deleted session’s id starts from a cleared log', async () => {
       const { instances, scripted } = await cluster(2);
