@@ -44,6 +44,7 @@ import {
   answerElicitation,
   parseElicitationInput,
   parseResumeInput,
+  reconsiderPending,
   type SessionScope,
   setPermissions,
   setSafetyPolicy,
@@ -550,7 +551,10 @@ export class SessionManager {
     id: string,
     permissions: Permissions | ((current: Permissions) => Permissions),
   ): Promise<void> {
-    return this.#withSession(id, (live) => setPermissions(this.#scope(live), permissions));
+    return this.#withSession(id, async (live) => {
+      await setPermissions(this.#scope(live), permissions);
+      await this.#rulesChanged(id);
+    });
   }
 
   /**
@@ -558,7 +562,10 @@ export class SessionManager {
    * {@link updateSessionPermissions}, pending confirmations the new policy approves are approved.
    */
   async setSessionSafetyPolicy(id: string, policy: SafetyPolicy): Promise<void> {
-    return this.#withSession(id, (live) => setSafetyPolicy(this.#scope(live), policy));
+    return this.#withSession(id, async (live) => {
+      await setSafetyPolicy(this.#scope(live), policy);
+      await this.#rulesChanged(id);
+    });
   }
 
   /**
@@ -567,7 +574,11 @@ export class SessionManager {
    * this manager's memory.
    */
   async toggleToolApproval(id: string): Promise<SafetyPolicy> {
-    return this.#withSession(id, (live) => toggleToolApproval(this.#scope(live)));
+    return this.#withSession(id, async (live) => {
+      const policy = await toggleToolApproval(this.#scope(live));
+      await this.#rulesChanged(id);
+      return policy;
+    });
   }
 
   // ---------------------------------------------------------------- history edits
@@ -941,6 +952,20 @@ export class SessionManager {
         await this.#deletedHere(id);
         await this.#pool.close(id);
         return null;
+      case 'rules-changed':
+        // Another instance stored new permissions or a new policy: this turn's cache takes them,
+        // and its pending confirmations are decided again.
+        return this.#withSession(id, async (live) => {
+          const { record } = live;
+          await record.exclusive(async () => {
+            const cache = record.cached;
+            if (cache === undefined) return;
+            const { permissions, safetyPolicy } = await this.#records.get(id);
+            cache.applyPatch({ permissions, safetyPolicy });
+          });
+          reconsiderPending(this.#scope(live));
+          return null;
+        });
       case 'release':
         this.#guard(id);
         await this.#releaseHere(id);
@@ -1037,6 +1062,20 @@ export class SessionManager {
     // Stored: the reservation covers it too, for when the log expires and numbering starts from it.
     if (writer.lastSeq > (session.eventSeqReserved ?? 0))
       await record.patch({ eventSeqReserved: writer.lastSeq });
+  }
+
+  /**
+   * Permissions or the safety policy were stored here: the instance running the session's turn
+   * takes them for its next authorisation and decides its pending confirmations again, as this
+   * one would. The change is stored already, so a failure to tell it is logged, not thrown.
+   */
+  async #rulesChanged(id: string): Promise<void> {
+    await this.#forward(id, { kind: 'rules-changed' }).catch((error: unknown) => {
+      this.#logger.error('the instance running the session’s turn could not be told of new rules', {
+        sessionId: id,
+        error,
+      });
+    });
   }
 
   /** `streaming` of a snapshot: a turn runs here, or (a shared lock) another instance holds the lease. */

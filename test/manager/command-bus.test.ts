@@ -109,6 +109,44 @@ describe('InProcessCommandBus', () => {
     });
   });
 
+  test.each([
+    [
+      'setSessionSafetyPolicy',
+      (manager: SessionManager, id: string) => manager.setSessionSafetyPolicy(id, 'autonomous'),
+    ],
+    ['toggleToolApproval', (manager: SessionManager, id: string) => manager.toggleToolApproval(id)],
+    [
+      'updateSessionPermissions',
+      (manager: SessionManager, id: string) =>
+        manager.updateSessionPermissions(id, (current) => ({ ...current, allow: ['shell'] })),
+    ],
+  ] as const)(
+    '%s on B approves the confirmation pending on A and rules A’s next tool call',
+    async (_name, change) => {
+      const { a, b, scripted } = pair();
+      const session = await a.createSession();
+      scripted.turn([
+        step.authorize({ name: 'shell', arguments: { n: 1 } }),
+        step.authorize({ name: 'shell', arguments: { n: 2 } }),
+        step.reply('ok'),
+      ]);
+      const turn = await a.runSession(session.id, { messages: ['go'] });
+      await expect
+        .poll(async () => (await b.getSessionSnapshot(session.id)).pending.confirmations.length)
+        .toBe(1);
+      await change(b, session.id);
+      expect((await turn.done).stopReason).toBe('end_turn');
+      // The first was pending and approved by the new rule; the second never asked.
+      expect(scripted.turns[0]!.decisions).toEqual([{ approved: true }, { approved: true }]);
+      const events = [];
+      for await (const event of a.streamEvents(session.id, { since: 0 })) {
+        events.push(event);
+        if (event.type === 'stream_stopped') break;
+      }
+      expect(events.filter((event) => event.type === 'tool_call_confirmation')).toHaveLength(1);
+    },
+  );
+
   test('releaseSession on B cancels the turn running on A and waits for it, keeping the record', async () => {
     const { a, b, scripted } = pair();
     const session = await a.createSession();
