@@ -456,6 +456,7 @@ export class SessionManager {
   /**
    * What a reconnecting client needs: the session, whether a turn is admitted and running, the
    * agent, the last event seq (tail with `since: lastEventSeq`), pending requests and queues.
+   * `streaming` on an instance that runs no turn of the session asks a shared lock's `isHeld`.
    */
   async getSessionSnapshot(id: string): Promise<SessionSnapshot> {
     return this.#withSession(id, async () => {
@@ -513,7 +514,11 @@ export class SessionManager {
 
   // ---------------------------------------------------------------- metadata
 
-  /** Sets the title by hand (`titleSource: 'manual'`, which stops automatic titling; `''` clears it). */
+  /**
+   * Sets the title by hand (`titleSource: 'manual'`, which stops automatic titling; `''` clears it)
+   * and emits `session_title` to the event log (with a durable log: numbered by the instance
+   * running the turn, or by this one, under the session's lease, when none runs).
+   */
   async updateSessionTitle(id: string, title: string): Promise<void> {
     return this.#withSession(id, async ({ record }) => {
       if (typeof title !== 'string') {
@@ -662,6 +667,9 @@ export class SessionManager {
   /**
    * Deletes a session: removes it from the store, cancels its running turn, ends event subscribers
    * with `session_exited`, closes its runtime and drops its queues and keys. `SESSION_NOT_FOUND`.
+   * Across instances (a command bus, a durable log) the instance running the turn ends it first,
+   * and a tombstone in the durable log ends every instance's subscribers and refuses later event
+   * batches (see `docs/scaling.md`).
    */
   async deleteSession(id: string): Promise<void> {
     this.#guard(id);
@@ -742,7 +750,8 @@ export class SessionManager {
   /**
    * Releases what this manager holds for a session, keeping its record: cancels its running turn
    * and waits for it, closes its runtime and drops the cached history (the next turn reads the
-   * store and makes a new runtime). `SESSION_NOT_FOUND` for an unknown session.
+   * store and makes a new runtime). `SESSION_NOT_FOUND` for an unknown session. With a command
+   * bus, a turn running on another instance is released there too.
    */
   async releaseSession(id: string): Promise<void> {
     this.#guard(id);
