@@ -557,6 +557,7 @@ export class SessionManager {
     permissions: Permissions | ((current: Permissions) => Permissions),
   ): Promise<void> {
     return this.#withSession(id, async (live) => {
+      this.#forgetUnleased(live);
       await setPermissions(this.#scope(live), permissions);
       await this.#rulesChanged(id);
     });
@@ -568,6 +569,7 @@ export class SessionManager {
    */
   async setSessionSafetyPolicy(id: string, policy: SafetyPolicy): Promise<void> {
     return this.#withSession(id, async (live) => {
+      this.#forgetUnleased(live);
       await setSafetyPolicy(this.#scope(live), policy);
       await this.#rulesChanged(id);
     });
@@ -580,6 +582,7 @@ export class SessionManager {
    */
   async toggleToolApproval(id: string): Promise<SafetyPolicy> {
     return this.#withSession(id, async (live) => {
+      this.#forgetUnleased(live);
       const policy = await toggleToolApproval(this.#scope(live));
       await this.#rulesChanged(id);
       return policy;
@@ -1085,6 +1088,15 @@ export class SessionManager {
         error,
       });
     });
+  }
+
+  /**
+   * Before a read-modify-write of metadata: with a shared lock, a cache this manager keeps while it
+   * holds no lease of the session may miss what other instances wrote since; dropping it makes
+   * the edit read the store (the next turn here reads it anyway, see {@link #onLease}).
+   */
+  #forgetUnleased(live: LiveSession): void {
+    if (this.#sharedLock && !this.#admission.isOccupied(live.id)) live.record.forget();
   }
 
   /** `streaming` of a snapshot: a turn runs here, or (a shared lock) another instance holds the lease. */

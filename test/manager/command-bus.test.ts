@@ -147,6 +147,18 @@ describe('InProcessCommandBus', () => {
     },
   );
 
+  test('an atomic permissions edit on B after a turn there reads what A stored since, not B’s cached copy', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    scripted.turn([step.reply('cached on B')]);
+    await (await b.runSession(session.id, { messages: ['go'] })).done;
+    await a.updateSessionPermissions(session.id, (current) => ({ ...current, allow: ['ls'] }));
+    await b.updateSessionPermissions(session.id, (current) => ({ ...current, deny: ['rm'] }));
+    expect((await a.getSession(session.id)).permissions).toMatchObject({ allow: ['ls'], deny: ['rm'] });
+    await a.setSessionSafetyPolicy(session.id, 'autonomous');
+    expect(await b.toggleToolApproval(session.id)).toBe('');
+  });
+
   test('releaseSession on B cancels the turn running on A and waits for it, keeping the record', async () => {
     const { a, b, scripted } = pair();
     const session = await a.createSession();
