@@ -26,10 +26,12 @@ export type {
   MessageInput,
   PendingConfirmation,
   PendingElicitation,
+  QueuedTurn,
   ResumeElicitationInput,
   ResumeInput,
   RunInput,
   RunOptions,
+  SessionEventBatchStream,
   SessionEventStream,
   SessionManagerOptions,
   SessionSnapshot,
@@ -61,3 +63,10 @@ export type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from 
 export type { ListOptions, ListPosition, Page, Store } from './store.js';
 export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './store.js';
 export { MemoryStore } from './stores/memory.js';
+export type {
+  Telemetry,
+  TelemetryAttributes,
+  TelemetryAttributeValue,
+  TelemetrySpan,
+  TelemetrySpanOutcome,
+} from './telemetry.js';

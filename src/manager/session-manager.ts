@@ -23,8 +23,10 @@ import {
   SessionNotFoundError,
   toAgentSessionsError,
 } from '../errors.js';
+import type { SessionEvent } from '../events.js';
 import { cancellation, throwIfAborted } from '../internal/abort.js';
 import { cloneRecord } from '../internal/clone.js';
+import { turnTimestamp } from '../internal/turn-clock.js';
 import { type Logger, silentLogger } from '../logger.js';
 import {
   assertSessionId,
@@ -38,6 +40,7 @@ import {
 } from '../schemas.js';
 import type { ListOptions, Page, Store } from '../store.js';
 import { MemoryStore } from '../stores/memory.js';
+import type { Telemetry } from '../telemetry.js';
 import { Admission } from './admission.js';
 import {
   answerConfirmation,
@@ -53,10 +56,12 @@ import {
 import { BackgroundWork } from './background-work.js';
 import { type BusyLease, type BusyLock, InProcessBusyLock } from './busy-lock.js';
 import {
+  batchesOf,
   type EventInput,
   type EventLog,
   EventLogs,
   type EventSink,
+  type SubscribeOptions,
   subscribeOnFirstNext,
 } from './event-log.js';
 import {
@@ -80,6 +85,8 @@ import { RuntimePool } from './runtime-pool.js';
 import { type SessionRecord, SessionRecords } from './session-records.js';
 import { SharedEvents, type SharedEventWriter } from './shared-events.js';
 import { SharedIdempotencyKeys } from './shared-keys.js';
+import { TurnSlots } from './turn-slots.js';
+import { guardTelemetry } from './turn-tracing.js';
 import type {
   AvailableModels,
   FollowUpOptions,
@@ -91,6 +98,7 @@ import type {
   ResumeInput,
   RunInput,
   RunOptions,
+  SessionEventBatchStream,
   SessionEventStream,
   SessionManagerOptions,
   SessionSnapshot,
@@ -181,6 +189,8 @@ export class SessionManager {
     this.#logs = new EventLogs({
       capacity: positiveInteger(options.eventLogCapacity, 1024, 'eventLogCapacity'),
       releaseAfterMs: options.eventLogReleaseAfterMs ?? 300_000,
+      // One clock reading per task for up to 16 events (see turn-clock.ts and EventEnvelope.timestamp).
+      now: turnTimestamp,
     });
     this.#pool = new RuntimePool({
       factory: options.runtime,
@@ -209,6 +219,12 @@ export class SessionManager {
       track: (sessionId, work) => this.#background.track(sessionId, work),
       keepPartialAnswers: options.keepPartialAnswers ?? true,
       runtimeStopTimeoutMs: positiveInteger(options.runtimeStopTimeoutMs, 5_000, 'runtimeStopTimeoutMs'),
+      ...(options.maxConcurrentTurns === undefined
+        ? {}
+        : { slots: new TurnSlots(positiveInteger(options.maxConcurrentTurns, 1, 'maxConcurrentTurns')) }),
+      ...(options.telemetry === undefined
+        ? {}
+        : { telemetry: guardTelemetry(assertTelemetry(options.telemetry), this.#logger) }),
     });
     this.#portability = new Portability({
       records: this.#records,
@@ -413,7 +429,59 @@ export class SessionManager {
    * (checked from the call on, never waiting for an event) and on the first `next()`.
    */
   streamEvents(id: string, options: { since?: number; signal?: AbortSignal } = {}): SessionEventStream {
-    // The checks start now, not on the first next(): `ready` settles without waiting for an event.
+    const open = this.#subscription(id, options);
+    const events = subscribeOnFirstNext(async () => {
+      const source = await open.source();
+      return 'log' in source ? source.log.subscribe(subscribeOptions(options)) : source.shared;
+    });
+    return {
+      [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
+      get ready() {
+        return open.checked.then(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * The events of {@link streamEvents} — the same positions, `gap`, `SUBSCRIBER_LAGGED`, signal,
+   * errors, `ready` and end — as arrays: each `next()` yields every event available (never an
+   * empty array, in `seq` order, a `gap` first). A reader waiting for events is woken once per turn
+   * of the event loop with everything appended meanwhile, or at once when half of
+   * `eventLogCapacity` events wait for it, so a reader that asks for its next batch as soon as it
+   * has handled one never lags. Use it where a wake-up per event costs too much (many readers, fast
+   * runtimes); it can still lag while it holds a batch, like a per-event reader between events.
+   * With a durable event log (`eventLog`), a batch is what the durable subscriber already holds.
+   */
+  streamEventBatches(
+    id: string,
+    options: { since?: number; signal?: AbortSignal } = {},
+  ): SessionEventBatchStream {
+    const open = this.#subscription(id, options);
+    const batches = subscribeOnFirstNext<readonly SessionEvent[]>(async () => {
+      const source = await open.source();
+      return 'log' in source
+        ? source.log.subscribeBatches(subscribeOptions(options))
+        : batchesOf(source.shared);
+    });
+    return {
+      [Symbol.asyncIterator]: () => batches[Symbol.asyncIterator](),
+      get ready() {
+        return open.checked.then(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * The checks of a subscription, started now (so `ready` settles without waiting for an event),
+   * and its source: the durable log's subscriber when one is configured, else this process's log.
+   */
+  #subscription(
+    id: string,
+    options: { since?: number; signal?: AbortSignal },
+  ): {
+    checked: Promise<number | undefined>;
+    source: () => Promise<{ log: EventLog } | { shared: AsyncIterator<SessionEvent> }>;
+  } {
     const shared = this.#shared;
     const checked = (async () => {
       this.#guard(id);
@@ -427,28 +495,22 @@ export class SessionManager {
     })();
     // Whoever reads neither `ready` nor the stream must not see an unhandled rejection.
     checked.catch(() => undefined);
-    const events = subscribeOnFirstNext(async () => {
-      const reserved = await checked;
-      throwIfAborted(options.signal);
-      if (shared) {
-        if (options.since !== undefined) assertSince(options.since);
-        this.#assertOpen();
-        if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
-        return shared.subscribe(id, {
-          ...(options.since === undefined ? {} : { since: options.since }),
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-          reserved: async () => (await this.#records.get(id)).eventSeqReserved ?? 0,
-        });
-      }
-      return this.#liveLog(id, reserved).subscribe({
-        ...(options.since === undefined ? {} : { since: options.since }),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
-    });
     return {
-      [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
-      get ready() {
-        return checked.then(() => undefined);
+      checked,
+      source: async () => {
+        const reserved = await checked;
+        throwIfAborted(options.signal);
+        if (shared) {
+          if (options.since !== undefined) assertSince(options.since);
+          this.#assertOpen();
+          if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
+          const subscriber = await shared.subscribe(id, {
+            ...subscribeOptions(options),
+            reserved: async () => (await this.#records.get(id)).eventSeqReserved ?? 0,
+          });
+          return { shared: subscriber };
+        }
+        return { log: this.#liveLog(id, reserved) };
       },
     };
   }
@@ -475,12 +537,14 @@ export class SessionManager {
       ) {
         waiting.pending = persistedWaiting(session);
       }
+      const queued = this.#admission.running(id)?.queued;
       return {
         session,
         streaming: await this.#streaming(id),
         ...(session.agent === undefined ? {} : { agent: session.agent }),
         lastEventSeq,
         ...waiting,
+        ...(queued === undefined ? {} : { queued }),
       };
     });
   }
@@ -1202,6 +1266,24 @@ export class SessionManager {
     if (this.#sessions.get(id)?.record.cached || this.#logs.get(id)) return;
     if (!(await this.#records.exists(id))) throw new SessionNotFoundError(id);
   }
+}
+
+/** The options an event log subscription takes, without `undefined` members. */
+function subscribeOptions(options: { since?: number; signal?: AbortSignal }): SubscribeOptions {
+  return {
+    ...(options.since === undefined ? {} : { since: options.since }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
+}
+
+/** `options.telemetry`: something with `startSpan` (`INVALID_ARGUMENT` otherwise). */
+function assertTelemetry(telemetry: Telemetry): Telemetry {
+  if (typeof telemetry?.startSpan !== 'function') {
+    throw new InvalidArgumentError('invalid telemetry: expected an object with startSpan', {
+      issues: [{ path: ['telemetry'], message: 'expected an object with startSpan' }],
+    });
+  }
+  return telemetry;
 }
 
 /** A cancel reason as text, for a cancel sent to another instance. */

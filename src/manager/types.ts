@@ -8,6 +8,7 @@ import type { ModelChoice, RuntimeFactory } from '../runtime.js';
 import type { Message, Session, ToolCall } from '../schemas.js';
 import type { SourceResolver } from '../sources.js';
 import type { Store } from '../store.js';
+import type { Telemetry } from '../telemetry.js';
 import type { BusyLock } from './busy-lock.js';
 
 /**
@@ -114,6 +115,27 @@ export interface SessionManagerOptions {
   keepPartialAnswers?: boolean;
   /** Limits on caller input; each one left out keeps its default (see {@link InputLimits}). */
   limits?: Partial<InputLimits>;
+  /**
+   * At most this many turns of this manager run at once (a positive integer; `INVALID_ARGUMENT`
+   * otherwise), so a host stays within its model provider's rate limits. Turns past it wait in one
+   * first-in, first-out queue: `runSession` resolves as usual, the stream's first event is
+   * `turn_queued { position }`, and `stream_started` follows once a slot is free. A waiting turn
+   * holds its session's busy lock as a running one does (`SESSION_BUSY` for another turn; steering
+   * and follow-ups queue for it), shows in the snapshot as {@link SessionSnapshot.queued}, and
+   * leaves the queue at once when cancelled (signal, `cancel()`, `cancelTurn`, `deleteSession`,
+   * `close`). Each turn of a TurnStream (a steered one, a follow-up) waits for a slot of its own.
+   * Counted per manager: several instances each allow this many. The queue (`p-queue`) is loaded
+   * only when this is set.
+   * @default unlimited
+   */
+  maxConcurrentTurns?: number;
+  /**
+   * Traces turns: `openTelemetry()` from `agent-sessions/otel`, or any {@link Telemetry}. One span
+   * per turn (`invoke_agent`), with child spans for slot and human waits and store writes, and the
+   * turn's span handed to the runtime as `TurnContext.span`. Without it nothing is traced (see
+   * `docs/operations.md`).
+   */
+  telemetry?: Telemetry;
 }
 
 /** Input of {@link SessionManager.runSession}. */
@@ -154,10 +176,22 @@ export interface TurnResult {
 /**
  * The events of a turn (and of the steered and follow-up turns that run after it) as an async
  * iterable. Breaking out of the loop cancels unless `onDetach: 'continue'`.
+ *
+ * A TurnStream has one reader: iterate it per event, or read it in batches through
+ * {@link TurnStream.batches}, once; a second iteration throws `INVALID_ARGUMENT`.
  */
 export interface TurnStream extends AsyncIterable<SessionEvent> {
   /** The id of the stream's first turn. */
   readonly turnId: string;
+  /**
+   * The same events as iterating the stream, in the same order, as arrays: each `next()` yields
+   * every event produced since the last one (never an empty array). A reader waiting for events is
+   * woken once the task that produced them has run (the next turn of the event loop) or as soon as
+   * 512 are waiting, so a turn that emits many events at once costs one wake-up, not one per event.
+   * Counts as the stream's one iteration; breaking out of the loop cancels unless
+   * `onDetach: 'continue'`. Each array is the reader's own; the events are shared (read-only).
+   */
+  batches(): AsyncIterable<readonly SessionEvent[]>;
   /** Cancels the running turn and drops queued follow-ups; `done` resolves with `'cancelled'`. */
   cancel(reason?: unknown): void;
   /** Settles when the stream's last turn has ended; never rejects. */
@@ -212,6 +246,20 @@ export interface SessionSnapshot {
   lastEventSeq: number;
   pending: { confirmations: PendingConfirmation[]; elicitations: PendingElicitation[] };
   queues: { steer: Message[]; followUp: Message[][] };
+  /**
+   * Present while the session's turn waits for a slot (`maxConcurrentTurns`): the waiting turn,
+   * since when (ISO-8601), and its place in line (1: next).
+   */
+  queued?: QueuedTurn;
+}
+
+/** A turn waiting for one of the manager's `maxConcurrentTurns` slots. */
+export interface QueuedTurn {
+  turnId: string;
+  /** ISO-8601: when it started waiting. */
+  since: string;
+  /** Its place in line: 1 is the next turn to start. */
+  position: number;
 }
 
 /** What {@link SessionManager.getAvailableModels} resolves to. */
@@ -254,6 +302,15 @@ export type SessionTemplate = Partial<Omit<Session, 'createdAt' | 'updatedAt'>>;
  * 200 that ends at once). The first `next()` rejects with the same error.
  */
 export interface SessionEventStream extends AsyncIterable<SessionEvent> {
+  /** Resolves once the session is known to exist; rejects with the error the first `next()` gives. */
+  readonly ready: Promise<void>;
+}
+
+/**
+ * What {@link SessionManager.streamEventBatches} returns: the events of {@link SessionEventStream}
+ * as arrays (each the reader's own, never empty, in `seq` order), with the same `ready`.
+ */
+export interface SessionEventBatchStream extends AsyncIterable<readonly SessionEvent[]> {
   /** Resolves once the session is known to exist; rejects with the error the first `next()` gives. */
   readonly ready: Promise<void>;
 }
