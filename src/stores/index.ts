@@ -15,7 +15,10 @@ export {
 } from '../testing/conformance/index.js';
 export { DefinedStore, defineStore, nextTimestamp } from './define-store.js';
 export {
+  type AppendBatchEntry,
+  type BatchAppendDriver,
   type IncrementalDriver,
+  isBatchAppendDriver,
   isIncrementalDriver,
   isListingDriver,
   isSummaryDriver,
