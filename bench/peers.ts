@@ -28,7 +28,7 @@
 //    what one on SQLite with NORMAL does: it is left out to keep the bench within minutes.)
 //
 // Each round runs every variant once on fresh data, interleaved, so the machine's drift hits all
-// alike; the first round is a warm-up, untimed, in which commits and fdatasyncs are counted.
+// alike, after an untimed warm-up; in the first timed round the commits are counted.
 import { promises as fs } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
@@ -182,8 +182,6 @@ type Synchronous = 'FULL' | 'NORMAL';
 interface Counters {
   /** Acknowledged atomic writes: FileStore calls that write; SQLite transactions (explicit or autocommit). */
   commits: number;
-  /** `fdatasync`/`fsync` calls made from JS (FileStore); SQLite syncs in C and is not counted. */
-  syncs: number;
 }
 
 /** One variant opened on fresh data. */
@@ -393,32 +391,6 @@ export const DURABLE_VARIANTS: readonly Variant[] = [
   checkpointerVariant('MemorySaver, checkpointer API', MEMORY, false, () => memorySaver()),
 ];
 
-// Counts the fdatasync and fsync calls made through FileHandle (FileStore's only way to sync)
-// while `work` runs.
-async function countingSyncs<T>(directory: string, counters: Counters, work: () => Promise<T>): Promise<T> {
-  const probe = await fs.open(join(directory, 'probe'), 'w');
-  const prototype = Object.getPrototypeOf(probe) as {
-    datasync: () => Promise<void>;
-    sync: () => Promise<void>;
-  };
-  await probe.close();
-  const { datasync, sync } = prototype;
-  prototype.datasync = function (this: unknown) {
-    counters.syncs++;
-    return datasync.call(this);
-  };
-  prototype.sync = function (this: unknown) {
-    counters.syncs++;
-    return sync.call(this);
-  };
-  try {
-    return await work();
-  } finally {
-    prototype.datasync = datasync;
-    prototype.sync = sync;
-  }
-}
-
 /** One variant of {@link measureDurable}. */
 export interface DurableResult {
   label: string;
@@ -430,8 +402,6 @@ export interface DurableResult {
   msPerTurn: number;
   /** Counted in the first timed round; absent for what keeps everything in memory. */
   commitsPerTurn?: number;
-  /** FileStore's fdatasync/fsync calls per turn; absent where the syncs happen in C (SQLite). */
-  syncsPerTurn?: number;
   /** `msPerTurn / commitsPerTurn`: what a turn costs per durable commit. */
   msPerCommit?: number;
   /** SQLite's journal mode and synchronous level, read back after the run. */
@@ -451,14 +421,11 @@ async function runOnce(
   let closed = false;
   try {
     // Only the turns count: not the session's creation before them, nor the reads and close after.
-    const before = { commits: counters?.commits ?? 0, syncs: counters?.syncs ?? 0 };
+    const before = counters?.commits ?? 0;
     const ms = await time(async () => {
       for (let turn = 0; turn < turns; turn++) await open.turn(turn);
     });
-    const counted = {
-      commits: (counters?.commits ?? 0) - before.commits,
-      syncs: (counters?.syncs ?? 0) - before.syncs,
-    };
+    const counted = { commits: (counters?.commits ?? 0) - before };
     const messages = await open.messages();
     if (messages !== turns * 2)
       throw new Error(`${variant.label}: ${messages} messages after ${turns} turns`);
@@ -484,7 +451,7 @@ async function directoryBytes(directory: string): Promise<number> {
 /**
  * Runs the durable workload of `turns` turns on every variant: a short warm-up session each
  * (untimed), then `rounds` timed rounds on fresh data, the variants interleaved. In the first timed
- * round the commits (and FileStore's syncs) of the durable variants are counted, by wrappers whose
+ * round the commits of the durable variants are counted, by wrappers whose
  * cost (a counter increment per commit) is far below a commit's.
  */
 export async function measureDurable(
@@ -517,8 +484,8 @@ export async function measureDurable(
           }
           continue;
         }
-        const counters: Counters = { commits: 0, syncs: 0 };
-        const once = await countingSyncs(root, counters, () => runOnce(variant, directory, turns, counters));
+        const counters: Counters = { commits: 0 };
+        const once = await runOnce(variant, directory, turns, counters);
         samples[index]!.push(once.ms);
         settings.push(once.settings);
         counted.push(once.counted);
@@ -529,7 +496,6 @@ export async function measureDurable(
       const ms = median(samples[index]!);
       const counts = counted[index];
       const commitsPerTurn = counts === undefined ? undefined : counts.commits / turns;
-      const isFile = variant.label.startsWith('FileStore');
       return {
         label: variant.label,
         ...(variant.against ? { against: variant.against } : {}),
@@ -537,7 +503,6 @@ export async function measureDurable(
         ms,
         msPerTurn: ms / turns,
         ...(commitsPerTurn === undefined ? {} : { commitsPerTurn, msPerCommit: ms / turns / commitsPerTurn }),
-        ...(counts !== undefined && isFile ? { syncsPerTurn: counts.syncs / turns } : {}),
         ...(settings[index] ? { settings: settings[index] } : {}),
         ...(bytes[index] === undefined ? {} : { bytes: bytes[index] }),
       };
@@ -631,7 +596,6 @@ function printVariants(durable: readonly DurableResult[]): void {
     'ms/turn',
     'commits/turn',
     'per commit',
-    'fdatasync/turn',
     'bytes on disk',
     'SQLite settings (read back)',
   ];
@@ -640,7 +604,6 @@ function printVariants(durable: readonly DurableResult[]): void {
     result.msPerTurn.toFixed(3),
     result.commitsPerTurn === undefined ? '' : result.commitsPerTurn.toFixed(2),
     result.msPerCommit === undefined ? '' : us(result.msPerCommit),
-    result.syncsPerTurn === undefined ? '' : result.syncsPerTurn.toFixed(2),
     result.bytes === undefined ? '' : result.bytes.toLocaleString('en-US'),
     result.settings ?? '',
   ]);
