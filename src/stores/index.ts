@@ -15,7 +15,9 @@ export {
 } from '../testing/conformance/index.js';
 export { DefinedStore, defineStore, nextTimestamp } from './define-store.js';
 export {
+  type FencingDriver,
   type IncrementalDriver,
+  isFencingDriver,
   isIncrementalDriver,
   isListingDriver,
   isSummaryDriver,
