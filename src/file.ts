@@ -2,6 +2,7 @@
 
 export type { DirectorySourceOptions, SourceFileInfo } from './sources/directory.js';
 export { DirectorySourceResolver } from './sources/directory.js';
+export { FileEventLog, type FileEventLogOptions } from './stores/file/event-log.js';
 export {
   type DamagedSession,
   FileStore,

@@ -1,6 +1,15 @@
 // agent-sessions: the main entry. No static import of node:* modules: it loads in any JS runtime
 // with web-standard APIs. Node-only parts are in `agent-sessions/file`; what a store author needs
 // (defineStore, drivers, paging helpers, the conformance groups) is in `agent-sessions/store`.
+export { type Command, type CommandBus, InProcessCommandBus } from './command-bus.js';
+export {
+  type DurableEventLog,
+  type DurableReplay,
+  type DurableTailOptions,
+  type EventLogCapable,
+  eventLogOf,
+  isDurableEventLog,
+} from './durable-event-log.js';
 export * from './errors.js';
 export * from './events.js';
 export type { Logger } from './logger.js';

@@ -78,6 +78,12 @@ export interface AdmissionOptions {
   keepPartialAnswers?: boolean;
   /** How long a turn start waits for the previous `run()` to return before replacing the runtime. @default 5000 */
   runtimeStopTimeoutMs?: number;
+  /**
+   * Called once a turn's lease is taken, before validation: work of a shared deployment (refresh a
+   * stale cache, start numbering events, serve commands). A rejection refuses the turn. The
+   * function it resolves to runs when the turn lets the session go, before the lease is released.
+   */
+  onLease?(live: LiveSession, lease: BusyLease): Promise<(() => Promise<void>) | undefined>;
 }
 
 /** A runtime's `run()` of this process, until it has returned. */
@@ -131,6 +137,8 @@ function turnIdOf(occupant: Occupant): string | undefined {
 /** Admits turns and history edits, one holder per session; see the module documentation. */
 export class Admission {
   readonly #occupants = new Map<string, Occupant>();
+  /** Releases of this process still running their `onLease` clean-up, per session. */
+  readonly #releasing = new Map<string, Promise<void>>();
   /** The last `run()` started on each session's runtime, until it returned. */
   readonly #runs = new Map<string, RuntimeRun>();
   readonly #options: AdmissionOptions;
@@ -199,15 +207,19 @@ export class Admission {
     request.signal?.addEventListener('abort', onAbort, { once: true });
     let lease: BusyLease | undefined;
     let runtime: Runtime;
+    let leased: (() => Promise<void>) | undefined;
     try {
+      const releasing = this.#releasing.get(id);
+      if (releasing !== undefined) await releasing;
       lease = await this.#options.lock.acquire(id);
       if (!lease) throw new SessionBusyError(id, undefined);
+      leased = await this.#options.onLease?.(live, lease);
       runtime = await this.#prepare(live, request);
     } catch (error) {
       request.signal?.removeEventListener('abort', onAbort);
       ticket.settle(undefined);
       // Steering and follow-ups sent while this admission ran are admitted once the lock is free.
-      await this.#release(live, lease, admitting);
+      await this.#release(live, lease, admitting, leased);
       throw error;
     }
     request.signal?.removeEventListener('abort', onAbort);
@@ -230,7 +242,7 @@ export class Admission {
       track: (work) => this.#options.track(id, work),
       onEnd: () => {
         this.#options.runtimes.releaseHold(id);
-        void this.#release(live, held, running);
+        void this.#release(live, held, running, leased);
       },
       onDetach: request.onDetach,
       ...(request.signal === undefined ? {} : { signal: request.signal }),
@@ -275,6 +287,8 @@ export class Admission {
     this.#occupants.set(sessionId, editing);
     let lease: BusyLease | undefined;
     try {
+      const releasing = this.#releasing.get(sessionId);
+      if (releasing !== undefined) await releasing;
       lease = await this.#options.lock.acquire(sessionId);
       if (!lease) throw new SessionBusyError(sessionId, undefined);
       return await work();
@@ -407,17 +421,38 @@ export class Admission {
    * still holds it, and, once the lease is released, admits what waits in the queues (steering and
    * follow-ups sent to an admission that was then refused, or to a session a history edit held).
    */
-  #release(live: LiveSession, lease: BusyLease | undefined, occupant: Occupant | undefined): Promise<void> {
+  #release(
+    live: LiveSession,
+    lease: BusyLease | undefined,
+    occupant: Occupant | undefined,
+    beforeRelease?: () => Promise<void>,
+  ): Promise<void> {
     const sessionId = live.id;
     // Called before the claim is dropped: the in-process lock is free again at once, so a caller
     // that sees the session idle can take it.
     const released = (async () => {
+      // Only awaited when there is work: without it the lease is released synchronously, here.
+      if (beforeRelease !== undefined) {
+        try {
+          await beforeRelease();
+        } catch (error) {
+          this.#options.logger.error('letting the session go failed', { sessionId, error });
+        }
+      }
       try {
         await lease?.release();
       } catch (error) {
         this.#options.logger.error('releasing the busy lock failed', { sessionId, error });
       }
     })();
+    if (beforeRelease !== undefined) {
+      // The lease is held a little longer (a flush): a turn or edit of this process waits for it
+      // rather than being refused, as it would not be with the work done.
+      this.#releasing.set(sessionId, released);
+      void released.finally(() => {
+        if (this.#releasing.get(sessionId) === released) this.#releasing.delete(sessionId);
+      });
+    }
     if (occupant !== undefined && this.#occupants.get(sessionId) === occupant)
       this.#occupants.delete(sessionId);
     if (live.queues.waiting)

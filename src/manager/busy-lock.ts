@@ -20,6 +20,12 @@
  * - fence writes with {@link BusyLock.fenceStore}: the manager sends every write through the store
  *   it returns, which rejects the writes of a session whose lease this holder lost, so a holder
  *   that lost its lease cannot change the session another holder now runs.
+ *
+ * With a lock passed as `SessionManagerOptions.busyLock` (possibly shared), the manager keeps a
+ * session's cached record across leases only when a new lease's token is exactly one more than that
+ * of its own previous lease of the session (nobody held it in between); otherwise it reads the
+ * store again. A lock whose tokens per session are consecutive (`RedisLeaseLock`: one `INCR` per
+ * lease) thus keeps the cache on an instance that runs a session's turns in a row.
  */
 import { AgentSessionsError, type AgentSessionsErrorOptions, ErrorCode } from '../errors.js';
 import type { Store } from '../store.js';

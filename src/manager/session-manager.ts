@@ -14,6 +14,8 @@
  * The full contract of each method is in its TSDoc below and in `docs/contract.md`.
  */
 import { EventEmitter } from 'eventemitter3';
+import type { Command, CommandBus } from '../command-bus.js';
+import { eventLogOf } from '../durable-event-log.js';
 import {
   AgentSessionsError,
   ErrorCode,
@@ -48,7 +50,7 @@ import {
   toggleToolApproval,
 } from './authorization.js';
 import { BackgroundWork } from './background-work.js';
-import { type BusyLock, InProcessBusyLock } from './busy-lock.js';
+import { type BusyLease, type BusyLock, InProcessBusyLock } from './busy-lock.js';
 import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
 import {
   assertTemplate,
@@ -68,7 +70,8 @@ import { availableModels, DEFAULT_AGENT, switchModel } from './models.js';
 import { Portability } from './portability.js';
 import { answerPersisted, persistedWaiting } from './resumption.js';
 import { RuntimePool } from './runtime-pool.js';
-import { SessionRecords } from './session-records.js';
+import { type SessionRecord, SessionRecords } from './session-records.js';
+import { SharedEvents, type SharedEventWriter } from './shared-events.js';
 import { SharedIdempotencyKeys } from './shared-keys.js';
 import type {
   AvailableModels,
@@ -119,6 +122,14 @@ export class SessionManager {
   readonly #deleted = new Set<string>();
   /** Work that must end before `waitStopped` resolves. */
   readonly #background = new BackgroundWork();
+  /** Events through a durable log shared by every instance, when one is configured. */
+  readonly #shared: SharedEvents | undefined;
+  /** Commands for turns that run on another instance. */
+  readonly #bus: CommandBus | undefined;
+  /** The lock is shared with other instances: a cached record may be stale when a lease is taken. */
+  readonly #sharedLock: boolean;
+  /** The fencing token of the last turn lease this manager took per record (see #onLease). */
+  readonly #leaseTokens = new WeakMap<SessionRecord, number>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -131,6 +142,17 @@ export class SessionManager {
     const lock: BusyLock = options.busyLock ?? new InProcessBusyLock();
     const store = options.store ?? new MemoryStore();
     this.store = lock.fenceStore?.(store) ?? store;
+    this.#sharedLock = options.busyLock !== undefined;
+    const durableLog = options.eventLog ?? eventLogOf(store);
+    this.#shared =
+      durableLog === undefined
+        ? undefined
+        : new SharedEvents({
+            log: durableLog,
+            logger: options.logger ?? silentLogger,
+            batchSize: positiveInteger(options.eventLogBatchSize, 256, 'eventLogBatchSize'),
+          });
+    this.#bus = options.commandBus;
     this.#records = new SessionRecords(this.store);
     this.#workingDirRoot = options.workingDirRoot;
     this.#limits = inputLimits(options.limits);
@@ -165,7 +187,9 @@ export class SessionManager {
     this.#admission = new Admission({
       lock,
       runtimes: this.#pool,
-      eventLog: (sessionId, reserved) => this.#logs.getOrCreate(sessionId, reserved),
+      eventLog: (sessionId, reserved) =>
+        this.#shared?.writer(sessionId) ?? this.#logs.getOrCreate(sessionId, reserved),
+      onLease: (live, lease) => this.#onLease(live, lease),
       assertUsable: (sessionId) => {
         this.#assertOpen();
         if (this.#deleted.has(sessionId)) throw new SessionNotFoundError(sessionId);
@@ -237,6 +261,8 @@ export class SessionManager {
   /** Cancels the running turn (stop reason `cancelled`); resolves to `false` when none runs. */
   async cancelTurn(id: string, reason?: unknown): Promise<boolean> {
     this.#guard(id);
+    const forwarded = await this.#forward(id, { kind: 'cancel', value: { reason: describeReason(reason) } });
+    if (forwarded) return forwarded.value === true;
     return this.#admission.cancel(id, reason ?? cancellation('cancelTurn was called'));
   }
 
@@ -249,17 +275,22 @@ export class SessionManager {
   async steerSession(id: string, messages: MessageInput[]): Promise<void> {
     return this.#withSession(id, async () => {
       const normalized = normalizeMessages(messages, 'messages', { limits: this.#limits, userOnly: true });
-      // An unknown session is not found rather than merely idle.
-      if (!this.#admission.isActive(id)) await this.#assertExists(id);
-      if (!this.#admission.isActive(id)) {
-        throw new AgentSessionsError(
-          ErrorCode.SESSION_NOT_RUNNING,
-          `no turn runs in session ${JSON.stringify(id)}`,
-        );
-      }
-      // Read again after the await: the state may have been dropped and made anew meanwhile.
-      this.#live(id).queues.steer.push(id, normalized);
+      if (await this.#forward(id, { kind: 'steer', value: { messages: normalized } })) return;
+      await this.#steerHere(id, normalized);
     });
+  }
+
+  async #steerHere(id: string, normalized: Message[]): Promise<void> {
+    // An unknown session is not found rather than merely idle.
+    if (!this.#admission.isActive(id)) await this.#assertExists(id);
+    if (!this.#admission.isActive(id)) {
+      throw new AgentSessionsError(
+        ErrorCode.SESSION_NOT_RUNNING,
+        `no turn runs in session ${JSON.stringify(id)}`,
+      );
+    }
+    // Read again after the await: the state may have been dropped and made anew meanwhile.
+    this.#live(id).queues.steer.push(id, normalized);
   }
 
   /**
@@ -276,39 +307,53 @@ export class SessionManager {
     return this.#withSession(id, async (live) => {
       const normalized = normalizeMessages(messages, 'messages', { limits: this.#limits, userOnly: true });
       const key = optionalString(options.idempotencyKey, 'idempotencyKey');
-      const { queues } = live;
-      if (key !== undefined && !queues.keys.claim(key)) return { status: 'duplicate' };
-      const shared = key === undefined ? undefined : this.#sharedKeys;
-      if (shared && key !== undefined) {
-        // The shared store decides between instances (and its TTL ends a key); this process's
-        // claim only held off concurrent callers here while it was asked.
-        const claimed = await shared.claim(id, key).finally(() => queues.keys.release(key));
-        if (!claimed) return { status: 'duplicate' };
-      }
-      try {
-        if (this.#admission.isActive(id)) {
-          queues.followUps.push(id, [
-            { messages: normalized, ...(key === undefined ? {} : { idempotencyKey: key }) },
-          ]);
-          return { status: 'queued' };
-        }
-        await this.#admission.admit(live, { messages: normalized, onDetach: 'continue', detached: true });
-        return { status: 'started' };
-      } catch (error) {
-        if (key !== undefined) {
-          queues.keys.release(key);
-          await shared?.release(id, key).catch((releaseError: unknown) => {
-            this.#logger.error('releasing a shared idempotency key failed', {
-              sessionId: id,
-              error: releaseError,
-            });
-          });
-        }
-        throw error;
-      } finally {
-        if (key !== undefined) shared?.delivered(id, key);
-      }
+      const forwarded = await this.#forward(id, {
+        kind: 'follow-up',
+        value: { messages: normalized, ...(key === undefined ? {} : { idempotencyKey: key }) },
+      });
+      if (forwarded) return forwarded.value as { status: 'queued' | 'started' | 'duplicate' };
+      return this.#followUpHere(live, normalized, key);
     });
+  }
+
+  async #followUpHere(
+    live: LiveSession,
+    normalized: Message[],
+    key: string | undefined,
+  ): Promise<{ status: 'queued' | 'started' | 'duplicate' }> {
+    const id = live.id;
+    const { queues } = live;
+    if (key !== undefined && !queues.keys.claim(key)) return { status: 'duplicate' };
+    const shared = key === undefined ? undefined : this.#sharedKeys;
+    if (shared && key !== undefined) {
+      // The shared store decides between instances (and its TTL ends a key); this process's
+      // claim only held off concurrent callers here while it was asked.
+      const claimed = await shared.claim(id, key).finally(() => queues.keys.release(key));
+      if (!claimed) return { status: 'duplicate' };
+    }
+    try {
+      if (this.#admission.isActive(id)) {
+        queues.followUps.push(id, [
+          { messages: normalized, ...(key === undefined ? {} : { idempotencyKey: key }) },
+        ]);
+        return { status: 'queued' };
+      }
+      await this.#admission.admit(live, { messages: normalized, onDetach: 'continue', detached: true });
+      return { status: 'started' };
+    } catch (error) {
+      if (key !== undefined) {
+        queues.keys.release(key);
+        await shared?.release(id, key).catch((releaseError: unknown) => {
+          this.#logger.error('releasing a shared idempotency key failed', {
+            sessionId: id,
+            error: releaseError,
+          });
+        });
+      }
+      throw error;
+    } finally {
+      if (key !== undefined) shared?.delivered(id, key);
+    }
   }
 
   /**
@@ -320,6 +365,7 @@ export class SessionManager {
   async resumeSession(id: string, input: ResumeInput): Promise<void> {
     return this.#withSession(id, async (live) => {
       const parsed = parseResumeInput(input);
+      if (await this.#forward(id, { kind: 'resume', value: parsed })) return;
       if (live.approvals.confirmations.size > 0 || this.#admission.isActive(id)) {
         return answerConfirmation(this.#scope(live), parsed);
       }
@@ -331,6 +377,9 @@ export class SessionManager {
   /** Answers a pending `elicitation_request` (same error rules as {@link resumeSession}). */
   async resumeElicitation(id: string, input: ResumeElicitationInput): Promise<void> {
     return this.#withSession(id, async (live) => {
+      if (live.approvals.elicitations.size === 0 && !this.#admission.isActive(id)) {
+        if (await this.#forward(id, { kind: 'elicitation', value: parseElicitationInput(input) })) return;
+      }
       if (live.approvals.elicitations.size > 0 || this.#admission.isActive(id)) {
         return answerElicitation(this.#scope(live), input);
       }
@@ -351,9 +400,14 @@ export class SessionManager {
    */
   streamEvents(id: string, options: { since?: number; signal?: AbortSignal } = {}): SessionEventStream {
     // The checks start now, not on the first next(): `ready` settles without waiting for an event.
+    const shared = this.#shared;
     const checked = (async () => {
       this.#guard(id);
       throwIfAborted(options.signal);
+      if (shared) {
+        await this.#assertExists(id);
+        return undefined;
+      }
       // A log not yet made in this process numbers after the session's persisted mark: read it.
       return this.#reservedSeq(id);
     })();
@@ -362,6 +416,16 @@ export class SessionManager {
     const events = subscribeOnFirstNext(async () => {
       const reserved = await checked;
       throwIfAborted(options.signal);
+      if (shared) {
+        if (options.since !== undefined) assertSince(options.since);
+        this.#assertOpen();
+        if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
+        return shared.subscribe(id, {
+          ...(options.since === undefined ? {} : { since: options.since }),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+          reserved: async () => (await this.#records.get(id)).eventSeqReserved ?? 0,
+        });
+      }
       return this.#liveLog(id, reserved).subscribe({
         ...(options.since === undefined ? {} : { since: options.since }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -383,7 +447,9 @@ export class SessionManager {
     return this.#withSession(id, async () => {
       const session = await this.#records.get(id);
       // The log must exist before lastEventSeq is read, so tailing from it misses nothing.
-      const log = this.#liveLog(id, session.eventSeqReserved);
+      const lastEventSeq = this.#shared
+        ? await this.#shared.lastSeq(id)
+        : this.#liveLog(id, session.eventSeqReserved).lastSeq;
       const live = this.#live(id);
       const waiting = live.waiting();
       // Requests a previous process left waiting (no turn of this process asked anything).
@@ -398,7 +464,7 @@ export class SessionManager {
         session,
         streaming: this.#admission.running(id) !== undefined,
         ...(session.agent === undefined ? {} : { agent: session.agent }),
-        lastEventSeq: log.lastSeq,
+        lastEventSeq,
         ...waiting,
       };
     });
@@ -443,7 +509,9 @@ export class SessionManager {
       }
       assertTitle(title, this.#limits);
       await record.update(() => ({ title, titleSource: title === '' ? 'none' : 'manual' }));
-      this.#logs.get(id)?.append({ type: 'session_title', title });
+      // With a durable log, only the instance holding the lease numbers events.
+      if (this.#shared) this.#shared.writer(id)?.append({ type: 'session_title', title });
+      else this.#logs.get(id)?.append({ type: 'session_title', title });
     });
   }
 
@@ -588,6 +656,15 @@ export class SessionManager {
       this.#sessions.delete(id);
     }
     this.#logs.delete(id);
+    if (this.#shared) {
+      this.#shared.exitSession(id, 'deleted');
+      await this.#shared.log.delete?.(id).catch((error: unknown) => {
+        this.#logger.error('deleting the durable events of a deleted session failed', {
+          sessionId: id,
+          error,
+        });
+      });
+    }
     await this.#pool.close(id);
     this.events.emit('session_deleted', { sessionId: id });
     // The id is remembered only while work of the deleted session may still run (a runtime winding
@@ -666,12 +743,143 @@ export class SessionManager {
     const closed = new AgentSessionsError(ErrorCode.CLOSED, 'the session manager closed');
     for (const live of this.#sessions.values()) live.approvals.rejectAll(closed);
     this.#logs.closeAll();
+    await this.#shared?.close();
     await this.#pool.closeAll();
     this.#sessions.clear();
     await this.#records.close();
   }
 
   // ---------------------------------------------------------------- wiring
+
+  /**
+   * A turn took the session's lease (see `AdmissionOptions.onLease`). With a shared lock, a cached
+   * record is kept only when this manager's previous lease of the session was the one right
+   * before (consecutive fencing tokens: no other instance held it since); otherwise the cache is
+   * dropped and the turn reads the store. With a durable log, numbering starts after what the
+   * log and the record say; with a command bus, the session's commands are served here until the
+   * session is let go.
+   */
+  async #onLease(live: LiveSession, lease: BusyLease): Promise<(() => Promise<void>) | undefined> {
+    const record = live.record;
+    if (this.#sharedLock) {
+      const previous = this.#leaseTokens.get(record);
+      if (previous === undefined || lease.token !== previous + 1) record.forget();
+      this.#leaseTokens.set(record, lease.token);
+    }
+    const shared = this.#shared;
+    const bus = this.#bus;
+    if (shared === undefined && bus === undefined) return undefined;
+    let writer: SharedEventWriter | undefined;
+    let stopServing: (() => Promise<void>) | undefined;
+    try {
+      if (shared) {
+        const cache = await record.load();
+        writer = await shared.startWriter(live.id, cache.meta.eventSeqReserved ?? 0);
+      }
+      if (bus) stopServing = await bus.serve(live.id, (command) => this.#serveCommand(live.id, command));
+    } catch (error) {
+      if (writer) await shared?.finishWriter(writer);
+      throw toAgentSessionsError(error, ErrorCode.STORE_UNAVAILABLE, 'the turn could not take the session');
+    }
+    const letGo = async (): Promise<void> => {
+      try {
+        if (shared && writer && (await shared.finishWriter(writer))) {
+          // Every number handed out is stored: the next holder may continue right after it.
+          const last = writer.lastSeq;
+          await record
+            .update((current) =>
+              (current.eventSeqReserved ?? 0) > last ? { eventSeqReserved: last } : undefined,
+            )
+            .catch((error: unknown) => {
+              if (AgentSessionsError.isInstance(error) && error.code === ErrorCode.SESSION_NOT_FOUND) return;
+              this.#logger.warn('bringing the event-number reservation back failed (numbers jump)', {
+                sessionId: live.id,
+                error,
+              });
+            });
+        }
+      } finally {
+        await stopServing?.();
+      }
+    };
+    return () => {
+      const work = letGo();
+      this.#background.track(live.id, work);
+      return work;
+    };
+  }
+
+  /**
+   * Sends a command to the instance running the session's turn when this manager runs none and
+   * has a bus. `undefined`: no instance serves the session (handle it here, as if alone).
+   */
+  async #forward(id: string, command: Command): Promise<{ value: unknown } | undefined> {
+    const bus = this.#bus;
+    if (bus === undefined || this.#admission.isActive(id)) return undefined;
+    try {
+      return { value: await bus.send(id, command) };
+    } catch (error) {
+      if (AgentSessionsError.isInstance(error) && error.code === ErrorCode.SESSION_NOT_RUNNING)
+        return undefined;
+      throw error;
+    }
+  }
+
+  /** Serves a command another instance sent for a turn of this one (see `command-bus.ts`). */
+  async #serveCommand(id: string, command: Command): Promise<unknown> {
+    const value = (command.value ?? {}) as Record<string, unknown>;
+    switch (command.kind) {
+      case 'cancel':
+        this.#guard(id);
+        return this.#admission.cancel(
+          id,
+          cancellation(typeof value.reason === 'string' ? value.reason : 'cancelTurn was called'),
+        );
+      case 'steer':
+        return this.#withSession(id, async () => {
+          const messages = normalizeMessages(value.messages as MessageInput[], 'messages', {
+            limits: this.#limits,
+            userOnly: true,
+          });
+          await this.#steerHere(id, messages);
+          return null;
+        });
+      case 'follow-up':
+        return this.#withSession(id, (live) =>
+          this.#followUpHere(
+            live,
+            normalizeMessages(value.messages as MessageInput[], 'messages', {
+              limits: this.#limits,
+              userOnly: true,
+            }),
+            optionalString(value.idempotencyKey, 'idempotencyKey'),
+          ),
+        );
+      case 'resume':
+        return this.#withSession(id, async (live) => {
+          const parsed = parseResumeInput(value as unknown as ResumeInput);
+          if (live.approvals.confirmations.size > 0 || this.#admission.isActive(id)) {
+            await answerConfirmation(this.#scope(live), parsed);
+          } else {
+            await answerPersisted(live, { kind: 'confirmation', input: parsed }, this.#resumption());
+          }
+          return null;
+        });
+      case 'elicitation':
+        return this.#withSession(id, async (live) => {
+          const input = value as unknown as ResumeElicitationInput;
+          if (live.approvals.elicitations.size > 0 || this.#admission.isActive(id)) {
+            await answerElicitation(this.#scope(live), input);
+          } else {
+            const parsed = parseElicitationInput(input);
+            await answerPersisted(live, { kind: 'elicitation', input: parsed }, this.#resumption());
+          }
+          return null;
+        });
+      default:
+        throw new InvalidArgumentError(`unknown command ${JSON.stringify(command.kind)}`);
+    }
+  }
 
   /** The one guard of every call on a session: the manager is open and `id` is a valid session id. */
   #guard(id: string): void {
@@ -763,5 +971,17 @@ export class SessionManager {
     if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
     if (this.#sessions.get(id)?.record.cached || this.#logs.get(id)) return;
     if (!(await this.#records.exists(id))) throw new SessionNotFoundError(id);
+  }
+}
+
+/** A cancel reason as text, for a cancel sent to another instance. */
+function describeReason(reason: unknown): string | undefined {
+  if (reason === undefined) return undefined;
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
+function assertSince(since: number): void {
+  if (!(Number.isSafeInteger(since) && since >= 0)) {
+    throw new InvalidArgumentError(`invalid since: ${String(since)}; expected a non-negative integer`);
   }
 }

@@ -1,4 +1,6 @@
 import type { Keyv } from 'keyv';
+import type { CommandBus } from '../command-bus.js';
+import type { DurableEventLog } from '../durable-event-log.js';
 import type { AgentSessionsError } from '../errors.js';
 import type { SessionEvent, StopReason } from '../events.js';
 import type { Logger } from '../logger.js';
@@ -47,6 +49,24 @@ export interface SessionManagerOptions {
    * @default new InProcessBusyLock()
    */
   busyLock?: BusyLock;
+  /**
+   * A durable event log shared by every instance (`RedisEventStream`, `PostgresEventLog`,
+   * `FileEventLog`). When given — or when the store declares one as `store.eventLog` (see
+   * `eventLogOf`) — events are numbered by the instance holding the session's busy lease, once
+   * across all instances and restarts, written to it in batches, and `streamEvents` on any
+   * instance replays from it and then tails it (see `docs/events-and-replay.md`). Without one,
+   * each process keeps its sessions' events in memory (`eventLogCapacity`).
+   */
+  eventLog?: DurableEventLog;
+  /** Events written to {@link SessionManagerOptions.eventLog} per batch at most. @default 256 */
+  eventLogBatchSize?: number;
+  /**
+   * Carries commands for a running turn (cancel, steer, follow-up, answers to confirmations and
+   * elicitations) to the instance that runs it: `RedisCommandBus` from `agent-sessions/redis`, or
+   * `InProcessCommandBus` shared by managers of one process. Without one, a command reaches only
+   * turns of this manager.
+   */
+  commandBus?: CommandBus;
   /** Resolves agent sources; without one, runtimes get no `source`. */
   sources?: SourceResolver;
   /** Generates titles beside the first turn (30 s limit). Without one, the heuristic title stays. */

@@ -1,17 +1,26 @@
 /**
- * A durable event log of sessions in PostgreSQL (`<schema>.events`, migration 2): the Postgres
- * form of the event-log capability of issue 14, standalone until the manager's event log (issue 10)
- * settles. Replay only: a live tail across instances goes through Redis (`RedisEventStream`).
+ * A durable event log of sessions in PostgreSQL (`<schema>.events`, migration 2): a
+ * {@link DurableEventLog} (contract in `src/durable-event-log.ts`). Hand it to every instance's
+ * `SessionManager` as `eventLog`, or let `PostgresStore` declare it (`eventLog: true`).
  *
- * - **Numbering once**: `(session_id, seq)` is the primary key and a batch is one `INSERT`, so a
- *   batch holding a seq another instance stored is refused whole (`SESSION_BUSY`).
+ * - **Numbering once**: a batch is one transaction that takes the session's advisory lock and
+ *   refuses (`SESSION_BUSY`) a batch whose first seq is not after the stored last one;
+ *   `(session_id, seq)` is the primary key besides.
  * - **Retention**: each append deletes the session's events more than `maxEvents` before its last
- *   one and those older than `maxAgeMs`, in the same transaction; replay reports `dropped` when
- *   events after `since` are gone, so the caller sends a `gap`, never a wrong event.
+ *   one and those older than `maxAgeMs`, in the same transaction (never the session's last
+ *   event); replay reports `dropped` when events after `since` are gone, so the caller sends a
+ *   `gap`, never a wrong event.
+ * - **Tail** by polling: a replay after the last seen seq every `pollIntervalMs` while nothing new
+ *   comes (an append through this same object wakes its tails at once). Polling rather than
+ *   `LISTEN/NOTIFY`: a listening connection per tail (or a shared one with its own reconnection)
+ *   would cost more than it saves at the default interval; for low-latency remote subscribers use
+ *   `RedisEventStream`, whose blocking reads need no polling.
  */
 import type { Pool } from 'pg';
-import { AgentSessionsError, ErrorCode } from '../errors.js';
+import type { DurableEventLog, DurableTailOptions } from '../durable-event-log.js';
+import { AgentSessionsError, ErrorCode, StoreCorruptError } from '../errors.js';
 import type { SessionEvent } from '../events.js';
+import { pollTail } from '../internal/poll-tail.js';
 import { inTransaction, MIGRATIONS, migrate, quoteIdentifier } from './migrations.js';
 
 /** Options of {@link PostgresEventLog}. */
@@ -24,6 +33,8 @@ export interface PostgresEventLogOptions {
   maxEvents?: number;
   /** Events older than this are deleted on the session's next append. @default 86400000 (a day) */
   maxAgeMs?: number;
+  /** How often a tail that found nothing new reads again. @default 100 */
+  pollIntervalMs?: number;
 }
 
 /** What {@link PostgresEventLog.replay} read. */
@@ -35,12 +46,15 @@ export interface PostgresReplay {
 }
 
 /** Session events in PostgreSQL. See the module documentation. */
-export class PostgresEventLog {
+export class PostgresEventLog implements DurableEventLog {
   readonly #pool: Pool;
   readonly #schema: string;
   readonly #table: string;
   readonly #maxEvents: number;
   readonly #maxAgeMs: number;
+  readonly #pollIntervalMs: number;
+  /** Tails waiting in this process, per session: an append here wakes them. */
+  readonly #waiting = new Map<string, Set<() => void>>();
   #ready: Promise<unknown> | undefined;
 
   constructor(options: PostgresEventLogOptions) {
@@ -49,6 +63,7 @@ export class PostgresEventLog {
     this.#table = `${quoteIdentifier(this.#schema)}.events`;
     this.#maxEvents = options.maxEvents ?? 10_000;
     this.#maxAgeMs = options.maxAgeMs ?? 86_400_000;
+    this.#pollIntervalMs = options.pollIntervalMs ?? 100;
   }
 
   async #migrated(): Promise<void> {
@@ -83,15 +98,24 @@ export class PostgresEventLog {
       let broken = false;
       try {
         await inTransaction(client, async () => {
+          // One appender per session at a time, so the check below and the insert are one step.
+          await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${this.#table}:${sessionId}`]);
+          const stored = await client.query<{ last: string | null }>(
+            `SELECT max(seq)::text AS last FROM ${this.#table} WHERE session_id = $1`,
+            [sessionId],
+          );
+          const last = Number(stored.rows[0]?.last ?? 0);
+          if (events[0]!.seq <= last)
+            throw Object.assign(new Error(`seq ${last} is stored`), { code: '23505' });
           await client.query(
             `INSERT INTO ${this.#table} (session_id, seq, body)
              SELECT $1, t.seq, t.body FROM unnest($2::bigint[], $3::text[]) AS t(seq, body)`,
             [sessionId, events.map((event) => event.seq), events.map((event) => JSON.stringify(event))],
           );
           await client.query(
-            `DELETE FROM ${this.#table} WHERE session_id = $1
+            `DELETE FROM ${this.#table} WHERE session_id = $1 AND seq < $4::bigint
              AND (seq <= $2::bigint OR created_at < now() - make_interval(secs => $3::double precision))`,
-            [sessionId, previous - this.#maxEvents, this.#maxAgeMs / 1000],
+            [sessionId, previous - this.#maxEvents, this.#maxAgeMs / 1000, previous],
           );
         });
       } catch (error) {
@@ -111,6 +135,51 @@ export class PostgresEventLog {
       }
       throw unavailable('append events', error);
     }
+    for (const wake of this.#waiting.get(sessionId) ?? []) wake();
+  }
+
+  /** The greatest seq stored for the session; 0 when none. */
+  async lastSeq(sessionId: string): Promise<number> {
+    try {
+      await this.#migrated();
+      const result = await this.#pool.query<{ last: string | null }>(
+        `SELECT max(seq)::text AS last FROM ${this.#table} WHERE session_id = $1`,
+        [sessionId],
+      );
+      return Number(result.rows[0]?.last ?? 0);
+    } catch (error) {
+      throw unavailable('read the last seq', error);
+    }
+  }
+
+  /** Removes the session's events. */
+  async delete(sessionId: string): Promise<void> {
+    try {
+      await this.#migrated();
+      await this.#pool.query(`DELETE FROM ${this.#table} WHERE session_id = $1`, [sessionId]);
+    } catch (error) {
+      throw unavailable('delete events', error);
+    }
+  }
+
+  /** The events after `since`, then new ones, polled (see the module documentation). */
+  tail(sessionId: string, since: number, options: DurableTailOptions = {}): AsyncGenerator<SessionEvent> {
+    return pollTail((after, limit) => this.replay(sessionId, after, limit), since, {
+      signal: options.signal,
+      intervalMs: this.#pollIntervalMs,
+      onWake: (wake) => {
+        let set = this.#waiting.get(sessionId);
+        if (set === undefined) {
+          set = new Set();
+          this.#waiting.set(sessionId, set);
+        }
+        set.add(wake);
+        return () => {
+          set.delete(wake);
+          if (set.size === 0 && this.#waiting.get(sessionId) === set) this.#waiting.delete(sessionId);
+        };
+      },
+    });
   }
 
   /** The retained events after `since` (0: from the start), at most `limit`. */
@@ -122,7 +191,7 @@ export class PostgresEventLog {
          FROM ${this.#table} WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
         [sessionId, since, limit],
       );
-      const events = result.rows.map((row) => JSON.parse(row.body) as SessionEvent);
+      const events = result.rows.map((row) => parseEvent(row.body, `${this.#table}:${sessionId}`));
       let oldest = result.rows[0]?.oldest;
       if (oldest === undefined) {
         const found = await this.#pool.query<{ oldest: string | null }>(
@@ -149,4 +218,12 @@ function unavailable(what: string, error: unknown): AgentSessionsError {
       cause: error,
     },
   );
+}
+
+function parseEvent(body: string, where: string): SessionEvent {
+  try {
+    return JSON.parse(body) as SessionEvent;
+  } catch (error) {
+    throw new StoreCorruptError(where, 'an event is not JSON', { cause: error });
+  }
 }

@@ -16,6 +16,7 @@ import { DEFAULT_LIST_LIMIT, type ListOptions, type Page, type Store } from '../
 import { DefinedStore } from '../stores/define-store.js';
 import type { FencingDriver, ListingDriver } from '../stores/driver.js';
 import { decodeCursor, encodeCursor } from '../stores/paging.js';
+import { PostgresEventLog, type PostgresEventLogOptions } from './event-log.js';
 import { inTransaction, MIGRATIONS, migrate, quoteIdentifier } from './migrations.js';
 
 /** Options of {@link PostgresStore}. */
@@ -41,6 +42,13 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Where the store reports what it cannot throw (an idle pooled connection that broke). */
   logger?: Logger;
+  /**
+   * Declare a durable event log in the same schema ({@link PostgresStore.eventLog}), which a
+   * `SessionManager` on this store then uses (see `docs/scaling.md`): `true`, or the options of
+   * the {@link PostgresEventLog} (its pool and schema are the store's). Off by default: one process
+   * keeps events in memory.
+   */
+  eventLog?: boolean | Omit<PostgresEventLogOptions, 'pool' | 'schema'>;
 }
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -474,11 +482,22 @@ class PostgresDriver implements FencingDriver, ListingDriver {
  */
 export class PostgresStore extends DefinedStore implements FencingStore {
   readonly #postgres: PostgresDriver;
+  /** The durable event log the store declares, when `eventLog` was set; a manager on it uses it. */
+  readonly eventLog: PostgresEventLog | undefined;
 
   constructor(options: PostgresStoreOptions = {}) {
     const driver = new PostgresDriver(options);
     super(driver);
     this.#postgres = driver;
+    const eventLog = options.eventLog;
+    this.eventLog =
+      eventLog === undefined || eventLog === false
+        ? undefined
+        : new PostgresEventLog({
+            ...(eventLog === true ? {} : eventLog),
+            pool: driver.pool,
+            schema: driver.schema,
+          });
   }
 
   /** The schema that holds the store's tables. */

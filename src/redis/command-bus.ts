@@ -1,8 +1,8 @@
 /**
  * Commands for a running turn across instances over Redis pub/sub: the instance that runs a turn
  * serves its session's channel, any instance sends to it and gets the answer or the same error
- * as in one process (`NOTHING_PENDING`, `SESSION_NOT_RUNNING`, …). Standalone until the manager
- * routes its commands through it (after issue 10's changes to the running turn are merged).
+ * as in one process (`NOTHING_PENDING`, `SESSION_NOT_RUNNING`, …). A {@link CommandBus}: hand it
+ * to every instance's `SessionManager` as `commandBus` (the contract is in `src/command-bus.ts`).
  *
  * - A request is published on `<prefix>commands:<session>` with an id and the sender's reply
  *   channel (`<prefix>replies:<instance>`, one subscription per bus); the server publishes the
@@ -14,6 +14,7 @@
  * - Errors cross as `{ code, message }` and are rebuilt as `AgentSessionsError`s with that code;
  *   anything else a handler throws arrives as `RUNTIME_FAILED`.
  */
+import type { Command, CommandBus } from '../command-bus.js';
 import { AgentSessionsError, ErrorCode } from '../errors.js';
 import { newId } from '../internal/ids.js';
 
@@ -40,14 +41,6 @@ export interface RedisCommandBusOptions {
   timeoutMs?: number;
 }
 
-/** A command for a session's running turn; what `value` holds is up to the handler. */
-export interface Command {
-  /** e.g. `'cancel'`, `'steer'`, `'follow-up'`, `'resume'`, `'elicitation'`. */
-  kind: string;
-  /** The command's arguments (JSON). */
-  value?: unknown;
-}
-
 type Reply =
   | { id: string; ok: true; value: unknown }
   | { id: string; ok: false; code: string; message: string };
@@ -55,7 +48,7 @@ type Reply =
 const CODES = new Set<string>(Object.values(ErrorCode));
 
 /** Sends commands to the instance running a session's turn, and serves them there. */
-export class RedisCommandBus {
+export class RedisCommandBus implements CommandBus {
   readonly #publisher: RedisPublisher;
   readonly #subscriber: RedisSubscriber;
   readonly #prefix: string;

@@ -1,7 +1,7 @@
 /**
- * A session's durable event log in a Redis Stream: the adapter the manager's event log will use to
- * share events between instances (issue 14). Standalone for now: the manager's in-memory ring is
- * still the default and is not wired to it yet.
+ * A session's durable event log in a Redis Stream: a {@link DurableEventLog} (contract in
+ * `src/durable-event-log.ts`) that shares events between instances. Hand it to every instance's
+ * `SessionManager` as `eventLog`.
  *
  * - **Numbering once.** An event's stream id is derived from its seq (`<seq>-0`), and an append is
  *   one script that refuses a batch whose first seq is not after the stream's last: two instances
@@ -13,9 +13,13 @@
  * - **Tail** is a loop of blocking `XREAD`s on a connection of its own (a blocking read holds its
  *   connection), ended by the signal or by breaking out of the loop.
  * - **Retention**: `MAXLEN ~ maxEvents` on every append (approximate: at least `maxEvents` are
- *   kept), and the whole stream expires `idleTtlMs` after its last append.
+ *   kept), and the whole stream expires `idleTtlMs` after its last append (retention by age:
+ *   stream ids are derived from seqs, not times, so there is no per-event age). After expiry
+ *   {@link RedisEventStream.lastSeq} is 0: the manager then numbers on from the session's persisted
+ *   reservation, so numbers are still never reused.
  */
-import { AgentSessionsError, ErrorCode } from '../errors.js';
+import type { DurableEventLog, DurableReplay } from '../durable-event-log.js';
+import { AgentSessionsError, ErrorCode, StoreCorruptError } from '../errors.js';
 import type { SessionEvent } from '../events.js';
 
 /** A Redis connection as the event stream uses it (a node-redis v5 client has this). */
@@ -42,13 +46,8 @@ export interface RedisEventStreamOptions {
   blockMs?: number;
 }
 
-/** What {@link RedisEventStream.replay} read. */
-export interface ReplayResult {
-  /** The retained events after `since`, in seq order. */
-  events: SessionEvent[];
-  /** True when events after `since` were trimmed already: the caller reports a gap first. */
-  dropped: boolean;
-}
+/** What {@link RedisEventStream.replay} read (a {@link DurableReplay}). */
+export type ReplayResult = DurableReplay;
 
 // KEYS[1] stream; ARGV[1] maxlen, ARGV[2] idle ttl ms, then seq, json pairs (seqs increasing).
 // Returns 0, or the stream's last seq when the batch does not start after it (nothing written).
@@ -79,7 +78,7 @@ function unavailable(what: string, error: unknown): AgentSessionsError {
 }
 
 /** Parses the entries of an XRANGE / XREAD reply: `[[id, [field, value, …]], …]`. */
-function parseEntries(entries: unknown): { seq: number; event: SessionEvent }[] {
+function parseEntries(entries: unknown, key = 'stream'): { seq: number; event: SessionEvent }[] {
   if (!Array.isArray(entries)) return [];
   const parsed: { seq: number; event: SessionEvent }[] = [];
   for (const entry of entries) {
@@ -87,13 +86,19 @@ function parseEntries(entries: unknown): { seq: number; event: SessionEvent }[] 
     const index = Array.isArray(fields) ? fields.indexOf('e') : -1;
     const text = index >= 0 ? fields[index + 1] : undefined;
     if (typeof text !== 'string') continue;
-    parsed.push({ seq: seqOf(id), event: JSON.parse(text) as SessionEvent });
+    let event: SessionEvent;
+    try {
+      event = JSON.parse(text) as SessionEvent;
+    } catch (error) {
+      throw new StoreCorruptError(`${key}#${String(id)}`, 'the event is not JSON', { cause: error });
+    }
+    parsed.push({ seq: seqOf(id), event });
   }
   return parsed;
 }
 
 /** Durable, shared event logs of sessions in Redis Streams. See the module documentation. */
-export class RedisEventStream {
+export class RedisEventStream implements DurableEventLog {
   readonly #client: RedisCommandClient;
   readonly #connectBlocking: RedisEventStreamOptions['connectBlocking'];
   readonly #prefix: string;
@@ -169,6 +174,28 @@ export class RedisEventStream {
       return { events, dropped };
     } catch (error) {
       throw unavailable('replay events', error);
+    }
+  }
+
+  /** The seq of the last event of the session's stream; 0 when it has none (or expired). */
+  async lastSeq(sessionId: string): Promise<number> {
+    let reply: unknown;
+    try {
+      reply = await this.#client.sendCommand(['XREVRANGE', this.#key(sessionId), '+', '-', 'COUNT', '1']);
+    } catch (error) {
+      throw unavailable('read the last seq', error);
+    }
+    const id = Array.isArray(reply) ? (reply[0] as unknown[] | undefined)?.[0] : undefined;
+    const seq = seqOf(id);
+    return Number.isSafeInteger(seq) ? seq : 0;
+  }
+
+  /** Removes the session's stream. */
+  async delete(sessionId: string): Promise<void> {
+    try {
+      await this.#client.sendCommand(['DEL', this.#key(sessionId)]);
+    } catch (error) {
+      throw unavailable('delete events', error);
     }
   }
 

@@ -1,8 +1,8 @@
 // agent-sessions/redis: coordination of several instances through Redis. The client (`redis`,
 // node-redis v5) is an optional peer dependency of this entry only; the main entry never loads it.
 
+export type { Command, CommandBus } from '../command-bus.js';
 export {
-  type Command,
   RedisCommandBus,
   type RedisCommandBusOptions,
   type RedisPublisher,

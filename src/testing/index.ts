@@ -13,6 +13,10 @@ export {
   type StoreConformanceOptions,
 } from './conformance/index.js';
 export {
+  type DurableEventLogConformanceOptions,
+  describeDurableEventLogConformance,
+} from './durable-event-log.js';
+export {
   FailingStore,
   type FailureError,
   InjectedStoreError,

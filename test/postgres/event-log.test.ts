@@ -2,9 +2,11 @@
 // as dropped, content exactly as appended.
 import pg from 'pg';
 import { afterAll, describe, expect, test } from 'vitest';
+import type { DurableEventLog } from '../../src/durable-event-log.js';
 import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { PostgresEventLog } from '../../src/postgres/event-log.js';
+import { describeDurableEventLogConformance } from '../../src/testing/durable-event-log.js';
 import { DATABASE_URL, probePostgres, uniqueName, whenServer } from '../helpers/servers.js';
 
 const probe = await probePostgres();
@@ -33,6 +35,28 @@ async function withLog(work: (log: PostgresEventLog) => Promise<void>, maxEvents
 }
 
 whenServer(probe, 'PostgresEventLog suites', () => {
+  const schemas = new WeakMap<DurableEventLog, string>();
+  describeDurableEventLogConformance({
+    test,
+    describe,
+    name: 'PostgresEventLog: DurableEventLog conformance',
+    retention: { exact: true },
+    createLog: ({ maxEvents }) => {
+      const schema = uniqueName('events');
+      const log = new PostgresEventLog({
+        pool,
+        schema,
+        pollIntervalMs: 20,
+        ...(maxEvents === undefined ? {} : { maxEvents }),
+      });
+      schemas.set(log, schema);
+      return log;
+    },
+    destroyLog: async (log) => {
+      await pool.query(`DROP SCHEMA IF EXISTS "${schemas.get(log)}" CASCADE`);
+    },
+  });
+
   describe('PostgresEventLog', () => {
     test('append then replay returns the events after since, in order and exactly as appended', () =>
       withLog(async (log) => {

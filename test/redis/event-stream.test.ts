@@ -5,6 +5,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
 import { type RedisCommandClient, RedisEventStream } from '../../src/redis/event-stream.js';
+import { describeDurableEventLogConformance } from '../../src/testing/durable-event-log.js';
 import { probeRedis, REDIS_URL, uniqueName, whenServer } from '../helpers/servers.js';
 
 type Client = ReturnType<typeof createClient>;
@@ -66,6 +67,14 @@ async function streamOn(options: { maxEvents?: number; count?: { calls: number }
 }
 
 whenServer(probe, 'RedisEventStream suites', () => {
+  describeDurableEventLogConformance({
+    test,
+    describe,
+    name: 'RedisEventStream: DurableEventLog conformance',
+    retention: { exact: false },
+    createLog: ({ maxEvents }) => streamOn(maxEvents === undefined ? {} : { maxEvents }),
+  });
+
   describe('RedisEventStream', () => {
     test('append stores a batch in one round trip; replay returns the events after since, in order', async () => {
       const count = { calls: 0 };

@@ -30,6 +30,7 @@ import type { ListOptions, Page } from '../../store.js';
 import { DefinedStore } from '../define-store.js';
 import type { IncrementalDriver, ListingDriver } from '../driver.js';
 import { pageSortedSummaries } from '../paging.js';
+import { FileEventLog, type FileEventLogOptions } from './event-log.js';
 import {
   appendLine,
   encodeSessionName,
@@ -81,6 +82,12 @@ export interface FileStoreOptions {
   maxSessionBytes?: number;
   /** Receives warnings (a damaged session, a leftover file) and debug notes. Silent by default. */
   logger?: Logger;
+  /**
+   * Keep sessions' events in `<directory>/events` ({@link FileStore.eventLog}, a `FileEventLog`),
+   * which a `SessionManager` on this store then uses: a client reconnecting after a restart
+   * replays what it missed. `true`, or the log's options. Off by default (events in memory).
+   */
+  eventLog?: boolean | Omit<FileEventLogOptions, 'directory'>;
   /** @internal Thresholds, lowered by tests to exercise compaction, summary rewrites and streaming. */
   tuning?: { compactMinBytes?: number; summaryEveryBytes?: number; chunkBytes?: number };
 }
@@ -859,11 +866,23 @@ async function pool<T>(values: readonly T[], work: (value: T) => Promise<void>):
  */
 export class FileStore extends DefinedStore {
   readonly #files: FileDriver;
+  /** The durable event log the store declares when `eventLog` was set; a manager on it uses it. */
+  readonly eventLog: FileEventLog | undefined;
 
   constructor(options: FileStoreOptions) {
     const driver = new FileDriver(options);
     super(driver);
     this.#files = driver;
+    const eventLog = options.eventLog;
+    this.eventLog =
+      eventLog === undefined || eventLog === false
+        ? undefined
+        : new FileEventLog({
+            ...(options.durability === undefined ? {} : { durability: options.durability }),
+            ...(options.logger === undefined ? {} : { logger: options.logger }),
+            ...(eventLog === true ? {} : eventLog),
+            directory: join(driver.paths.directory, 'events'),
+          });
   }
 
   /** The directory this store owns. */

@@ -1,0 +1,112 @@
+// InProcessCommandBus: two managers of one process on one store and one lock, commands asked of
+// the one that does not run the turn reach the one that does (the Redis bus is tested against a
+// real server in test/redis/cluster.test.ts).
+import { afterEach, describe, expect, test } from 'vitest';
+import { InProcessCommandBus } from '../../src/command-bus.js';
+import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
+import { InProcessBusyLock } from '../../src/manager/busy-lock.js';
+import { SessionManager } from '../../src/manager/session-manager.js';
+import { MemoryStore } from '../../src/stores/memory.js';
+import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+
+const made: SessionManager[] = [];
+const runtimes: ScriptedRuntime[] = [];
+afterEach(async () => {
+  for (const manager of made.splice(0)) await manager.close();
+  for (const scripted of runtimes.splice(0)) scripted.assertConsumed();
+});
+
+function pair() {
+  const store = new MemoryStore();
+  const busyLock = new InProcessBusyLock();
+  const commandBus = new InProcessCommandBus();
+  const scripted = new ScriptedRuntime();
+  runtimes.push(scripted);
+  const [a, b] = [0, 1].map(
+    () => new SessionManager({ runtime: scripted.factory, store, busyLock, commandBus }),
+  ) as [SessionManager, SessionManager];
+  made.push(a, b);
+  return { a, b, scripted, commandBus };
+}
+
+describe('InProcessCommandBus', () => {
+  test('send rejects with SESSION_NOT_RUNNING when no manager serves the session', async () => {
+    const bus = new InProcessCommandBus();
+    await expect(bus.send('s', { kind: 'cancel' })).rejects.toMatchObject({
+      code: ErrorCode.SESSION_NOT_RUNNING,
+    });
+  });
+
+  test('answers and errors cross as JSON, errors keep their code; a stopped server no longer answers', async () => {
+    const bus = new InProcessCommandBus();
+    const stop = await bus.serve('s', async (command) => {
+      if (command.kind === 'fail') throw new AgentSessionsError(ErrorCode.QUEUE_FULL, 'full');
+      if (command.kind === 'crash') throw new Error('boom');
+      return { echoed: command.value, when: new Date(0) };
+    });
+    expect(await bus.send('s', { kind: 'echo', value: [1, 'two'] })).toEqual({
+      echoed: [1, 'two'],
+      when: '1970-01-01T00:00:00.000Z',
+    });
+    await expect(bus.send('s', { kind: 'fail' })).rejects.toMatchObject({
+      code: ErrorCode.QUEUE_FULL,
+      message: 'full',
+    });
+    await expect(bus.send('s', { kind: 'crash' })).rejects.toMatchObject({ code: ErrorCode.RUNTIME_FAILED });
+    await stop();
+    await expect(bus.send('s', { kind: 'echo' })).rejects.toMatchObject({
+      code: ErrorCode.SESSION_NOT_RUNNING,
+    });
+  });
+
+  test('cancel, steer and a confirmation answer asked of B reach the turn running on A', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    scripted.turn([
+      step.hold('running'),
+      step.takeSteering(),
+      step.authorize({ name: 'shell' }),
+      step.reply('ok'),
+    ]);
+    const turn = await a.runSession(session.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('running');
+    await b.steerSession(session.id, ['steered']);
+    scripted.release('running');
+    await expect
+      .poll(async () => (await b.getSessionSnapshot(session.id)).pending.confirmations.length)
+      .toBe(1);
+    await b.resumeSession(session.id, { confirmation: 'reject', reason: 'no' });
+    expect((await turn.done).stopReason).toBe('end_turn');
+    expect(scripted.turns[0]!.steered.map((batch) => batch.map((message) => message.content))).toEqual([
+      ['steered'],
+    ]);
+    expect(scripted.turns[0]!.decisions).toEqual([{ approved: false, reason: 'no' }]);
+
+    scripted.turn([step.hold('again'), step.reply('never')]);
+    const second = await a.runSession(session.id, { messages: ['again'] });
+    await scripted.waitUntilHeld('again');
+    expect(await b.cancelTurn(session.id, new Error('stop it'))).toBe(true);
+    expect((await second.done).stopReason).toBe('cancelled');
+    expect(await b.cancelTurn(session.id)).toBe(false);
+  });
+
+  test('without a bus, a manager that does not run the turn cannot reach it (SESSION_NOT_RUNNING)', async () => {
+    const store = new MemoryStore();
+    const busyLock = new InProcessBusyLock();
+    const scripted = new ScriptedRuntime();
+    runtimes.push(scripted);
+    const a = new SessionManager({ runtime: scripted.factory, store, busyLock });
+    const b = new SessionManager({ runtime: scripted.factory, store, busyLock });
+    made.push(a, b);
+    const session = await a.createSession();
+    scripted.turn([step.hold('running'), step.reply('ok')]);
+    const turn = await a.runSession(session.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('running');
+    await expect(b.steerSession(session.id, ['x'])).rejects.toMatchObject({
+      code: ErrorCode.SESSION_NOT_RUNNING,
+    });
+    expect(await b.cancelTurn(session.id)).toBe(false);
+    scripted.release('running');
+    expect((await turn.done).stopReason).toBe('end_turn');
+  });
+});
