@@ -23,11 +23,36 @@ const schema = process.env.CLUSTER_SCHEMA!;
 const prefix = process.env.CLUSTER_PREFIX!;
 const ttlMs = Number(process.env.CLUSTER_TTL_MS ?? 2000);
 
+/** Redis commands this host sent (each is one round trip, or part of a pipeline). */
+let redisCommands = 0;
+const NOT_COMMANDS = new Set([
+  'on',
+  'off',
+  'once',
+  'connect',
+  'close',
+  'destroy',
+  'duplicate',
+  'quit',
+  'disconnect',
+]);
+
+/** A connected client whose commands are counted (for the cluster benchmark). */
 async function connect() {
   const client = createClient({ url: REDIS_URL });
   client.on('error', () => {});
   await client.connect();
-  return client;
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function' || typeof property !== 'string' || NOT_COMMANDS.has(property))
+        return value;
+      return (...args: unknown[]) => {
+        redisCommands++;
+        return (value as (...args: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
 }
 
 const client = await connect();
@@ -49,9 +74,32 @@ type TurnScript =
   | { kind: 'reply'; text: string }
   | { kind: 'hold'; hold: string; text: string }
   | { kind: 'stream'; chunks: number; hold: string; text: string }
-  | { kind: 'confirm'; chunks: number; tool: string; text: string };
+  | { kind: 'confirm'; chunks: number; tool: string; text: string }
+  | { kind: 'burst'; chunks: number; text: string }
+  | { kind: 'timed'; chunks: number; text: string };
 
-function stepsOf(script: TurnScript): ScriptStep[] {
+/** Now, in ms since the epoch with sub-ms precision: comparable between processes of one machine. */
+const now = () => performance.timeOrigin + performance.now();
+
+function scriptTurn(id: string, script: TurnScript): void {
+  if (script.kind === 'timed') {
+    // Each chunk carries the time it was yielded, for the latency to a remote subscriber.
+    scripted.turn(
+      async function* () {
+        for (let index = 0; index < script.chunks; index++) {
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          yield { type: 'agent_choice' as const, content: `t:${now()}` };
+        }
+        yield step.reply(script.text);
+      },
+      { sessionId: id },
+    );
+    return;
+  }
+  scripted.turn(stepsOf(script), { sessionId: id });
+}
+
+function stepsOf(script: Exclude<TurnScript, { kind: 'timed' }>): ScriptStep[] {
   const chunks = (count: number, from: number) =>
     Array.from({ length: count }, (_, index) => ({
       type: 'agent_choice' as const,
@@ -69,6 +117,8 @@ function stepsOf(script: TurnScript): ScriptStep[] {
         ...chunks(script.chunks, script.chunks),
         step.reply(script.text),
       ];
+    case 'burst':
+      return [...chunks(script.chunks, 0), step.reply(script.text)];
     case 'confirm':
       return [
         ...chunks(script.chunks, 0),
@@ -112,7 +162,7 @@ async function handle(command: Command): Promise<unknown> {
     case 'create':
       return { id: (await manager.createSession()).id };
     case 'script':
-      scripted.turn(stepsOf(command.turn as TurnScript), { sessionId: id });
+      scriptTurn(id, command.turn as TurnScript);
       return {};
     case 'runMany': {
       // `count` concurrent runSession calls; the one that starts keeps running here.
@@ -136,6 +186,25 @@ async function handle(command: Command): Promise<unknown> {
         return { status: codeOf(error) };
       }
     }
+    case 'benchRun': {
+      // `turns` turns, one after the other, on each of `ids` (all sessions at once); every turn
+      // streams `chunks` deltas. Resolves to the events the turns' callers received.
+      const ids = command.ids as string[];
+      const turns = command.turns as number;
+      let events = 0;
+      await Promise.all(
+        ids.map(async (session) => {
+          for (let turn = 0; turn < turns; turn++) {
+            scriptTurn(session, { kind: 'burst', chunks: command.chunks as number, text: 'ok' });
+            const stream = await manager.runSession(session, { messages: [`turn ${turn}`] });
+            for await (const _event of stream) events++;
+          }
+        }),
+      );
+      return { events };
+    }
+    case 'redisCommands':
+      return { count: redisCommands };
     case 'waitHeld':
       await scripted.waitUntilHeld(command.hold as string);
       return {};
@@ -185,7 +254,8 @@ async function handle(command: Command): Promise<unknown> {
       await stream.ready;
       void (async () => {
         try {
-          for await (const event of stream) subscription.events.push(event);
+          for await (const event of stream)
+            subscription.events.push({ ...event, receivedAt: now() } as unknown as SessionEvent);
         } catch (error) {
           if (!controller.signal.aborted) subscription.error = codeOf(error);
         } finally {
@@ -205,6 +275,17 @@ async function handle(command: Command): Promise<unknown> {
         })),
         ended: subscription.ended,
         error: subscription.error,
+      };
+    }
+    case 'latencies': {
+      // For each timed delta received: how long after its yield (on any host) it arrived here.
+      const subscription = subscriptions.get(command.name as string);
+      return {
+        latencies: (subscription?.events ?? []).flatMap((event) =>
+          event.type === 'agent_choice' && event.content.startsWith('t:')
+            ? [(event as SessionEvent & { receivedAt: number }).receivedAt - Number(event.content.slice(2))]
+            : [],
+        ),
       };
     }
     case 'unsubscribe':
