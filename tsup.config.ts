@@ -12,6 +12,7 @@ export default defineConfig({
     acp: 'src/acp/index.ts',
     postgres: 'src/postgres/index.ts',
     redis: 'src/redis/index.ts',
+    otel: 'src/otel/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: { compilerOptions: { stripInternal: true } },

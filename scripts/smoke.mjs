@@ -16,6 +16,7 @@ const subpaths = [
   'agent-sessions/acp',
   'agent-sessions/postgres',
   'agent-sessions/redis',
+  'agent-sessions/otel',
 ];
 const expected = {
   'agent-sessions': [
@@ -60,6 +61,7 @@ const expected = {
   // Server entries: loaded only (no server is needed; their tests run against real servers).
   'agent-sessions/postgres': ['PostgresStore', 'PostgresEventLog', 'MigrationError', 'MIGRATIONS', 'migrate'],
   'agent-sessions/redis': ['RedisLeaseLock', 'LeaseLostError', 'RedisEventStream', 'RedisCommandBus'],
+  'agent-sessions/otel': ['openTelemetry', 'TRACER_NAME'],
 };
 
 for (const subpath of subpaths) {
@@ -154,6 +156,46 @@ for (const lib of [esm, cjs]) {
     types.includes('agent_choice') && types.at(-1) === 'stream_stopped',
     `turn events: ${types.join(',')}`,
   );
+  await manager.close();
+}
+// The turn limit (p-queue, loaded with import() by both builds) and the traces of agent-sessions/otel,
+// through each build: a second turn waits for the first, and both are traced.
+const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import(
+  '@opentelemetry/sdk-trace-base'
+);
+for (const [lib, otel] of [
+  [esm, await import('agent-sessions/otel')],
+  [cjs, require('agent-sessions/otel')],
+]) {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  let open;
+  const gate = new Promise((resolve) => {
+    open = resolve;
+  });
+  const manager = new lib.SessionManager({
+    runtime: () => ({
+      async *run() {
+        await gate;
+        yield { type: 'agent_choice', content: 'ok' };
+      },
+    }),
+    maxConcurrentTurns: 1,
+    telemetry: otel.openTelemetry({ tracerProvider: provider }),
+  });
+  const first = await manager.createSession();
+  const second = await manager.createSession();
+  const running = await manager.runSession(first.id, { messages: ['one'] });
+  const waiting = await manager.runSession(second.id, { messages: ['two'] });
+  const iterator = waiting[Symbol.asyncIterator]();
+  assert.equal((await iterator.next()).value.type, 'turn_queued', 'the second turn waits');
+  open();
+  for await (const _event of running);
+  for (let step = await iterator.next(); !step.done; step = await iterator.next());
+  assert.equal((await waiting.done).stopReason, 'end_turn');
+  await provider.forceFlush();
+  const turns = exporter.getFinishedSpans().filter((span) => span.name === 'invoke_agent');
+  assert.equal(turns.length, 2, 'two turn spans');
   await manager.close();
 }
 // The HTTP entry answers through each build, and the client's errors are the library's.

@@ -11,7 +11,8 @@
  *   and `streamEvents` carry the same events with the same seqs.
  * - **A turn's shape.** `stream_started`, then the turn's `user_message`s, `session_title`, the
  *   runtime's events, and last `stream_stopped { reason }` (after an `error` event when the turn
- *   failed). Steered and follow-up messages are `user_message`s of the turn that takes them.
+ *   failed). A turn that waits for a slot (`maxConcurrentTurns`) announces it with `turn_queued`
+ *   first. Steered and follow-up messages are `user_message`s of the turn that takes them.
  * - **Store first, then emit.** An event that announces something persisted (`message_added`,
  *   `user_message`, `token_usage`, `session_title`) is emitted only after the store accepted the
  *   write, in the order the runtime produced it; the runtime's next event waits for that write. An
@@ -137,6 +138,12 @@ export type RuntimeEventType = RuntimeEvent['type'];
 
 /** The manager's own event payloads, by type. */
 export interface ManagerEventPayloads {
+  /**
+   * The turn waits for one of the manager's `maxConcurrentTurns` slots; `position` is its place in
+   * line (1: next). Emitted only when it has to wait, before its `stream_started` (which follows
+   * once it has a slot, or at once when it is cancelled while waiting).
+   */
+  turn_queued: { position: number };
   /** A turn began. */
   stream_started: { agent?: string };
   /** A turn's input, or a steered or follow-up message when it is taken. */

@@ -33,6 +33,7 @@ export type {
   MessageInput,
   PendingConfirmation,
   PendingElicitation,
+  QueuedTurn,
   ResumeElicitationInput,
   ResumeInput,
   RunInput,
@@ -68,3 +69,10 @@ export type { ResolvedSource, ResolveOptions, SourceInfo, SourceResolver } from 
 export type { ListOptions, ListPosition, Page, Store } from './store.js';
 export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './store.js';
 export { MemoryStore } from './stores/memory.js';
+export type {
+  Telemetry,
+  TelemetryAttributes,
+  TelemetryAttributeValue,
+  TelemetrySpan,
+  TelemetrySpanOutcome,
+} from './telemetry.js';

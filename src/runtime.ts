@@ -49,6 +49,7 @@
 import type { RuntimeEventInput } from './events.js';
 import type { Message, Session, ToolCall } from './schemas.js';
 import type { ResolvedSource } from './sources.js';
+import type { TelemetrySpan } from './telemetry.js';
 
 /** What the factory gets to make a session's runtime. */
 export interface RuntimeInit {
@@ -155,6 +156,13 @@ export interface TurnContext {
    * {@link Runtime.canResume}); such a turn has no new user message.
    */
   resume?: TurnResumption;
+  /**
+   * The turn's `invoke_agent` span, when the manager has `telemetry`: open child spans of your own
+   * with `span.startChild(name, attributes)` (the AI SDK runtime opens `execute_tool {tool}` per
+   * tool call), and add what only the runtime knows with `span.setAttributes` (such as
+   * `gen_ai.request.model` and `gen_ai.provider.name`). Undefined without telemetry.
+   */
+  span?: TelemetrySpan;
 }
 
 /** The agent loop of one session. */

@@ -50,6 +50,12 @@ const expectations: Record<string, RegExp[]> = {
     /discarded: This one never runs\./,
     /idle follow-up: started/,
   ],
+  operations: [
+    /third: turn_queued, position 1/,
+    /queued at position 1/,
+    /first ended; third: stream_started/,
+    /invoke_agent researcher .*\n {2}await_turn_slot {2}agent_sessions\.queue\.position=1/,
+  ],
   'sse-server': [/409 SESSION_BUSY/, /none lost, none repeated/, /without the token → 401/, /server closed/],
   // Without a client (stdin is empty) the agent starts, sees the end of its input and exits;
   // test/acp/stdio.test.ts drives it as an editor does.

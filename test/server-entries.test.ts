@@ -1,6 +1,6 @@
-// pg, redis and keyv are loaded only by the entries that need them: nothing the main entry (or the
-// other entries) imports at run time may load them, or a host without them could not import the
-// library. Type-only imports are erased and do not count (the main entry's options name `Keyv`).
+// pg, redis, keyv and @opentelemetry are loaded only by the entries that need them: nothing the
+// main entry (or the other entries) imports at run time may load them, or a host without them could
+// not import the library. Type-only imports are erased and do not count (the main entry's options name `Keyv`).
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,4 +77,27 @@ test('the postgres entry loads pg (the walk sees run-time imports at all)', () =
 test('a type-only import is not a run-time import', () => {
   expect(runtimeSpecifiers(resolve(root, 'src/manager/shared-keys.ts'))).not.toContain('keyv');
   expect(runtimeSpecifiers(resolve(root, 'src/manager/shared-keys.ts'))).toContain('../errors.js');
+});
+
+// OpenTelemetry is an optional peer of agent-sessions/otel only: the manager traces through the
+// main entry's Telemetry interface, which imports nothing.
+test.each([
+  'src/index.ts',
+  'src/file.ts',
+  'src/stores/index.ts',
+  'src/testing/index.ts',
+  'src/http/index.ts',
+  'src/client/index.ts',
+  'src/acp/index.ts',
+  'src/ai-sdk/index.ts',
+  'src/postgres/index.ts',
+  'src/redis/index.ts',
+])('%s loads nothing of OpenTelemetry and nothing of the otel entry', (entry) => {
+  const { packages, files } = reachedFrom(entry);
+  expect([...packages].filter((name) => name.startsWith('@opentelemetry/'))).toEqual([]);
+  expect([...files].filter((file) => file.includes('/src/otel/'))).toEqual([]);
+});
+
+test('the otel entry loads @opentelemetry/api', () => {
+  expect(reachedFrom('src/otel/index.ts').packages.has('@opentelemetry/api')).toBe(true);
 });

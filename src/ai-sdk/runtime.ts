@@ -23,6 +23,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { RuntimeEventInput } from '../events.js';
 import { newId } from '../internal/ids.js';
 import type { Logger } from '../logger.js';
+import { Attr } from '../manager/turn-tracing.js';
 import type {
   ModelChoice,
   Runtime,
@@ -166,6 +167,16 @@ function refOf(model: LanguageModel): string {
   return typeof model === 'string' ? model : model.modelId;
 }
 
+/**
+ * `gen_ai.provider.name` of a model: the provider id's first part (`openai.chat` → `openai`), or
+ * for a gateway id string the part before its `/`.
+ */
+function providerOf(model: LanguageModel): string | undefined {
+  const provider =
+    typeof model === 'string' ? (model.includes('/') ? model.split('/')[0] : undefined) : model.provider;
+  return provider === undefined || provider === '' ? undefined : provider.split('.')[0];
+}
+
 function invalidOption(name: string, message: string): InvalidArgumentError {
   return new InvalidArgumentError(`invalid AI SDK runtime options: ${name} ${message}`, {
     issues: [{ path: [name], message }],
@@ -299,6 +310,10 @@ export class AiSdkRuntime implements Runtime {
     const options = this.#options;
     const price = options.prices?.[selected.ref];
     const maxSteps = options.maxSteps ?? DEFAULT_MAX_STEPS;
+    turn.span?.setAttributes({
+      [Attr.requestModel]: selected.ref,
+      [Attr.providerName]: providerOf(selected.model),
+    });
     // The turn's view of history: the session's items (shared, not copied) and what this turn adds.
     const items: SessionItem[] = [...turn.session.items];
     const native = new Map<string, AssistantModelMessage>();
@@ -479,15 +494,36 @@ export class AiSdkRuntime implements Runtime {
       yield* this.#result(toolCall, { content: input.error, isError: true }, record);
       return;
     }
-    const outcome = yield* runTool({
-      name: toolCall.name,
-      tool: entry.tool,
-      toolCallId: toolCall.id,
-      input: input.value,
-      messages,
-      signal: turn.signal,
-      ...(toolContext === undefined ? {} : { context: toolContext }),
+    // The `execute_tool` span of the GenAI conventions, under the turn's span (when traced). A turn
+    // cancelled mid-tool ends it without an error, also when the manager closes this generator.
+    const span = turn.span?.startChild(`execute_tool ${toolCall.name}`, {
+      [Attr.operationName]: 'execute_tool',
+      [Attr.toolName]: toolCall.name,
+      [Attr.toolCallId]: toolCall.id,
+      [Attr.toolType]: 'function',
+      'gen_ai.tool.description': entry.tool.description,
     });
+    let outcome: ToolOutcome | undefined;
+    let failure: { error: unknown } | undefined;
+    try {
+      outcome = yield* runTool({
+        name: toolCall.name,
+        tool: entry.tool,
+        toolCallId: toolCall.id,
+        input: input.value,
+        messages,
+        signal: turn.signal,
+        ...(toolContext === undefined ? {} : { context: toolContext }),
+      });
+    } catch (error) {
+      if (!turn.signal.aborted) failure = { error };
+      throw error;
+    } finally {
+      span?.end(
+        failure ??
+          (outcome?.isError ? { error: new Error(outcome.content), errorType: 'tool_error' } : undefined),
+      );
+    }
     yield* this.#result(toolCall, outcome, record);
   }
 

@@ -228,6 +228,15 @@ export const SessionSnapshotSchema = z.object({
     ),
   }),
   queues: z.object({ steer: z.array(MessageSchema), followUp: z.array(z.array(MessageSchema)) }),
+  /** Present while the session's turn waits for a slot (`maxConcurrentTurns`). */
+  queued: z
+    .object({
+      turnId: z.string(),
+      since: z.string(),
+      /** Place in line: 1 is the next turn to start. */
+      position: z.number().int().positive(),
+    })
+    .optional(),
 });
 
 /** `GET /sessions/{id}/queue`. */

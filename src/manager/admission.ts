@@ -33,6 +33,7 @@ import { newId } from '../internal/ids.js';
 import type { Logger } from '../logger.js';
 import type { Runtime, TurnResumption } from '../runtime.js';
 import type { Message, SessionItem, SessionPatch } from '../schemas.js';
+import type { Telemetry } from '../telemetry.js';
 import type { BusyLease, BusyLock } from './busy-lock.js';
 import type { EventSink } from './event-log.js';
 import { repairHistory } from './history-repair.js';
@@ -40,6 +41,7 @@ import type { LiveSession } from './live-session.js';
 import { alignModel, assertCanSwitchModels, DEFAULT_AGENT, switchModel } from './models.js';
 import { RunningTurn } from './running-turn.js';
 import type { RuntimePool } from './runtime-pool.js';
+import type { TurnSlots } from './turn-slots.js';
 import type { ManagerEvents, TitleGenerator } from './types.js';
 
 /** A turn to admit. */
@@ -78,6 +80,10 @@ export interface AdmissionOptions {
   keepPartialAnswers?: boolean;
   /** How long a turn start waits for the previous `run()` to return before replacing the runtime. @default 5000 */
   runtimeStopTimeoutMs?: number;
+  /** The manager's turn slots (`maxConcurrentTurns`), handed to every turn. */
+  slots?: TurnSlots;
+  /** Traces turns, handed to every turn. */
+  telemetry?: Telemetry;
   /**
    * Called once a turn's lease is taken, before validation: work of a shared deployment (refresh a
    * stale cache, start numbering events, serve commands). A rejection refuses the turn. The
@@ -250,6 +256,8 @@ export class Admission {
       ...(ticket.cancelled === undefined ? {} : { cancelled: ticket.cancelled }),
       ...(request.resume === undefined ? {} : { resume: request.resume }),
       keepPartialAnswers: this.#options.keepPartialAnswers ?? true,
+      ...(this.#options.slots === undefined ? {} : { slots: this.#options.slots }),
+      ...(this.#options.telemetry === undefined ? {} : { telemetry: this.#options.telemetry }),
       runStarted: (stopped) => {
         const run: RuntimeRun = { runtime, stopped };
         this.#runs.set(id, run);

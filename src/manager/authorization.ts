@@ -41,11 +41,13 @@ import {
   type ToolCall,
   ToolCallSchema,
 } from '../schemas.js';
+import type { TelemetrySpan } from '../telemetry.js';
 import type { EventInput } from './event-log.js';
 import { optionalString } from './input.js';
 import { PendingRequests } from './pending.js';
 import { decideToolCall } from './permissions.js';
 import type { SessionMetadata, SessionRecord } from './session-records.js';
+import { Attr } from './turn-tracing.js';
 import type { ResumeElicitationInput, ResumeInput } from './types.js';
 
 /** What a pending confirmation remembers of the call. */
@@ -102,6 +104,40 @@ export interface TurnScope {
   record: SessionRecord;
   /** False once the turn ended: a request whose persisting outlasted the turn is not parked. */
   active?(): boolean;
+  /** The turn's span, when traced: each wait for a human is a child span of it. */
+  span?: TelemetrySpan;
+}
+
+/**
+ * Traces a wait for a human as a child span of the turn's (when traced): it ends with the answer
+ * (`agent_sessions.human.answer`: `approved`, `rejected`, an elicitation's action, or `cancelled`
+ * when the turn was cancelled meanwhile), or with the error that ended the wait.
+ */
+function tracedWait<T>(
+  turn: TurnScope,
+  name: string,
+  attributes: Record<string, string>,
+  wait: Promise<T>,
+  answerOf: (answer: T) => string,
+): Promise<T> {
+  const parent = turn.span;
+  if (parent === undefined) return wait;
+  const span = parent.startChild(name, attributes);
+  return wait.then(
+    (answer) => {
+      span.setAttributes({ [Attr.humanAnswer]: answerOf(answer) });
+      span.end();
+      return answer;
+    },
+    (error: unknown) => {
+      // A turn cancelled while it waited: the wait ended without an answer, not with a failure.
+      if (turn.signal.aborted) {
+        span.setAttributes({ [Attr.humanAnswer]: 'cancelled' });
+        span.end();
+      } else span.end({ error });
+      throw error;
+    },
+  );
 }
 
 /** After persisting: a turn that ended meanwhile parks nothing (its copy is removed again). */
@@ -168,8 +204,19 @@ export async function authorizeToolCall(
     { toolCall, ...flags },
     turn.signal,
   );
+  const traced = tracedWait(
+    turn,
+    `await_confirmation ${toolCall.name}`,
+    {
+      [Attr.confirmationId]: confirmationId,
+      [Attr.toolName]: toolCall.name,
+      [Attr.toolCallId]: toolCall.id,
+    },
+    answer,
+    (decision) => (decision.approved ? 'approved' : 'rejected'),
+  );
   turn.emit({ type: 'tool_call_confirmation', turnId: turn.turnId, toolCall, confirmationId });
-  return answer;
+  return traced;
 }
 
 /** Parks an elicitation for a running turn and announces it with `elicitation_request`. */
@@ -207,8 +254,15 @@ export async function elicit(turn: TurnScope, request: ElicitationRequest): Prom
   });
   await assertStillActive(turn, elicitationId);
   const answer = turn.approvals.elicitations.add(elicitationId, turn.turnId, info, turn.signal);
+  const traced = tracedWait(
+    turn,
+    'await_elicitation',
+    { [Attr.elicitationId]: elicitationId },
+    answer,
+    (result) => result.action,
+  );
   turn.emit({ type: 'elicitation_request', turnId: turn.turnId, elicitationId, ...info });
-  return answer;
+  return traced;
 }
 
 const CONFIRMATIONS = new Set(['approve', 'approve-tool', 'approve-session', 'reject']);

@@ -4,6 +4,8 @@
  * One {@link RunningTurn} drives a {@link TurnStream}: its first turn (whose user messages admission
  * already stored), then the steered messages no turn took and the queued follow-ups, each as its own
  * turn, until none is left or the stream is cancelled. Per turn, in order:
+ * 0. with `maxConcurrentTurns`, a slot (`turn-slots.ts`): `turn_queued` when it has to wait; with
+ *    `telemetry`, the turn's span opens first (`turn-tracing.ts`);
  * 1. `turn_started` (manager event) and `stream_started`;
  * 2. the user messages: stored (unless admission stored them), then `user_message` each;
  * 3. the title work of a turn start (`titles.ts`);
@@ -30,6 +32,7 @@ import { newId } from '../internal/ids.js';
 import type { Logger } from '../logger.js';
 import type { Runtime, TurnContext, TurnResumption } from '../runtime.js';
 import type { Message, SessionItem } from '../schemas.js';
+import type { Telemetry, TelemetrySpan } from '../telemetry.js';
 import {
   authorizeToolCall,
   elicit,
@@ -44,7 +47,9 @@ import type { FollowUp, TurnQueues } from './queues.js';
 import { needsReservation, reserveEventSeqs } from './seq-reservation.js';
 import type { SessionCache, SessionRecord } from './session-records.js';
 import { titleAtTurnStart } from './titles.js';
-import type { ManagerEvents, TitleGenerator, TurnResult, TurnStream } from './types.js';
+import type { SlotWait, TurnSlots } from './turn-slots.js';
+import { Attr, TurnTrace } from './turn-tracing.js';
+import type { ManagerEvents, QueuedTurn, TitleGenerator, TurnResult, TurnStream } from './types.js';
 
 /** What a {@link RunningTurn} needs; admission builds it once the first turn's writes succeeded. */
 export interface RunningTurnOptions {
@@ -86,6 +91,10 @@ export interface RunningTurnOptions {
   resume?: TurnResumption;
   /** Keep the text streamed before a cancel as an interrupted assistant message. @default true */
   keepPartialAnswers?: boolean;
+  /** The manager's turn slots (`maxConcurrentTurns`): each turn waits for one before it starts. */
+  slots?: TurnSlots;
+  /** Traces each turn (`invoke_agent`) and what it waits for and writes. */
+  telemetry?: Telemetry;
 }
 
 /** One turn's input. */
@@ -172,6 +181,12 @@ export class RunningTurn {
   #discarded: Message[] = [];
   #reserving = false;
   #iterated = false;
+  /** The current turn's wait for a slot, while it waits. */
+  #slotWait: SlotWait | undefined;
+  /** Gives the current turn's slot back (set while it holds one). */
+  #releaseSlot: (() => void) | undefined;
+  /** The current turn's span, when traced. */
+  #trace: TurnTrace | undefined;
 
   /** Starts the first turn at once: admission calls it only after its writes succeeded. */
   static start(options: RunningTurnOptions): RunningTurn {
@@ -228,6 +243,14 @@ export class RunningTurn {
         };
       },
     };
+  }
+
+  /** The current turn while it waits for a slot (`maxConcurrentTurns`). */
+  get queued(): QueuedTurn | undefined {
+    const wait = this.#slotWait;
+    const position = wait === undefined ? undefined : this.#options.slots?.position(wait);
+    if (wait === undefined || position === undefined) return undefined;
+    return { turnId: wait.turnId, since: wait.since, position };
   }
 
   /** Cancels the running turn and drops the queued steering and follow-ups into `done.discarded`. */
@@ -298,6 +321,7 @@ export class RunningTurn {
         // left in the queues they would wait, unseen, for whatever turn comes next.
         this.#discarded.push(...this.#queues.discard());
       }
+      this.#release(outcome);
       this.#ended = true;
       this.#disposeSignal();
       this.#options.onEnd();
@@ -335,6 +359,7 @@ export class RunningTurn {
       cache = await this.#record.load();
     } catch (error) {
       if (input.idempotencyKey !== undefined) this.#queues.keys.release(input.idempotencyKey);
+      this.#startTrace(turnId, undefined);
       observer.emit('turn_started', { sessionId, turnId });
       this.#emit({ type: 'stream_started', turnId });
       const failure = toAgentSessionsError(error, ErrorCode.RUNTIME_FAILED, `turn ${turnId} could not start`);
@@ -346,12 +371,26 @@ export class RunningTurn {
       await reserveEventSeqs(this.#record, this.#events.lastSeq);
     } catch (error) {
       if (input.idempotencyKey !== undefined) this.#queues.keys.release(input.idempotencyKey);
+      this.#startTrace(turnId, cache);
       observer.emit('turn_started', { sessionId, turnId });
       this.#emit({ type: 'stream_started', turnId });
       const failure = toAgentSessionsError(error, ErrorCode.RUNTIME_FAILED, `turn ${turnId} could not start`);
       return this.#stop(turnId, { reason: 'error', error: failure });
     }
     const agent = cache.meta.agent;
+    this.#startTrace(turnId, cache);
+    const notRun = this.#options.slots ? await this.#takeSlot(turnId, controller.signal) : undefined;
+    if (notRun) {
+      // Cancelled while it waited (or the queue failed): a turn that never ran, bracketed like any
+      // other. A follow-up's messages were not stored yet: they are dropped like a queued one's.
+      if (!input.persisted) {
+        if (input.idempotencyKey !== undefined) this.#queues.keys.release(input.idempotencyKey);
+        if (notRun.reason === 'cancelled') this.#discarded.push(...input.messages);
+      }
+      observer.emit('turn_started', { sessionId, turnId });
+      this.#emit({ type: 'stream_started', turnId, ...(agent === undefined ? {} : { agent }) });
+      return this.#stop(turnId, notRun);
+    }
     observer.emit('turn_started', { sessionId, turnId });
     this.#emit({ type: 'stream_started', turnId, ...(agent === undefined ? {} : { agent }) });
 
@@ -386,8 +425,78 @@ export class RunningTurn {
     return this.#consume(cache, turnId, controller, input.resume);
   }
 
+  /** Opens the turn's span (with telemetry) and traces the session's writes under it. */
+  #startTrace(turnId: string, cache: SessionCache | undefined): void {
+    const telemetry = this.#options.telemetry;
+    if (telemetry === undefined) return;
+    const meta = cache?.meta;
+    const agent = meta?.agent;
+    const model =
+      meta === undefined ? undefined : overrideOf(meta.agentModelOverrides, agent ?? DEFAULT_AGENT);
+    this.#trace = new TurnTrace(telemetry, {
+      sessionId: this.#options.sessionId,
+      turnId,
+      ...(agent === undefined ? {} : { agent }),
+      ...(model === undefined ? {} : { model }),
+    });
+    this.#record.traceWrites(this.#trace.span);
+  }
+
+  /**
+   * Waits for one of the manager's turn slots, announcing the wait with `turn_queued` (and a child
+   * span). Resolves to `undefined` once it has one, else to how the turn ends without running:
+   * `cancelled` when it was cancelled first, `error` when the queue failed.
+   */
+  async #takeSlot(turnId: string, signal: AbortSignal): Promise<TurnOutcome | undefined> {
+    const slots = this.#options.slots;
+    if (!slots) return undefined;
+    let waitSpan: TelemetrySpan | undefined;
+    try {
+      this.#releaseSlot = await slots.acquire({
+        turnId,
+        signal,
+        onQueued: (wait, position) => {
+          this.#slotWait = wait;
+          waitSpan = this.#trace?.span.startChild('await_turn_slot', { [Attr.queuePosition]: position });
+          this.#emit({ type: 'turn_queued', turnId, position });
+        },
+      });
+      waitSpan?.end();
+      return undefined;
+    } catch (error) {
+      if (signal.aborted) {
+        waitSpan?.end();
+        return { reason: 'cancelled' };
+      }
+      waitSpan?.end({ error });
+      return {
+        reason: 'error',
+        error: toAgentSessionsError(
+          error,
+          ErrorCode.RUNTIME_FAILED,
+          `turn ${turnId} could not get a turn slot`,
+        ),
+      };
+    } finally {
+      this.#slotWait = undefined;
+    }
+  }
+
+  /** Gives back the turn's slot and ends its span (once; also when the turn loop itself failed). */
+  #release(outcome: TurnOutcome): void {
+    this.#releaseSlot?.();
+    this.#releaseSlot = undefined;
+    const trace = this.#trace;
+    if (trace) {
+      this.#trace = undefined;
+      this.#record.traceWrites(undefined);
+      trace.end(outcome.reason, outcome.error);
+    }
+  }
+
   /** Emits the error (if any) and `stream_stopped` of a turn that ends, then `turn_ended`. */
   #stop(turnId: string, outcome: TurnOutcome): TurnOutcome {
+    this.#release(outcome);
     if (outcome.error) {
       this.#emit({ type: 'error', turnId, message: outcome.error.message, code: outcome.error.code });
     }
@@ -460,6 +569,7 @@ export class RunningTurn {
       },
       record,
       active: () => !finished,
+      ...(this.#trace === undefined ? {} : { span: this.#trace.span }),
     };
     const model = overrideOf(cache.meta.agentModelOverrides, cache.meta.agent ?? DEFAULT_AGENT);
     const context: TurnContext = {
@@ -469,6 +579,7 @@ export class RunningTurn {
       ...(cache.meta.agent === undefined ? {} : { agent: cache.meta.agent }),
       ...(model === undefined ? {} : { model }),
       ...(resume === undefined ? {} : { resume }),
+      ...(this.#trace === undefined ? {} : { span: this.#trace.span }),
       signal,
       takeSteering: () => {
         // A user message between an assistant's tool calls and their results makes a history that
@@ -537,6 +648,7 @@ export class RunningTurn {
               break;
             }
             case 'token_usage':
+              this.#trace?.addUsage(event.usage);
               await enqueueWrite(async () => {
                 await record.addUsage(event.usage);
                 this.#emit(event);

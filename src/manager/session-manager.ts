@@ -38,6 +38,7 @@ import {
 } from '../schemas.js';
 import type { ListOptions, Page, Store } from '../store.js';
 import { MemoryStore } from '../stores/memory.js';
+import type { Telemetry } from '../telemetry.js';
 import { Admission } from './admission.js';
 import {
   answerConfirmation,
@@ -73,6 +74,7 @@ import { RuntimePool } from './runtime-pool.js';
 import { type SessionRecord, SessionRecords } from './session-records.js';
 import { SharedEvents, type SharedEventWriter } from './shared-events.js';
 import { SharedIdempotencyKeys } from './shared-keys.js';
+import { TurnSlots } from './turn-slots.js';
 import type {
   AvailableModels,
   FollowUpOptions,
@@ -200,6 +202,10 @@ export class SessionManager {
       track: (sessionId, work) => this.#background.track(sessionId, work),
       keepPartialAnswers: options.keepPartialAnswers ?? true,
       runtimeStopTimeoutMs: positiveInteger(options.runtimeStopTimeoutMs, 5_000, 'runtimeStopTimeoutMs'),
+      ...(options.maxConcurrentTurns === undefined
+        ? {}
+        : { slots: new TurnSlots(positiveInteger(options.maxConcurrentTurns, 1, 'maxConcurrentTurns')) }),
+      ...(options.telemetry === undefined ? {} : { telemetry: assertTelemetry(options.telemetry) }),
     });
     this.#portability = new Portability({
       records: this.#records,
@@ -460,12 +466,14 @@ export class SessionManager {
       ) {
         waiting.pending = persistedWaiting(session);
       }
+      const queued = this.#admission.running(id)?.queued;
       return {
         session,
         streaming: this.#admission.running(id) !== undefined,
         ...(session.agent === undefined ? {} : { agent: session.agent }),
         lastEventSeq,
         ...waiting,
+        ...(queued === undefined ? {} : { queued }),
       };
     });
   }
@@ -972,6 +980,16 @@ export class SessionManager {
     if (this.#sessions.get(id)?.record.cached || this.#logs.get(id)) return;
     if (!(await this.#records.exists(id))) throw new SessionNotFoundError(id);
   }
+}
+
+/** `options.telemetry`: something with `startSpan` (`INVALID_ARGUMENT` otherwise). */
+function assertTelemetry(telemetry: Telemetry): Telemetry {
+  if (typeof telemetry?.startSpan !== 'function') {
+    throw new InvalidArgumentError('invalid telemetry: expected an object with startSpan', {
+      issues: [{ path: ['telemetry'], message: 'expected an object with startSpan' }],
+    });
+  }
+  return telemetry;
 }
 
 /** A cancel reason as text, for a cancel sent to another instance. */

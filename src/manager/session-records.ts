@@ -31,6 +31,8 @@ import {
   type SessionSummary,
 } from '../schemas.js';
 import type { ListOptions, Page, Store } from '../store.js';
+import type { TelemetrySpan } from '../telemetry.js';
+import { Attr, traced } from './turn-tracing.js';
 
 /** A session's metadata: the record without its items. */
 export type SessionMetadata = Omit<Session, 'items'>;
@@ -136,6 +138,8 @@ export class SessionRecord {
   #cache: SessionCache | undefined;
   /** Counts writes made without the cache, so a load that raced one reads again. */
   #writes = 0;
+  /** The span of the turn running on this session: writes meanwhile are traced as its children. */
+  #span: TelemetrySpan | undefined;
 
   constructor(id: string, store: Store) {
     this.id = id;
@@ -166,6 +170,31 @@ export class SessionRecord {
       this.#cache = new SessionCache(session);
       return this.#cache;
     }
+  }
+
+  /**
+   * Traces the writes made from now on as children of `span` (a turn's, while it runs; `undefined`
+   * stops it). The session has one turn at a time, so a write meanwhile is the turn's or was made
+   * while it ran.
+   */
+  traceWrites(span: TelemetrySpan | undefined): void {
+    this.#span = span;
+  }
+
+  /** A store write, in a child span of the running turn's span when it is traced. */
+  #write(operation: string, items: number | undefined, write: () => Promise<void>): Promise<void> {
+    const span = this.#span;
+    if (span === undefined) return write();
+    return traced(
+      span,
+      `store.${operation}`,
+      {
+        [Attr.storeName]: this.#store.name,
+        [Attr.storeOperation]: operation,
+        [Attr.storeItems]: items,
+      },
+      write,
+    );
   }
 
   /** Drops the cache: the next {@link load} reads the store (after a write with an unknown outcome). */
@@ -205,7 +234,7 @@ export class SessionRecord {
   async patch(patch: SessionPatch): Promise<void> {
     this.#writes++;
     try {
-      await this.#store.updateSession(this.id, patch);
+      await this.#write('updateSession', undefined, () => this.#store.updateSession(this.id, patch));
     } finally {
       this.#writes++;
     }
@@ -214,13 +243,15 @@ export class SessionRecord {
 
   /** Appends items to the history, then to the cache (where they are frozen). */
   async append(items: SessionItem[]): Promise<void> {
-    await this.#store.appendItems(this.id, items);
+    await this.#write('appendItems', items.length, () => this.#store.appendItems(this.id, items));
     this.#cache?.push(items);
   }
 
   /** Replaces a message, then the cache's copy. `MESSAGE_NOT_FOUND`. */
   async replaceMessage(messageId: string, message: Message): Promise<void> {
-    await this.#store.updateMessage(this.id, messageId, message);
+    await this.#write('updateMessage', undefined, () =>
+      this.#store.updateMessage(this.id, messageId, message),
+    );
     this.#cache?.replaceMessage(messageId, cloneRecord(message));
   }
 

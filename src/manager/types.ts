@@ -8,6 +8,7 @@ import type { ModelChoice, RuntimeFactory } from '../runtime.js';
 import type { Message, Session, ToolCall } from '../schemas.js';
 import type { SourceResolver } from '../sources.js';
 import type { Store } from '../store.js';
+import type { Telemetry } from '../telemetry.js';
 import type { BusyLock } from './busy-lock.js';
 
 /**
@@ -114,6 +115,27 @@ export interface SessionManagerOptions {
   keepPartialAnswers?: boolean;
   /** Limits on caller input; each one left out keeps its default (see {@link InputLimits}). */
   limits?: Partial<InputLimits>;
+  /**
+   * At most this many turns of this manager run at once (a positive integer; `INVALID_ARGUMENT`
+   * otherwise), so a host stays within its model provider's rate limits. Turns past it wait in one
+   * first-in, first-out queue: `runSession` resolves as usual, the stream's first event is
+   * `turn_queued { position }`, and `stream_started` follows once a slot is free. A waiting turn
+   * holds its session's busy lock as a running one does (`SESSION_BUSY` for another turn; steering
+   * and follow-ups queue for it), shows in the snapshot as {@link SessionSnapshot.queued}, and
+   * leaves the queue at once when cancelled (signal, `cancel()`, `cancelTurn`, `deleteSession`,
+   * `close`). Each turn of a TurnStream (a steered one, a follow-up) waits for a slot of its own.
+   * Counted per manager: several instances each allow this many. The queue (`p-queue`) is loaded
+   * only when this is set.
+   * @default unlimited
+   */
+  maxConcurrentTurns?: number;
+  /**
+   * Traces turns: `openTelemetry()` from `agent-sessions/otel`, or any {@link Telemetry}. One span
+   * per turn (`invoke_agent`), with child spans for slot and human waits and store writes, and the
+   * turn's span handed to the runtime as `TurnContext.span`. Without it nothing is traced (see
+   * `docs/operations.md`).
+   */
+  telemetry?: Telemetry;
 }
 
 /** Input of {@link SessionManager.runSession}. */
@@ -212,6 +234,20 @@ export interface SessionSnapshot {
   lastEventSeq: number;
   pending: { confirmations: PendingConfirmation[]; elicitations: PendingElicitation[] };
   queues: { steer: Message[]; followUp: Message[][] };
+  /**
+   * Present while the session's turn waits for a slot (`maxConcurrentTurns`): the waiting turn,
+   * since when (ISO-8601), and its place in line (1: next).
+   */
+  queued?: QueuedTurn;
+}
+
+/** A turn waiting for one of the manager's `maxConcurrentTurns` slots. */
+export interface QueuedTurn {
+  turnId: string;
+  /** ISO-8601: when it started waiting. */
+  since: string;
+  /** Its place in line: 1 is the next turn to start. */
+  position: number;
 }
 
 /** What {@link SessionManager.getAvailableModels} resolves to. */

@@ -31,6 +31,13 @@ describe('SessionEvent narrows on type', () => {
     }
   });
 
+  test('turn_queued has position: number', () => {
+    if (event.type === 'turn_queued') {
+      expectTypeOf(event.position).toEqualTypeOf<number>();
+      expectTypeOf(event).toHaveProperty('turnId');
+    }
+  });
+
   test('tool_call_confirmation has confirmationId and toolCall', () => {
     if (event.type === 'tool_call_confirmation') {
       expectTypeOf(event.confirmationId).toEqualTypeOf<string>();
