@@ -319,14 +319,12 @@ server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`ready ${typeof address === 'object' && address ? address.port : 0}\n`);
 });
 
-process.on('SIGTERM', () => {
+async function shutdown(): Promise<void> {
   server.close();
-  void manager
-    .close()
-    .catch(() => {})
-    .finally(async () => {
-      await keyv.disconnect().catch(() => {});
-      await Promise.all([client.close().catch(() => {}), subscriber.close().catch(() => {})]);
-      process.exit(0);
-    });
-});
+  await manager.close().catch(() => {});
+  await keyv.disconnect().catch(() => {});
+  await Promise.all([client.close().catch(() => {}), subscriber.close().catch(() => {})]);
+  process.exit(0);
+}
+
+process.on('SIGTERM', () => void shutdown());
