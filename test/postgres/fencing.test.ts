@@ -207,6 +207,31 @@ whenServer(postgres, 'PostgresStore fencing tokens', () => {
         await leaseB.release();
       });
 
+      test('an acquire whose fence cannot be raised (the database is unreachable) rejects with STORE_UNAVAILABLE and releases the lease', async () => {
+        const keys = `${uniqueName('fence')}:`;
+        const redisAdmin = await connect();
+        closers.push(async () => {
+          const found = await redisAdmin.keys(`${keys}*`);
+          if (found.length > 0) await redisAdmin.del(found);
+        });
+        const unreachable = new PostgresStore({
+          connectionString: 'postgres://postgres@127.0.0.1:1/test',
+          schema: uniqueName('unreachable'),
+          poolOptions: { connectionTimeoutMillis: 2000 },
+        });
+        closers.push(() => unreachable.close());
+        const lock = new RedisLeaseLock({ client: await connect(), prefix: keys });
+        lock.fenceStore(unreachable);
+        const error = await lock.acquire('s').catch((caught: unknown) => caught);
+        expect(error).toMatchObject({ code: ErrorCode.STORE_UNAVAILABLE });
+        expect(lock.held('s')).toBeUndefined();
+        // The lease was given back: another instance gets the session at once.
+        const other = new RedisLeaseLock({ client: await connect(), prefix: keys });
+        const lease = await other.acquire('s');
+        expect(lease).toBeDefined();
+        await lease!.release();
+      });
+
       test('a store that saw a greater token than Redis (Redis lost its data) moves the counter past it', async () => {
         const name = schema();
         const keys = `${uniqueName('fence')}:`;
