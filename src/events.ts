@@ -180,7 +180,14 @@ export interface EventEnvelope {
   turnId?: string;
   /** Position in the session's event log, from 1 (`gap` has 0). */
   seq: number;
-  /** ISO-8601. */
+  /**
+   * When the event was emitted, ISO-8601 (millisecond precision). The manager reads the clock once
+   * for up to 16 events appended within one task of the event loop (a new task always reads it
+   * afresh), so events a runtime yields in a burst without I/O may share a timestamp that is
+   * earlier than the later ones by the time that burst took (microseconds for text deltas). A
+   * timestamp is never later than its event, and timestamps never go backwards within a session
+   * unless the system clock does.
+   */
   timestamp: string;
 }
 

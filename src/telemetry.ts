@@ -14,7 +14,8 @@
  *   spans (the AI SDK runtime opens `execute_tool {tool}` per tool call).
  *
  * An implementation:
- * - MUST NOT throw from any method (tracing never fails a turn);
+ * - MUST NOT throw from any method; the manager guards every call anyway (a throw is logged at
+ *   `warn` and skipped), so tracing never fails a turn;
  * - MUST skip attributes whose value is `undefined`;
  * - MUST make {@link TelemetrySpan.end} idempotent: only the first call counts.
  */

@@ -728,6 +728,29 @@ class RemoteTurnStream implements TurnStream {
     };
   }
 
+  /**
+   * The same events as arrays (see {@link TurnStream.batches}): each `next()` yields what the
+   * server sent since the last one. Counts as the stream's one iteration.
+   */
+  batches(): AsyncIterable<readonly SessionEvent[]> {
+    return {
+      [Symbol.asyncIterator]: (): AsyncIterator<readonly SessionEvent[]> => {
+        const events = this[Symbol.asyncIterator]();
+        return {
+          next: async () => {
+            const first = await events.next();
+            if (first.done) return first;
+            return { value: [first.value, ...this.#queue.splice(0)], done: false };
+          },
+          return: async () => {
+            await events.return?.();
+            return { value: undefined, done: true };
+          },
+        };
+      },
+    };
+  }
+
   #detach(): void {
     if (this.#detached) return;
     this.#detached = true;

@@ -124,6 +124,12 @@ export interface BusyLock {
    * The manager calls it once, on the store it was given.
    */
   fenceStore?(store: Store): Store;
+  /**
+   * Optional: whether any holder (in any process) has the session now. A manager that runs no turn
+   * of the session asks it for `streaming` in `getSessionSnapshot`; without it, `streaming` says
+   * only whether this manager runs a turn.
+   */
+  isHeld?(sessionId: string): boolean | Promise<boolean>;
 }
 
 /** The busy lock of one process: a set of held session ids and one counter for fencing tokens. */
@@ -131,7 +137,7 @@ export class InProcessBusyLock implements BusyLock {
   readonly #held = new Map<string, number>();
   #lastToken = 0;
 
-  /** Whether someone holds the session. */
+  /** Whether someone (any manager given this lock) holds the session. */
   isHeld(sessionId: string): boolean {
     return this.#held.has(sessionId);
   }

@@ -9,11 +9,17 @@
  * event, and a subscriber that falls behind by `capacity` events is exactly one whose next event
  * is about to be overwritten.
  *
+ * A subscriber reads per event (`subscribe`) or in batches (`subscribeBatches`): a batch subscriber
+ * is the same cursor, woken once per turn of the event loop with everything appended meanwhile (or
+ * at once when half the ring waits for it), so a burst of events costs it one promise, not one per
+ * event; an append looks at the batch subscribers only at the seq where one of them is due.
+ *
  * Events are shared between every subscriber and the log: treat them as read-only.
  */
 import { InvalidArgumentError, SubscriberLaggedError } from '../errors.js';
 import type { SessionEvent, SessionEventOf } from '../events.js';
 import { unrefTimer } from '../internal/abort.js';
+import { onNextTurn } from '../internal/next-turn.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type WithoutEnvelope<E> = E extends unknown ? Omit<E, 'seq' | 'sessionId' | 'timestamp'> : never;
@@ -80,10 +86,17 @@ const IDLE_CHECKS = 4;
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
+/** What a waiting `next()` resolves with: one event, or a batch of them. */
+type Delivery = IteratorResult<SessionEvent> | IteratorResult<readonly SessionEvent[]>;
+type PromiseExecutor<T> = (resolve: (value: T) => void, reject: (error: unknown) => void) => void;
+type Waiter = { resolve: (result: Delivery) => void; reject: (error: unknown) => void };
+
 /** A subscriber's state; the iterator handed out closes over it, so nothing outside can reach it. */
 class Subscriber {
   /** Seq of the next event to deliver. */
   cursor: number;
+  /** Reads batches (`subscribeBatches`): woken once per event-loop turn, not per event. */
+  readonly batch: boolean;
   /** A `gap` still to deliver before anything else. */
   gap: SessionEventOf<'gap'> | undefined;
   /** Ended: no more events, only a pending `error` (once) and then `done`. */
@@ -92,17 +105,29 @@ class Subscriber {
   error: unknown;
   hasError = false;
   /** A `next()` waiting for an append (at most one in the usual `for await`). */
-  resolve: ((result: IteratorResult<SessionEvent>) => void) | undefined;
-  reject: ((error: unknown) => void) | undefined;
+  resolve: Waiter['resolve'] | undefined;
+  reject: Waiter['reject'] | undefined;
   /** Further concurrent `next()` calls, in call order. Rare: allocated on demand. */
-  extraWaiters:
-    | Array<{ resolve: NonNullable<Subscriber['resolve']>; reject: NonNullable<Subscriber['reject']> }>
-    | undefined;
+  extraWaiters: Waiter[] | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /**
+   * Registers a waiting `next()`. Made once per subscriber: a fresh executor closure (and waiter
+   * object) per event would be most of what delivering an event allocates.
+   */
+  readonly executor = (resolve: Waiter['resolve'], reject: Waiter['reject']): void => {
+    if (this.resolve === undefined) {
+      this.resolve = resolve;
+      this.reject = reject;
+    } else {
+      this.extraWaiters ??= [];
+      this.extraWaiters.push({ resolve, reject });
+    }
+  };
 
-  constructor(cursor: number) {
+  constructor(cursor: number, batch: boolean) {
     this.cursor = cursor;
+    this.batch = batch;
     this.gap = undefined;
   }
 }
@@ -137,13 +162,27 @@ export class EventLog implements EventSink {
   readonly #onIdleRelease: ((log: EventLog) => void) | undefined;
   readonly #resetBefore: number;
   #exit: SessionEventOf<'session_exited'> | undefined;
+  /** The live per-event subscribers. */
   #subscribers: Subscriber[] = [];
+  /** The live batch subscribers (made with the first). */
+  #batches: Subscriber[] | undefined;
+  /**
+   * The seq whose append must look at the batch subscribers: the first at which one of them is due
+   * a wake-up (half the ring waits for it) or lags; 0 once any of them changed. Until then an
+   * append costs them nothing, however many there are.
+   */
+  #batchCheckAt = 0;
+  /** Some batch subscriber waits (as of the last look). */
+  #batchWaiting = false;
 
   /** Appended to, or lost its last subscriber, since the last idle check. */
   #active = false;
   #quietChecks = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #onTimer = (): void => this.#idleCheck();
+
+  /** Waiting batch subscribers get what was appended once the current task is done. */
+  #wakeScheduled = false;
 
   /** Default-clock cache: one ISO string per millisecond instead of a `Date` per event. */
   #clockMs = Number.NaN;
@@ -192,7 +231,7 @@ export class EventLog implements EventSink {
 
   /** Subscribers not yet ended. */
   get subscriberCount(): number {
-    return this.#subscribers.length;
+    return this.#subscribers.length + (this.#batches?.length ?? 0);
   }
 
   /**
@@ -247,6 +286,10 @@ export class EventLog implements EventSink {
         this.#fail(subscriber, new SubscriberLaggedError(this.sessionId, subscriber.cursor - 1));
       }
     }
+    if (this.#batches !== undefined && this.#batches.length > 0) {
+      if (seq >= this.#batchCheckAt) this.#checkBatches(seq, evicted);
+      else if (this.#batchWaiting && !this.#wakeScheduled) this.#scheduleWake();
+    }
     if (this.#timer === undefined) this.#armTimer();
     return event;
   }
@@ -268,6 +311,41 @@ export class EventLog implements EventSink {
    * @throws InvalidArgumentError when `since` is not a non-negative integer.
    */
   subscribe(options: SubscribeOptions = {}): AsyncIterableIterator<SessionEvent> {
+    const subscriber = this.#open(options, false);
+    const iterator: AsyncIterableIterator<SessionEvent> = {
+      next: () => this.#next(subscriber),
+      return: () => this.#return(subscriber),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /**
+   * Like {@link subscribe}, with the same positions, `gap`, lag, abort and end, but each `next()`
+   * yields every event available to the subscriber at once, as one array (never empty) in `seq`
+   * order, the `gap` (if any) first. A `next()` with nothing to read waits until the task that
+   * appends has run to its end (the next turn of the event loop), so a producer appending many
+   * events within one task wakes it once; it is woken at once when half of `capacity` events wait
+   * for it, so a subscriber that asks for its next batch as soon as it has handled the last one
+   * never lags. It can still lag while it holds a batch: `capacity` events appended before its
+   * next `next()` end it with {@link SubscriberLaggedError}.
+   *
+   * Each batch is a fresh array the subscriber owns; the events in it are shared (read-only).
+   *
+   * @throws InvalidArgumentError when `since` is not a non-negative integer.
+   */
+  subscribeBatches(options: SubscribeOptions = {}): AsyncIterableIterator<readonly SessionEvent[]> {
+    const subscriber = this.#open(options, true);
+    const iterator: AsyncIterableIterator<readonly SessionEvent[]> = {
+      next: () => this.#nextBatch(subscriber),
+      return: () => this.#return(subscriber),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /** Validates the options and registers a subscriber at its starting position. */
+  #open(options: SubscribeOptions, batch: boolean): Subscriber {
     const { since, signal } = options;
     if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) {
       throw new InvalidArgumentError(`invalid since: ${String(since)}; expected a non-negative integer`);
@@ -280,7 +358,7 @@ export class EventLog implements EventSink {
       else if (since < oldest - 1) gap = 'dropped';
       else cursor = since + 1;
     }
-    const subscriber = new Subscriber(cursor);
+    const subscriber = new Subscriber(cursor, batch);
     if (gap !== undefined) {
       subscriber.gap = {
         type: 'gap',
@@ -303,20 +381,22 @@ export class EventLog implements EventSink {
         subscriber.onAbort = () => this.#fail(subscriber, signal.reason);
         signal.addEventListener('abort', subscriber.onAbort, { once: true });
       }
-      this.#subscribers.push(subscriber);
+      if (batch) {
+        this.#batches ??= [];
+        this.#batches.push(subscriber);
+        this.#batchCheckAt = 0;
+      } else {
+        this.#subscribers.push(subscriber);
+      }
     }
+    return subscriber;
+  }
 
-    const iterator: AsyncIterableIterator<SessionEvent> = {
-      next: () => this.#next(subscriber),
-      return: () => {
-        this.#end(subscriber);
-        subscriber.hasError = false;
-        subscriber.error = undefined;
-        return Promise.resolve(DONE);
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+  #return(subscriber: Subscriber): Promise<IteratorReturnResult<undefined>> {
+    this.#end(subscriber);
+    subscriber.hasError = false;
+    subscriber.error = undefined;
+    return Promise.resolve(DONE);
   }
 
   /**
@@ -340,11 +420,15 @@ export class EventLog implements EventSink {
     const subscribers = this.#subscribers;
     for (let index = subscribers.length - 1; index >= 0; index--) {
       const subscriber = subscribers[index]!;
-      if (subscriber.resolve !== undefined) {
-        subscriber.cursor = seq + 1;
-        this.#resolveWaiter(subscriber, { value: exit, done: false });
-        this.#end(subscriber);
-      }
+      if (subscriber.resolve === undefined) continue;
+      subscriber.cursor = seq + 1;
+      this.#resolveWaiter(subscriber, { value: exit, done: false });
+      this.#end(subscriber);
+    }
+    const batches = this.#batches ?? [];
+    for (let index = batches.length - 1; index >= 0; index--) {
+      // A waiting one gets its batch closed by session_exited, and ends.
+      if (batches[index]!.resolve !== undefined) this.#deliverBatch(batches[index]!);
     }
   }
 
@@ -358,6 +442,7 @@ export class EventLog implements EventSink {
     if (ring.length === 0) return;
     let keepFrom = this.#lastSeq + 1;
     for (const subscriber of this.#subscribers) keepFrom = Math.min(keepFrom, subscriber.cursor);
+    for (const subscriber of this.#batches ?? []) keepFrom = Math.min(keepFrom, subscriber.cursor);
     const ringEnd = this.#oldestInRing + ring.length;
     const kept: SessionEvent[] = [];
     for (let seq = Math.max(keepFrom, this.#oldestInRing); seq < ringEnd; seq++) kept.push(this.#at(seq));
@@ -402,19 +487,129 @@ export class EventLog implements EventSink {
       this.#end(subscriber);
       return Promise.resolve(DONE);
     }
-    return new Promise((resolve, reject) => {
-      if (subscriber.resolve === undefined) {
-        subscriber.resolve = resolve;
-        subscriber.reject = reject;
-      } else {
-        subscriber.extraWaiters ??= [];
-        subscriber.extraWaiters.push({ resolve, reject });
+    return new Promise(subscriber.executor as PromiseExecutor<IteratorResult<SessionEvent>>);
+  }
+
+  #nextBatch(subscriber: Subscriber): Promise<IteratorResult<readonly SessionEvent[]>> {
+    this.#batchCheckAt = 0; // it moves or starts waiting: the next append looks again
+    if (subscriber.hasError) {
+      const error = subscriber.error;
+      subscriber.hasError = false;
+      subscriber.error = undefined;
+      return Promise.reject(error);
+    }
+    if (subscriber.ended) return Promise.resolve(DONE);
+    // A concurrent call waits behind the one already waiting, which gets the next batch.
+    if (subscriber.resolve !== undefined) {
+      return new Promise(subscriber.executor as PromiseExecutor<IteratorResult<readonly SessionEvent[]>>);
+    }
+    const gap = subscriber.gap;
+    if (gap !== undefined || subscriber.cursor <= this.#lastSeq) {
+      subscriber.gap = undefined;
+      const batch = this.#collect(subscriber, gap);
+      if (this.#exit !== undefined) this.#end(subscriber);
+      return Promise.resolve({ value: batch, done: false });
+    }
+    if (this.#exit !== undefined) {
+      this.#end(subscriber);
+      return Promise.resolve(DONE);
+    }
+    return new Promise(subscriber.executor as PromiseExecutor<IteratorResult<readonly SessionEvent[]>>);
+  }
+
+  /**
+   * Every event from the subscriber's cursor on (after `gap`, if given), as a fresh array; moves
+   * the cursor past them. The caller ends the subscriber when the log is closed (the batch then
+   * closes with `session_exited`), after handing the batch out.
+   */
+  #collect(subscriber: Subscriber, gap?: SessionEventOf<'gap'>): SessionEvent[] {
+    const last = this.#lastSeq;
+    const from = subscriber.cursor;
+    const exit = this.#exit;
+    const ringTo = exit === undefined ? last : last - 1;
+    const batch = from <= ringTo ? this.#slice(from, ringTo) : [];
+    if (exit !== undefined && from <= last) batch.push(exit);
+    if (gap !== undefined) batch.unshift(gap);
+    subscriber.cursor = last + 1;
+    return batch;
+  }
+
+  /** The kept events `from`…`to` (inclusive): one or two copies of ring ranges, not a push per event. */
+  #slice(from: number, to: number): SessionEvent[] {
+    const ring = this.#ring;
+    const start = (from - this.#base) % this.#capacity;
+    const end = start + (to - from) + 1;
+    // The ring only wraps once full, so a range past its end continues at index 0.
+    if (end <= ring.length) return ring.slice(start, end);
+    return ring.slice(start).concat(ring.slice(0, end - ring.length));
+  }
+
+  /** Hands a waiting batch subscriber everything it has not received yet. */
+  #deliverBatch(subscriber: Subscriber): void {
+    this.#batchCheckAt = 0;
+    const resolve = subscriber.resolve!;
+    const extra = subscriber.extraWaiters?.shift();
+    subscriber.resolve = extra?.resolve;
+    subscriber.reject = extra?.reject;
+    resolve({ value: this.#collect(subscriber), done: false });
+    if (this.#exit !== undefined) this.#end(subscriber);
+  }
+
+  /**
+   * An append reached {@link #batchCheckAt}: wakes the batch subscribers half the ring waits for,
+   * ends those it overtook (lag), schedules the wake-up of the others that wait, and works out
+   * the next seq at which one of them will need a look.
+   */
+  #checkBatches(seq: number, evicted: number): void {
+    const subscribers = this.#batches!;
+    let checkAt = Number.POSITIVE_INFINITY;
+    let waiting = false;
+    // Backwards, because a lagging subscriber is removed in place.
+    for (let index = subscribers.length - 1; index >= 0; index--) {
+      const subscriber = subscribers[index]!;
+      if (subscriber.resolve === undefined && subscriber.cursor === evicted) {
+        this.#fail(subscriber, new SubscriberLaggedError(this.sessionId, subscriber.cursor - 1));
+        continue;
       }
-    });
+      // Half the ring waits for it: woken now, so a batch reader that keeps reading never lags.
+      if (subscriber.resolve !== undefined && seq - subscriber.cursor + 1 >= this.#batchWakeAt()) {
+        this.#deliverBatch(subscriber);
+      }
+      if (subscriber.resolve !== undefined) {
+        waiting = true;
+        checkAt = Math.min(checkAt, subscriber.cursor + this.#batchWakeAt() - 1);
+      } else {
+        checkAt = Math.min(checkAt, subscriber.cursor + this.#capacity);
+      }
+    }
+    this.#batchCheckAt = checkAt;
+    this.#batchWaiting = waiting;
+    if (waiting && !this.#wakeScheduled) this.#scheduleWake();
+  }
+
+  /** A waiting batch subscriber is woken at once when this many events wait for it: half the ring. */
+  #batchWakeAt(): number {
+    return (this.#capacity + 1) >> 1;
+  }
+
+  #scheduleWake(): void {
+    this.#wakeScheduled = true;
+    onNextTurn(() => this.#wakeBatches());
+  }
+
+  /** The next turn after appends: every waiting batch subscriber gets what was appended meanwhile. */
+  #wakeBatches(): void {
+    this.#wakeScheduled = false;
+    const subscribers = this.#batches ?? [];
+    for (let index = subscribers.length - 1; index >= 0; index--) {
+      const subscriber = subscribers[index]!;
+      if (subscriber.resolve !== undefined && subscriber.cursor <= this.#lastSeq)
+        this.#deliverBatch(subscriber);
+    }
   }
 
   /** Settles the first waiting `next()` and promotes the next concurrent one, if any. */
-  #resolveWaiter(subscriber: Subscriber, result: IteratorResult<SessionEvent>): void {
+  #resolveWaiter(subscriber: Subscriber, result: Delivery): void {
     const resolve = subscriber.resolve!;
     const extra = subscriber.extraWaiters?.shift();
     subscriber.resolve = extra?.resolve;
@@ -449,11 +644,12 @@ export class EventLog implements EventSink {
       subscriber.signal = undefined;
     }
     while (subscriber.resolve !== undefined) this.#resolveWaiter(subscriber, DONE);
-    const subscribers = this.#subscribers;
+    const subscribers = (subscriber.batch ? this.#batches : this.#subscribers) ?? [];
+    if (subscriber.batch) this.#batchCheckAt = 0;
     const index = subscribers.indexOf(subscriber);
     if (index !== -1) {
       subscribers.splice(index, 1);
-      if (subscribers.length === 0) {
+      if (this.subscriberCount === 0) {
         this.#active = true;
         if (this.#timer === undefined) this.#armTimer();
       }
@@ -483,7 +679,7 @@ export class EventLog implements EventSink {
    */
   #idleCheck(): void {
     this.#timer = undefined;
-    if (this.#subscribers.length > 0) return; // re-armed when the last one leaves
+    if (this.subscriberCount > 0) return; // re-armed when the last one leaves
     if (this.#active) {
       this.#active = false;
       this.#quietChecks = 0;
@@ -587,18 +783,18 @@ export class EventLogs {
  * `next()` promises are handed out unwrapped: an async wrapper would add ticks per event, enough
  * for a reader to fall behind a runtime that yields without I/O.
  */
-export function subscribeOnFirstNext(
-  open: () => Promise<AsyncIterator<SessionEvent>>,
-): AsyncIterable<SessionEvent> {
+export function subscribeOnFirstNext<T = SessionEvent>(
+  open: () => Promise<AsyncIterator<T>>,
+): AsyncIterable<T> {
   return {
-    [Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
-      let inner: AsyncIterator<SessionEvent> | undefined;
-      let opening: Promise<AsyncIterator<SessionEvent>> | undefined;
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      let inner: AsyncIterator<T> | undefined;
+      let opening: Promise<AsyncIterator<T>> | undefined;
       let finished = false;
       return {
         next: () => {
+          if (inner !== undefined && !finished) return inner.next();
           if (finished) return Promise.resolve({ value: undefined, done: true });
-          if (inner) return inner.next();
           return (async () => {
             opening ??= open();
             try {
@@ -619,4 +815,68 @@ export function subscribeOnFirstNext(
       };
     },
   };
+}
+
+const NOT_READY = Symbol('not ready');
+const notReady = Promise.resolve(NOT_READY);
+
+/**
+ * Batches of a per-event subscription that has no batch reader of its own (the durable log's):
+ * each `next()` waits for one event, then adds every further one that is already there, up to
+ * `max`. An error behind events already taken comes on the following `next()`, after them.
+ */
+export function batchesOf(
+  events: AsyncIterator<SessionEvent>,
+  max = 512,
+): AsyncIterableIterator<readonly SessionEvent[]> {
+  let pending: Promise<IteratorResult<SessionEvent>> | undefined;
+  let failure: { error: unknown } | undefined;
+  let finished = false;
+  const iterator: AsyncIterableIterator<readonly SessionEvent[]> = {
+    next: async () => {
+      if (failure !== undefined) {
+        const { error } = failure;
+        failure = undefined;
+        finished = true;
+        throw error;
+      }
+      if (finished) return DONE;
+      const first = await (pending ?? events.next());
+      pending = undefined;
+      if (first.done) {
+        finished = true;
+        return DONE;
+      }
+      const batch = [first.value];
+      while (batch.length < max) {
+        const next = events.next();
+        let result: IteratorResult<SessionEvent> | typeof NOT_READY;
+        try {
+          // An already settled next() wins the race: it was there first.
+          result = await Promise.race([next, notReady]);
+        } catch (error) {
+          failure = { error };
+          break;
+        }
+        if (result === NOT_READY) {
+          pending = next;
+          break;
+        }
+        if (result.done) {
+          finished = true;
+          break;
+        }
+        batch.push(result.value);
+      }
+      return { value: batch, done: false };
+    },
+    return: async () => {
+      finished = true;
+      pending?.catch(() => undefined);
+      await events.return?.();
+      return DONE;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
 }

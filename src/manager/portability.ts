@@ -28,7 +28,7 @@ import type { ImportOptions, InputLimits } from './types.js';
 export interface PortabilityOptions {
   records: SessionRecords;
   /** A session was created (forked or imported): the manager announces it. */
-  created(session: Session): void;
+  created(session: Session): void | Promise<void>;
   /** Deletes a session the way `deleteSession` does (for `onConflict: 'replace'`). */
   deleteSession(id: string): Promise<void>;
   /** Title and attributes limits, checked for every imported session before anything is written. */
@@ -95,7 +95,7 @@ export class Portability {
       forkedFrom: { sessionId: id, ...(cut === undefined ? {} : { beforeUserMessage: cut }) },
     };
     await records.create(fork);
-    this.#options.created(fork);
+    await this.#options.created(fork);
     return fork;
   }
 
@@ -164,7 +164,7 @@ export class Portability {
       }
       await records.create(session);
       result.imported.push(session.id);
-      this.#options.created(session);
+      await this.#options.created(session);
     }
     return result;
   }

@@ -112,6 +112,9 @@ interface TurnOutcome {
   error?: AgentSessionsError;
 }
 
+/** Text deltas of a partial answer joined into one string at a time. */
+const PARTIAL_CHUNK = 256;
+
 const endReasons = new Set(['end_turn', 'max_tokens', 'max_turn_requests', 'refusal']);
 
 /**
@@ -220,28 +223,34 @@ export class RunningTurn {
       this.#disposeSignal = () => {};
     }
     const channel = this.#channel;
-    const turn = this;
+    // One reader, per event or in batches: a second would split the events and hang one of them.
+    const claim = () => {
+      if (this.#iterated) {
+        throw new AgentSessionsError(
+          ErrorCode.INVALID_ARGUMENT,
+          `turn stream ${this.firstTurnId} is already being read: a TurnStream can be iterated once, per event or in batches (use streamEvents for more readers)`,
+        );
+      }
+      this.#iterated = true;
+    };
+    const leave = async (): Promise<IteratorReturnResult<undefined>> => {
+      this.#detach();
+      return { value: undefined, done: true };
+    };
     this.stream = {
       turnId: this.firstTurnId,
       done: this.#done.promise,
-      cancel: (reason?: unknown) => turn.cancel(reason),
+      cancel: (reason?: unknown) => this.cancel(reason),
       [Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
-        // One reader: a second loop would split the events between the two and hang one of them.
-        if (turn.#iterated) {
-          throw new AgentSessionsError(
-            ErrorCode.INVALID_ARGUMENT,
-            `turn stream ${turn.firstTurnId} is already being read: a TurnStream can be iterated once (use streamEvents for more readers)`,
-          );
-        }
-        turn.#iterated = true;
-        return {
-          next: () => channel.next(),
-          return: async () => {
-            turn.#detach();
-            return { value: undefined, done: true };
-          },
-        };
+        claim();
+        return { next: channel.next, return: leave };
       },
+      batches: () => ({
+        [Symbol.asyncIterator](): AsyncIterator<readonly SessionEvent[]> {
+          claim();
+          return { next: channel.nextBatch, return: leave };
+        },
+      }),
     };
   }
 
@@ -607,8 +616,14 @@ export class RunningTurn {
     };
 
     let pendingEnd: StopReason | undefined;
-    /** Text streamed since the last assistant message: kept as a partial answer on cancel. */
-    let partial = '';
+    /**
+     * Text streamed since the last assistant message, kept as a partial answer on cancel: the last
+     * deltas in `recent`, joined every PARTIAL_CHUNK deltas into `partial`. `+=` per delta would
+     * build a rope of one string object per event that lives until the answer completes (copied
+     * again by every young-generation GC), and one array of every delta grows by copying.
+     */
+    let partial: string[] = [];
+    let recent: string[] = [];
     const consumer = (async () => {
       let iterator: AsyncIterator<unknown> | undefined;
       let exhausted = false;
@@ -628,13 +643,19 @@ export class RunningTurn {
           const event = parseRuntimeEvent(step.value, turnId);
           switch (event.type) {
             case 'agent_choice':
-              partial += event.content;
+              if (recent.push(event.content) === PARTIAL_CHUNK) {
+                partial.push(recent.join(''));
+                recent = [];
+              }
               this.#emit(event);
               break;
             case 'message_added': {
               const message = event.message;
               // The answer is complete (or the runtime stored what it had): nothing partial is left.
-              if (message.role === 'assistant') partial = '';
+              if (message.role === 'assistant') {
+                partial = [];
+                recent = [];
+              }
               // The bookkeeping follows the write itself, not the turn: a write that lands after a
               // cancel is in the store, so its tool calls must still be closed (or counted as answered).
               await enqueueWrite(async () => {
@@ -735,11 +756,16 @@ export class RunningTurn {
     // What the user already saw stays: the streamed text of an answer the turn never completed
     // (tool calls streamed but never completed are not kept).
     const interruptedBy = outcome.reason === 'cancelled' ? outcome.reason : undefined;
-    if (interruptedBy !== undefined && partial.trim() !== '' && this.#options.keepPartialAnswers !== false) {
+    const partialText = interruptedBy === undefined ? '' : partial.join('') + recent.join('');
+    if (
+      interruptedBy !== undefined &&
+      partialText.trim() !== '' &&
+      this.#options.keepPartialAnswers !== false
+    ) {
       const message: Message = {
         id: newId('msg'),
         role: 'assistant',
-        content: partial,
+        content: partialText,
         interrupted: { reason: interruptedBy },
         ...(cache.meta.agent === undefined ? {} : { agent: cache.meta.agent }),
         createdAt: new Date().toISOString(),

@@ -23,8 +23,10 @@ import {
   SessionNotFoundError,
   toAgentSessionsError,
 } from '../errors.js';
+import type { SessionEvent } from '../events.js';
 import { cancellation, throwIfAborted } from '../internal/abort.js';
 import { cloneRecord } from '../internal/clone.js';
+import { turnTimestamp } from '../internal/turn-clock.js';
 import { type Logger, silentLogger } from '../logger.js';
 import {
   assertSessionId,
@@ -45,6 +47,7 @@ import {
   answerElicitation,
   parseElicitationInput,
   parseResumeInput,
+  reconsiderPending,
   type SessionScope,
   setPermissions,
   setSafetyPolicy,
@@ -52,7 +55,15 @@ import {
 } from './authorization.js';
 import { BackgroundWork } from './background-work.js';
 import { type BusyLease, type BusyLock, InProcessBusyLock } from './busy-lock.js';
-import { type EventLog, EventLogs, subscribeOnFirstNext } from './event-log.js';
+import {
+  batchesOf,
+  type EventInput,
+  type EventLog,
+  EventLogs,
+  type EventSink,
+  type SubscribeOptions,
+  subscribeOnFirstNext,
+} from './event-log.js';
 import {
   assertTemplate,
   assertTitle,
@@ -75,6 +86,7 @@ import { type SessionRecord, SessionRecords } from './session-records.js';
 import { SharedEvents, type SharedEventWriter } from './shared-events.js';
 import { SharedIdempotencyKeys } from './shared-keys.js';
 import { TurnSlots } from './turn-slots.js';
+import { guardTelemetry } from './turn-tracing.js';
 import type {
   AvailableModels,
   FollowUpOptions,
@@ -86,6 +98,7 @@ import type {
   ResumeInput,
   RunInput,
   RunOptions,
+  SessionEventBatchStream,
   SessionEventStream,
   SessionManagerOptions,
   SessionSnapshot,
@@ -130,6 +143,7 @@ export class SessionManager {
   readonly #bus: CommandBus | undefined;
   /** The lock is shared with other instances: a cached record may be stale when a lease is taken. */
   readonly #sharedLock: boolean;
+  readonly #lock: BusyLock;
   /** The fencing token of the last turn lease this manager took per record (see #onLease). */
   readonly #leaseTokens = new WeakMap<SessionRecord, number>();
   #closed = false;
@@ -145,6 +159,7 @@ export class SessionManager {
     const store = options.store ?? new MemoryStore();
     this.store = lock.fenceStore?.(store) ?? store;
     this.#sharedLock = options.busyLock !== undefined;
+    this.#lock = lock;
     const durableLog = options.eventLog ?? eventLogOf(store);
     this.#shared =
       durableLog === undefined
@@ -174,6 +189,8 @@ export class SessionManager {
     this.#logs = new EventLogs({
       capacity: positiveInteger(options.eventLogCapacity, 1024, 'eventLogCapacity'),
       releaseAfterMs: options.eventLogReleaseAfterMs ?? 300_000,
+      // One clock reading per task for up to 16 events (see turn-clock.ts and EventEnvelope.timestamp).
+      now: turnTimestamp,
     });
     this.#pool = new RuntimePool({
       factory: options.runtime,
@@ -190,7 +207,7 @@ export class SessionManager {
       lock,
       runtimes: this.#pool,
       eventLog: (sessionId, reserved) =>
-        this.#shared?.writer(sessionId) ?? this.#logs.getOrCreate(sessionId, reserved),
+        this.#turnSink(sessionId) ?? this.#logs.getOrCreate(sessionId, reserved),
       onLease: (live, lease) => this.#onLease(live, lease),
       assertUsable: (sessionId) => {
         this.#assertOpen();
@@ -205,11 +222,16 @@ export class SessionManager {
       ...(options.maxConcurrentTurns === undefined
         ? {}
         : { slots: new TurnSlots(positiveInteger(options.maxConcurrentTurns, 1, 'maxConcurrentTurns')) }),
-      ...(options.telemetry === undefined ? {} : { telemetry: assertTelemetry(options.telemetry) }),
+      ...(options.telemetry === undefined
+        ? {}
+        : { telemetry: guardTelemetry(assertTelemetry(options.telemetry), this.#logger) }),
     });
     this.#portability = new Portability({
       records: this.#records,
-      created: (session) => this.#created(session),
+      created: async (session) => {
+        await this.#clearTombstone(session.id);
+        this.#created(session);
+      },
       limits: this.#limits,
       deleteSession: (id) => this.deleteSession(id),
     });
@@ -230,6 +252,8 @@ export class SessionManager {
       await validateWorkingDir(template.workingDir, this.#workingDirRoot);
     const session = sessionFromTemplate(template);
     await this.#records.create(session);
+    // A chosen id may be that of a deleted session whose durable log holds its tombstone.
+    if (template.id !== undefined) await this.#clearTombstone(session.id);
     this.#created(session);
     return session;
   }
@@ -405,7 +429,59 @@ export class SessionManager {
    * (checked from the call on, never waiting for an event) and on the first `next()`.
    */
   streamEvents(id: string, options: { since?: number; signal?: AbortSignal } = {}): SessionEventStream {
-    // The checks start now, not on the first next(): `ready` settles without waiting for an event.
+    const open = this.#subscription(id, options);
+    const events = subscribeOnFirstNext(async () => {
+      const source = await open.source();
+      return 'log' in source ? source.log.subscribe(subscribeOptions(options)) : source.shared;
+    });
+    return {
+      [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
+      get ready() {
+        return open.checked.then(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * The events of {@link streamEvents} — the same positions, `gap`, `SUBSCRIBER_LAGGED`, signal,
+   * errors, `ready` and end — as arrays: each `next()` yields every event available (never an
+   * empty array, in `seq` order, a `gap` first). A reader waiting for events is woken once per turn
+   * of the event loop with everything appended meanwhile, or at once when half of
+   * `eventLogCapacity` events wait for it, so a reader that asks for its next batch as soon as it
+   * has handled one never lags. Use it where a wake-up per event costs too much (many readers, fast
+   * runtimes); it can still lag while it holds a batch, like a per-event reader between events.
+   * With a durable event log (`eventLog`), a batch is what the durable subscriber already holds.
+   */
+  streamEventBatches(
+    id: string,
+    options: { since?: number; signal?: AbortSignal } = {},
+  ): SessionEventBatchStream {
+    const open = this.#subscription(id, options);
+    const batches = subscribeOnFirstNext<readonly SessionEvent[]>(async () => {
+      const source = await open.source();
+      return 'log' in source
+        ? source.log.subscribeBatches(subscribeOptions(options))
+        : batchesOf(source.shared);
+    });
+    return {
+      [Symbol.asyncIterator]: () => batches[Symbol.asyncIterator](),
+      get ready() {
+        return open.checked.then(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * The checks of a subscription, started now (so `ready` settles without waiting for an event),
+   * and its source: the durable log's subscriber when one is configured, else this process's log.
+   */
+  #subscription(
+    id: string,
+    options: { since?: number; signal?: AbortSignal },
+  ): {
+    checked: Promise<number | undefined>;
+    source: () => Promise<{ log: EventLog } | { shared: AsyncIterator<SessionEvent> }>;
+  } {
     const shared = this.#shared;
     const checked = (async () => {
       this.#guard(id);
@@ -419,28 +495,22 @@ export class SessionManager {
     })();
     // Whoever reads neither `ready` nor the stream must not see an unhandled rejection.
     checked.catch(() => undefined);
-    const events = subscribeOnFirstNext(async () => {
-      const reserved = await checked;
-      throwIfAborted(options.signal);
-      if (shared) {
-        if (options.since !== undefined) assertSince(options.since);
-        this.#assertOpen();
-        if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
-        return shared.subscribe(id, {
-          ...(options.since === undefined ? {} : { since: options.since }),
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-          reserved: async () => (await this.#records.get(id)).eventSeqReserved ?? 0,
-        });
-      }
-      return this.#liveLog(id, reserved).subscribe({
-        ...(options.since === undefined ? {} : { since: options.since }),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
-    });
     return {
-      [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
-      get ready() {
-        return checked.then(() => undefined);
+      checked,
+      source: async () => {
+        const reserved = await checked;
+        throwIfAborted(options.signal);
+        if (shared) {
+          if (options.since !== undefined) assertSince(options.since);
+          this.#assertOpen();
+          if (this.#deleted.has(id)) throw new SessionNotFoundError(id);
+          const subscriber = await shared.subscribe(id, {
+            ...subscribeOptions(options),
+            reserved: async () => (await this.#records.get(id)).eventSeqReserved ?? 0,
+          });
+          return { shared: subscriber };
+        }
+        return { log: this.#liveLog(id, reserved) };
       },
     };
   }
@@ -448,6 +518,7 @@ export class SessionManager {
   /**
    * What a reconnecting client needs: the session, whether a turn is admitted and running, the
    * agent, the last event seq (tail with `since: lastEventSeq`), pending requests and queues.
+   * `streaming` on an instance that runs no turn of the session asks a shared lock's `isHeld`.
    */
   async getSessionSnapshot(id: string): Promise<SessionSnapshot> {
     return this.#withSession(id, async () => {
@@ -469,7 +540,7 @@ export class SessionManager {
       const queued = this.#admission.running(id)?.queued;
       return {
         session,
-        streaming: this.#admission.running(id) !== undefined,
+        streaming: await this.#streaming(id),
         ...(session.agent === undefined ? {} : { agent: session.agent }),
         lastEventSeq,
         ...waiting,
@@ -507,7 +578,11 @@ export class SessionManager {
 
   // ---------------------------------------------------------------- metadata
 
-  /** Sets the title by hand (`titleSource: 'manual'`, which stops automatic titling; `''` clears it). */
+  /**
+   * Sets the title by hand (`titleSource: 'manual'`, which stops automatic titling; `''` clears it)
+   * and emits `session_title` to the event log (with a durable log: numbered by the instance
+   * running the turn, or by this one, under the session's lease, when none runs).
+   */
   async updateSessionTitle(id: string, title: string): Promise<void> {
     return this.#withSession(id, async ({ record }) => {
       if (typeof title !== 'string') {
@@ -517,8 +592,7 @@ export class SessionManager {
       }
       assertTitle(title, this.#limits);
       await record.update(() => ({ title, titleSource: title === '' ? 'none' : 'manual' }));
-      // With a durable log, only the instance holding the lease numbers events.
-      if (this.#shared) this.#shared.writer(id)?.append({ type: 'session_title', title });
+      if (this.#shared) await this.#sharedEvent(id, { type: 'session_title', title });
       else this.#logs.get(id)?.append({ type: 'session_title', title });
     });
   }
@@ -546,7 +620,11 @@ export class SessionManager {
     id: string,
     permissions: Permissions | ((current: Permissions) => Permissions),
   ): Promise<void> {
-    return this.#withSession(id, (live) => setPermissions(this.#scope(live), permissions));
+    return this.#withSession(id, async (live) => {
+      this.#forgetUnleased(live);
+      await setPermissions(this.#scope(live), permissions);
+      await this.#rulesChanged(id);
+    });
   }
 
   /**
@@ -554,7 +632,11 @@ export class SessionManager {
    * {@link updateSessionPermissions}, pending confirmations the new policy approves are approved.
    */
   async setSessionSafetyPolicy(id: string, policy: SafetyPolicy): Promise<void> {
-    return this.#withSession(id, (live) => setSafetyPolicy(this.#scope(live), policy));
+    return this.#withSession(id, async (live) => {
+      this.#forgetUnleased(live);
+      await setSafetyPolicy(this.#scope(live), policy);
+      await this.#rulesChanged(id);
+    });
   }
 
   /**
@@ -563,7 +645,12 @@ export class SessionManager {
    * this manager's memory.
    */
   async toggleToolApproval(id: string): Promise<SafetyPolicy> {
-    return this.#withSession(id, (live) => toggleToolApproval(this.#scope(live)));
+    return this.#withSession(id, async (live) => {
+      this.#forgetUnleased(live);
+      const policy = await toggleToolApproval(this.#scope(live));
+      await this.#rulesChanged(id);
+      return policy;
+    });
   }
 
   // ---------------------------------------------------------------- history edits
@@ -647,10 +734,60 @@ export class SessionManager {
   /**
    * Deletes a session: removes it from the store, cancels its running turn, ends event subscribers
    * with `session_exited`, closes its runtime and drops its queues and keys. `SESSION_NOT_FOUND`.
+   * Across instances (a command bus, a durable log) the instance running the turn ends it first,
+   * and a tombstone in the durable log ends every instance's subscribers and refuses later event
+   * batches (see `docs/scaling.md`).
    */
   async deleteSession(id: string): Promise<void> {
     this.#guard(id);
     await this.#records.delete(id);
+    // The instance running the session's turn ends it first (see docs/scaling.md).
+    await this.#forward(id, { kind: 'delete' }).catch((error: unknown) => {
+      this.#logger.error('the instance running the deleted session’s turn could not be told', {
+        sessionId: id,
+        error,
+      });
+    });
+    await this.#deletedHere(id);
+    if (this.#sharedLock) await this.#burnLease(id);
+    if (this.#shared) {
+      await this.#shared.deleteLog(id).catch((error: unknown) => {
+        this.#logger.error('deleting the durable events of a deleted session failed', {
+          sessionId: id,
+          error,
+        });
+      });
+    }
+    await this.#pool.close(id);
+    this.events.emit('session_deleted', { sessionId: id });
+  }
+
+  /**
+   * Takes and gives back the deleted session's lease once, so its fencing token moves on: an
+   * instance that still caches the session's history (it ran a turn of it, and was not running one
+   * when it was deleted) drops that cache on its next lease (see {@link #onLease}), and a session
+   * created again under the id never runs on the deleted one's history. Failures are logged.
+   */
+  async #burnLease(id: string): Promise<void> {
+    try {
+      const lease = await this.#lock.acquire(id);
+      await lease?.release();
+      if (lease === undefined) {
+        this.#logger.warn('the deleted session’s lease was held: caches of it elsewhere are kept', {
+          sessionId: id,
+        });
+      }
+    } catch (error) {
+      this.#logger.error('moving the deleted session’s fencing token on failed', { sessionId: id, error });
+    }
+  }
+
+  /**
+   * What deleting a session does in this manager, its record already gone: cancels its turn and
+   * waits for it (and for the events it numbered to be written), ends its subscribers here and
+   * drops its state. Run by the deleting manager, and by the one running the turn when asked.
+   */
+  async #deletedHere(id: string): Promise<void> {
     this.#deleted.add(id);
     const reason = cancellation(`session ${id} was deleted`);
     const live = this.#sessions.get(id);
@@ -666,15 +803,9 @@ export class SessionManager {
     this.#logs.delete(id);
     if (this.#shared) {
       this.#shared.exitSession(id, 'deleted');
-      await this.#shared.log.delete?.(id).catch((error: unknown) => {
-        this.#logger.error('deleting the durable events of a deleted session failed', {
-          sessionId: id,
-          error,
-        });
-      });
+      // The turn's last batches land before the tombstone that refuses any later one.
+      await this.#shared.drained(id);
     }
-    await this.#pool.close(id);
-    this.events.emit('session_deleted', { sessionId: id });
     // The id is remembered only while work of the deleted session may still run (a runtime winding
     // down, a queued admission): then the store alone answers, and the set does not grow for the
     // manager's lifetime.
@@ -686,11 +817,18 @@ export class SessionManager {
   /**
    * Releases what this manager holds for a session, keeping its record: cancels its running turn
    * and waits for it, closes its runtime and drops the cached history (the next turn reads the
-   * store and makes a new runtime). `SESSION_NOT_FOUND` for an unknown session.
+   * store and makes a new runtime). `SESSION_NOT_FOUND` for an unknown session. With a command
+   * bus, a turn running on another instance is released there too.
    */
   async releaseSession(id: string): Promise<void> {
     this.#guard(id);
     if (!this.#admission.isOccupied(id)) await this.#assertExists(id);
+    // A turn on another instance is cancelled there, as it would be here.
+    await this.#forward(id, { kind: 'release' });
+    await this.#releaseHere(id);
+  }
+
+  async #releaseHere(id: string): Promise<void> {
     this.#admission.cancel(id, cancellation(`session ${id} was released`));
     await this.#admission.ended(id);
     await this.#pool.close(id);
@@ -884,9 +1022,157 @@ export class SessionManager {
           }
           return null;
         });
+      case 'delete':
+        // The sender deleted the record already.
+        this.#guard(id);
+        await this.#deletedHere(id);
+        await this.#pool.close(id);
+        return null;
+      case 'rules-changed':
+        // Another instance stored new permissions or a new policy: this turn's cache takes them,
+        // and its pending confirmations are decided again.
+        return this.#withSession(id, async (live) => {
+          const { record } = live;
+          await record.exclusive(async () => {
+            const cache = record.cached;
+            if (cache === undefined) return;
+            const { permissions, safetyPolicy } = await this.#records.get(id);
+            cache.applyPatch({ permissions, safetyPolicy });
+          });
+          reconsiderPending(this.#scope(live));
+          return null;
+        });
+      case 'release':
+        this.#guard(id);
+        await this.#releaseHere(id);
+        return null;
+      case 'event': {
+        // An event only the instance numbering the session's events may number (a title).
+        this.#guard(id);
+        const writer = this.#shared?.writer(id);
+        if (writer === undefined) return false;
+        if (value.type !== 'session_title' || typeof value.title !== 'string') {
+          throw new InvalidArgumentError('only session_title events are forwarded');
+        }
+        writer.append({
+          type: 'session_title',
+          title: value.title,
+          ...(typeof value.turnId === 'string' ? { turnId: value.turnId } : {}),
+        });
+        return true;
+      }
       default:
         throw new InvalidArgumentError(`unknown command ${JSON.stringify(command.kind)}`);
     }
+  }
+
+  /**
+   * The event sink of a turn with a durable log: this instance's writer, and once the writer is
+   * closed (the turn let the session go), a title generated late still reaches every instance
+   * (see {@link #sharedEvent}) as it would reach the in-memory log.
+   */
+  #turnSink(sessionId: string): (EventSink & { readonly lastSeq: number }) | undefined {
+    const writer = this.#shared?.writer(sessionId);
+    if (writer === undefined) return undefined;
+    return {
+      get lastSeq() {
+        return writer.lastSeq;
+      },
+      append: (input) => {
+        if (!writer.closed || input.type !== 'session_title') return writer.append(input);
+        void this.#sharedEvent(sessionId, input);
+        return undefined;
+      },
+    };
+  }
+
+  /**
+   * Numbers a `session_title` event with a durable log, from any instance: this instance's writer
+   * when it runs the session's turn; else the instance running it (over the command bus); else,
+   * when no instance runs one, this instance takes the session's lease for one append. When the
+   * lease is taken meanwhile it asks again (a turn that started re-emits the stored title anyway).
+   * Never rejects: the title is stored, and a failure to announce it is logged.
+   */
+  async #sharedEvent(id: string, input: EventInput & { type: 'session_title' }): Promise<void> {
+    const shared = this.#shared;
+    if (shared === undefined) return;
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const writer = shared.writer(id);
+        if (writer) {
+          writer.append(input);
+          return;
+        }
+        if (this.#bus && !this.#admission.isOccupied(id)) {
+          const served = await this.#bus.send(id, { kind: 'event', value: input }).catch((error: unknown) => {
+            if (AgentSessionsError.hasCode(error, ErrorCode.SESSION_NOT_RUNNING)) return false;
+            throw error;
+          });
+          if (served === true) return;
+        }
+        if (this.#closed || this.#deleted.has(id)) return;
+        try {
+          const live = this.#live(id);
+          await this.#admission.whileIdle(live, () => this.#appendIdle(id, live.record, input));
+          return;
+        } catch (error) {
+          if (!AgentSessionsError.hasCode(error, ErrorCode.SESSION_BUSY)) throw error;
+        } finally {
+          this.#forgetIfIdle(id);
+        }
+      }
+      this.#logger.warn('a session_title event was not numbered: the session stayed busy', { sessionId: id });
+    } catch (error) {
+      this.#logger.error('numbering a session_title event failed', { sessionId: id, error });
+    }
+  }
+
+  /** One event numbered while this instance holds the session's lease and runs no turn. */
+  async #appendIdle(id: string, record: SessionRecord, input: EventInput): Promise<void> {
+    const shared = this.#shared;
+    if (shared === undefined) return;
+    const session = await this.#records.get(id);
+    const writer = await shared.startWriter(id, session.eventSeqReserved ?? 0);
+    writer.append(input);
+    if (!(await shared.finishWriter(writer))) return;
+    // Stored: the reservation covers it too, for when the log expires and numbering starts from it.
+    if (writer.lastSeq > (session.eventSeqReserved ?? 0))
+      await record.patch({ eventSeqReserved: writer.lastSeq });
+  }
+
+  /**
+   * Permissions or the safety policy were stored here: the instance running the session's turn
+   * takes them for its next authorisation and decides its pending confirmations again, as this
+   * one would. The change is stored already, so a failure to tell it is logged, not thrown.
+   */
+  async #rulesChanged(id: string): Promise<void> {
+    await this.#forward(id, { kind: 'rules-changed' }).catch((error: unknown) => {
+      this.#logger.error('the instance running the session’s turn could not be told of new rules', {
+        sessionId: id,
+        error,
+      });
+    });
+  }
+
+  /**
+   * Before a read-modify-write of metadata: with a shared lock, a cache this manager keeps while it
+   * holds no lease of the session may miss what other instances wrote since; dropping it makes
+   * the edit read the store (the next turn here reads it anyway, see {@link #onLease}).
+   */
+  #forgetUnleased(live: LiveSession): void {
+    if (this.#sharedLock && !this.#admission.isOccupied(live.id)) live.record.forget();
+  }
+
+  /** `streaming` of a snapshot: a turn runs here, or (a shared lock) another instance holds the lease. */
+  async #streaming(id: string): Promise<boolean> {
+    if (this.#admission.running(id) !== undefined) return true;
+    if (!this.#sharedLock || this.#admission.isOccupied(id) || this.#lock.isHeld === undefined) return false;
+    return this.#lock.isHeld(id);
+  }
+
+  /** With a durable log: removes the tombstone a deleted session of the same id left. */
+  async #clearTombstone(id: string): Promise<void> {
+    await this.#shared?.clearTombstone(id);
   }
 
   /** The one guard of every call on a session: the manager is open and `id` is a valid session id. */
@@ -980,6 +1266,14 @@ export class SessionManager {
     if (this.#sessions.get(id)?.record.cached || this.#logs.get(id)) return;
     if (!(await this.#records.exists(id))) throw new SessionNotFoundError(id);
   }
+}
+
+/** The options an event log subscription takes, without `undefined` members. */
+function subscribeOptions(options: { since?: number; signal?: AbortSignal }): SubscribeOptions {
+  return {
+    ...(options.since === undefined ? {} : { since: options.since }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
 }
 
 /** `options.telemetry`: something with `startSpan` (`INVALID_ARGUMENT` otherwise). */

@@ -20,6 +20,13 @@
  *   jump in seq (retention, a lost batch) is delivered as a `gap` (`'dropped'`) before the event.
  *   A subscriber has no backlog of its own beyond a bounded queue: the durable tail is read only as
  *   fast as the subscriber reads, so it never lags out.
+ * - **Deletion** ({@link SharedEvents.deleteLog}): the instance deleting a session replaces its
+ *   events with one tombstone, `session_exited { reason: 'deleted' }` at seq {@link TOMBSTONE_SEQ}.
+ *   Every subscriber, on every instance, ends with `session_exited` when its tail reads it, and the
+ *   log refuses every later append of the session (its first seq is not after the tombstone's), so
+ *   a batch still in flight from the instance that ran the turn can never bring the deleted events
+ *   back. A session created again under the same id starts from a cleared log (see
+ *   {@link SharedEvents.clearTombstone}).
  */
 
 import type { DurableEventLog } from '../durable-event-log.js';
@@ -39,6 +46,11 @@ export interface SharedEventsOptions {
 }
 
 const DEFAULT_BATCH = 256;
+/**
+ * The seq of a deleted session's tombstone: above every seq a writer hands out, so the durable log
+ * refuses every later append of the session.
+ */
+export const TOMBSTONE_SEQ = Number.MAX_SAFE_INTEGER;
 /** Events a subscriber's queue holds before the durable tail waits for the reader. */
 const QUEUE_HIGH = 512;
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -97,11 +109,16 @@ export class SharedEventWriter implements EventSink {
    */
   async finish(): Promise<boolean> {
     this.#closed = true;
+    await this.drained();
+    return !this.#lost;
+  }
+
+  /** Resolves once every event numbered so far was written (or failed); numbering goes on. */
+  async drained(): Promise<void> {
     while (this.#inFlight !== undefined || this.#pending.length > 0) {
       if (this.#inFlight === undefined) this.#flush();
       await this.#inFlight;
     }
-    return !this.#lost;
   }
 
   #schedule(): void {
@@ -264,6 +281,11 @@ class SharedEventSubscriber implements AsyncIterableIterator<SessionEvent> {
   }
 
   #offerDurable(event: SessionEvent): void {
+    // A deleted session's tombstone (see SharedEvents.deleteLog): this subscriber's own end.
+    if (event.type === 'session_exited') {
+      this.exit(event.reason === 'closed' ? 'closed' : 'deleted');
+      return;
+    }
     const last = this.#last;
     if (last !== undefined && event.seq <= last) return;
     if (last !== undefined && event.seq > last + 1) {
@@ -349,7 +371,13 @@ export class SharedEvents {
    * greater of the durable log's last seq and `reserved`.
    */
   async startWriter(sessionId: string, reserved: number): Promise<SharedEventWriter> {
-    const stored = await this.log.lastSeq(sessionId);
+    let stored = await this.log.lastSeq(sessionId);
+    if (stored >= TOMBSTONE_SEQ) {
+      // The tombstone of a deleted session of the same id that was not cleared when the id was
+      // used again: this session's events start afresh.
+      await this.log.delete?.(sessionId);
+      stored = 0;
+    }
     const writer = new SharedEventWriter(this, sessionId, Math.max(stored, reserved));
     this.#writers.set(sessionId, writer);
     return writer;
@@ -370,11 +398,45 @@ export class SharedEvents {
     }
   }
 
+  /** Resolves once the events this instance numbered for the session so far are written (or failed). */
+  async drained(sessionId: string): Promise<void> {
+    await this.#writers.get(sessionId)?.drained();
+  }
+
   /** The last seq a reader can tail from without missing anything. */
   async lastSeq(sessionId: string): Promise<number> {
     const writer = this.#writers.get(sessionId);
     if (writer !== undefined) return writer.lastSeq;
-    return this.log.lastSeq(sessionId);
+    const stored = await this.log.lastSeq(sessionId);
+    return stored >= TOMBSTONE_SEQ ? 0 : stored;
+  }
+
+  /**
+   * The session was deleted (its record is gone, and no instance runs its turn any more): ends
+   * this instance's subscribers with `session_exited`, removes its events and leaves the
+   * tombstone that ends every other instance's subscribers and refuses any later append (see the
+   * module documentation).
+   */
+  async deleteLog(sessionId: string): Promise<void> {
+    this.exitSession(sessionId, 'deleted');
+    await this.log.delete?.(sessionId);
+    await this.log.append(sessionId, [
+      {
+        type: 'session_exited',
+        reason: 'deleted',
+        sessionId,
+        seq: TOMBSTONE_SEQ,
+        timestamp: new Date().toISOString(),
+      },
+    ]);
+  }
+
+  /**
+   * Removes a tombstone left under `sessionId` (a session created again with the id of a deleted
+   * one): its subscribers must not end at once. One read of the log, and a delete when needed.
+   */
+  async clearTombstone(sessionId: string): Promise<void> {
+    if ((await this.log.lastSeq(sessionId)) >= TOMBSTONE_SEQ) await this.log.delete?.(sessionId);
   }
 
   /**

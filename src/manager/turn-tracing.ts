@@ -6,6 +6,7 @@
  * constants would be one more dependency for a dozen names.
  */
 import type { StopReason, TokenUsage } from '../events.js';
+import type { Logger } from '../logger.js';
 import type { Telemetry, TelemetryAttributes, TelemetrySpan } from '../telemetry.js';
 
 /** The attribute names used, in one place. */
@@ -120,4 +121,57 @@ export function traced<T>(
       throw error;
     },
   );
+}
+
+const NOOP_SPAN: TelemetrySpan = Object.freeze({
+  setAttributes(): void {},
+  startChild(): TelemetrySpan {
+    return NOOP_SPAN;
+  },
+  end(): void {},
+});
+
+/**
+ * The host's {@link Telemetry} with every call guarded: a method that throws (the contract says it
+ * must not) is logged at `warn` and treated as a no-op, so tracing never fails a turn. A span whose
+ * opening threw is replaced by a span that does nothing.
+ */
+export function guardTelemetry(telemetry: Telemetry, logger: Logger): Telemetry {
+  const failed = (what: string, error: unknown): void => {
+    logger.warn(`telemetry ${what} threw; tracing skipped it`, { error });
+  };
+  const guardSpan = (span: TelemetrySpan): TelemetrySpan => ({
+    setAttributes(attributes) {
+      try {
+        span.setAttributes(attributes);
+      } catch (error) {
+        failed('setAttributes', error);
+      }
+    },
+    startChild(name, attributes) {
+      try {
+        return guardSpan(span.startChild(name, attributes));
+      } catch (error) {
+        failed('startChild', error);
+        return NOOP_SPAN;
+      }
+    },
+    end(outcome) {
+      try {
+        span.end(outcome);
+      } catch (error) {
+        failed('end', error);
+      }
+    },
+  });
+  return {
+    startSpan(name, attributes) {
+      try {
+        return guardSpan(telemetry.startSpan(name, attributes));
+      } catch (error) {
+        failed('startSpan', error);
+        return NOOP_SPAN;
+      }
+    },
+  };
 }

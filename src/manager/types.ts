@@ -176,10 +176,22 @@ export interface TurnResult {
 /**
  * The events of a turn (and of the steered and follow-up turns that run after it) as an async
  * iterable. Breaking out of the loop cancels unless `onDetach: 'continue'`.
+ *
+ * A TurnStream has one reader: iterate it per event, or read it in batches through
+ * {@link TurnStream.batches}, once; a second iteration throws `INVALID_ARGUMENT`.
  */
 export interface TurnStream extends AsyncIterable<SessionEvent> {
   /** The id of the stream's first turn. */
   readonly turnId: string;
+  /**
+   * The same events as iterating the stream, in the same order, as arrays: each `next()` yields
+   * every event produced since the last one (never an empty array). A reader waiting for events is
+   * woken once the task that produced them has run (the next turn of the event loop) or as soon as
+   * 512 are waiting, so a turn that emits many events at once costs one wake-up, not one per event.
+   * Counts as the stream's one iteration; breaking out of the loop cancels unless
+   * `onDetach: 'continue'`. Each array is the reader's own; the events are shared (read-only).
+   */
+  batches(): AsyncIterable<readonly SessionEvent[]>;
   /** Cancels the running turn and drops queued follow-ups; `done` resolves with `'cancelled'`. */
   cancel(reason?: unknown): void;
   /** Settles when the stream's last turn has ended; never rejects. */
@@ -290,6 +302,15 @@ export type SessionTemplate = Partial<Omit<Session, 'createdAt' | 'updatedAt'>>;
  * 200 that ends at once). The first `next()` rejects with the same error.
  */
 export interface SessionEventStream extends AsyncIterable<SessionEvent> {
+  /** Resolves once the session is known to exist; rejects with the error the first `next()` gives. */
+  readonly ready: Promise<void>;
+}
+
+/**
+ * What {@link SessionManager.streamEventBatches} returns: the events of {@link SessionEventStream}
+ * as arrays (each the reader's own, never empty, in `seq` order), with the same `ready`.
+ */
+export interface SessionEventBatchStream extends AsyncIterable<readonly SessionEvent[]> {
   /** Resolves once the session is known to exist; rejects with the error the first `next()` gives. */
   readonly ready: Promise<void>;
 }

@@ -90,6 +90,9 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
+// KEYS[1] busy key. 1 when some holder has it.
+const HELD = `return redis.call('EXISTS', KEYS[1])`;
+
 /** A lease of {@link RedisLeaseLock}. */
 export interface RedisLease extends BusyLease {
   /** Aborts when the lease is lost before it was released; its reason is a {@link LeaseLostError}. */
@@ -298,6 +301,23 @@ export class RedisLeaseLock implements BusyLock {
           { cause: error },
         );
       }
+    }
+  }
+
+  /**
+   * Whether any instance holds a lease on the session now: one `EXISTS` of its busy key. A
+   * snapshot on an instance that runs no turn of the session asks it (`streaming`).
+   * `STORE_UNAVAILABLE` when Redis cannot be reached.
+   */
+  async isHeld(sessionId: string): Promise<boolean> {
+    try {
+      return Number(await this.script(HELD, [this.busyKey(sessionId)], [])) === 1;
+    } catch (error) {
+      throw new AgentSessionsError(
+        ErrorCode.STORE_UNAVAILABLE,
+        `the redis busy lock could not read the lease of session ${sessionId}: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
     }
   }
 

@@ -188,6 +188,29 @@ const cases: Case[] = [
     },
   },
   {
+    // The manager ends a deleted session's log with a tombstone at the greatest safe integer.
+    name: 'an event at seq Number.MAX_SAFE_INTEGER is stored exactly, tailed, and refuses every later append until delete',
+    async run(log) {
+      const top = Number.MAX_SAFE_INTEGER;
+      await log.append('s', [event(3)]);
+      await log.append('s', [event(top)]);
+      assertEqual(await log.lastSeq('s'), top, 'lastSeq');
+      assertEqual(seqsOf((await log.replay('s', 3)).events), [top], 'replay');
+      const controller = new AbortController();
+      const tailed: number[] = [];
+      for await (const entry of log.tail('s', 3, { signal: controller.signal })) {
+        tailed.push(entry.seq);
+        break;
+      }
+      assertEqual(tailed, [top], 'tail');
+      assertEqual(await codeOf(() => log.append('s', [event(4)])), ErrorCode.SESSION_BUSY, 'a later append');
+      if (log.delete === undefined) return;
+      await log.delete('s');
+      await log.append('s', [event(1)]);
+      assertEqual(await log.lastSeq('s'), 1, 'numbering starts again after delete');
+    },
+  },
+  {
     name: 'delete removes the session’s events',
     async run(log) {
       if (log.delete === undefined) return;

@@ -28,8 +28,10 @@ describe('the client has every manager method', () => {
     const names = (prototype: object) =>
       Object.getOwnPropertyNames(prototype).filter((name) => name !== 'constructor' && !name.startsWith('#'));
     // releaseSession frees what one server process holds in memory (the ACP server calls it on
-    // session/close): a host's concern, not a remote user's.
-    const serverOnly = new Set(['releaseSession']);
+    // session/close): a host's concern, not a remote user's. streamEventBatches saves the wake-ups
+    // of in-process readers; over HTTP every event is its own SSE message either way, and
+    // streamEvents is the client's reader.
+    const serverOnly = new Set(['releaseSession', 'streamEventBatches']);
     const missing = names(SessionManager.prototype).filter(
       (name) => !serverOnly.has(name) && !names(AgentSessionsClient.prototype).includes(name),
     );
@@ -59,6 +61,26 @@ describe('turns', () => {
       'hi',
       'Hello there',
     ]);
+  });
+
+  test('TurnStream.batches over HTTP carries the same events as iterating, in non-empty batches, and counts as the one read', async () => {
+    server.scripted.reply('Hello there');
+    const session = await client.createSession();
+    const stream = await client.runSession(session.id, { messages: ['hi'] });
+    const batches: SessionEvent[][] = [];
+    for await (const batch of stream.batches()) batches.push([...batch]);
+    expect(types(batches.flat())).toEqual([
+      'stream_started',
+      'user_message',
+      'session_title',
+      'agent_choice',
+      'agent_choice',
+      'message_added',
+      'stream_stopped',
+    ]);
+    expect(batches.every((batch) => batch.length > 0)).toBe(true);
+    expect(() => stream[Symbol.asyncIterator]()).toThrow(TypeError);
+    expect((await stream.done).stopReason).toBe('end_turn');
   });
 
   test('a second run while busy rejects with SESSION_BUSY rebuilt as SessionBusyError', async () => {

@@ -90,6 +90,106 @@ describe('InProcessCommandBus', () => {
     expect(await b.cancelTurn(session.id)).toBe(false);
   });
 
+  test('deleteSession on B ends the turn running on A (cancelled) before it resolves; A then knows the session is gone', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    scripted.turn([step.hold('running'), step.reply('never')]);
+    const turn = await a.runSession(session.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('running');
+    let ended = false;
+    void turn.done.then(() => {
+      ended = true;
+    });
+    await b.deleteSession(session.id);
+    expect(ended).toBe(true);
+    expect((await turn.done).stopReason).toBe('cancelled');
+    await expect(a.getSession(session.id)).rejects.toMatchObject({ code: ErrorCode.SESSION_NOT_FOUND });
+    await expect(a.steerSession(session.id, ['x'])).rejects.toMatchObject({
+      code: ErrorCode.SESSION_NOT_FOUND,
+    });
+  });
+
+  test.each([
+    [
+      'setSessionSafetyPolicy',
+      (manager: SessionManager, id: string) => manager.setSessionSafetyPolicy(id, 'autonomous'),
+    ],
+    ['toggleToolApproval', (manager: SessionManager, id: string) => manager.toggleToolApproval(id)],
+    [
+      'updateSessionPermissions',
+      (manager: SessionManager, id: string) =>
+        manager.updateSessionPermissions(id, (current) => ({ ...current, allow: ['shell'] })),
+    ],
+  ] as const)(
+    '%s on B approves the confirmation pending on A and rules A’s next tool call',
+    async (_name, change) => {
+      const { a, b, scripted } = pair();
+      const session = await a.createSession();
+      scripted.turn([
+        step.authorize({ name: 'shell', arguments: { n: 1 } }),
+        step.authorize({ name: 'shell', arguments: { n: 2 } }),
+        step.reply('ok'),
+      ]);
+      const turn = await a.runSession(session.id, { messages: ['go'] });
+      await expect
+        .poll(async () => (await b.getSessionSnapshot(session.id)).pending.confirmations.length)
+        .toBe(1);
+      await change(b, session.id);
+      expect((await turn.done).stopReason).toBe('end_turn');
+      // The first was pending and approved by the new rule; the second never asked.
+      expect(scripted.turns[0]!.decisions).toEqual([{ approved: true }, { approved: true }]);
+      const events = [];
+      for await (const event of a.streamEvents(session.id, { since: 0 })) {
+        events.push(event);
+        if (event.type === 'stream_stopped') break;
+      }
+      expect(events.filter((event) => event.type === 'tool_call_confirmation')).toHaveLength(1);
+    },
+  );
+
+  test('an atomic permissions edit on B after a turn there reads what A stored since, not B’s cached copy', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    scripted.turn([step.reply('cached on B')]);
+    await (await b.runSession(session.id, { messages: ['go'] })).done;
+    await a.updateSessionPermissions(session.id, (current) => ({ ...current, allow: ['ls'] }));
+    await b.updateSessionPermissions(session.id, (current) => ({ ...current, deny: ['rm'] }));
+    expect((await a.getSession(session.id)).permissions).toMatchObject({ allow: ['ls'], deny: ['rm'] });
+    await a.setSessionSafetyPolicy(session.id, 'autonomous');
+    expect(await b.toggleToolApproval(session.id)).toBe('');
+  });
+
+  test('releaseSession on B cancels the turn running on A and waits for it, keeping the record', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    scripted.turn([step.hold('running'), step.reply('never')]);
+    const turn = await a.runSession(session.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('running');
+    let ended = false;
+    void turn.done.then(() => {
+      ended = true;
+    });
+    await b.releaseSession(session.id);
+    expect(ended).toBe(true);
+    expect((await turn.done).stopReason).toBe('cancelled');
+    expect((await b.getSession(session.id)).id).toBe(session.id);
+  });
+
+  test('getSessionSnapshot on B says streaming while A holds the session’s lease for a turn, and not after', async () => {
+    const { a, b, scripted } = pair();
+    const session = await a.createSession();
+    expect((await b.getSessionSnapshot(session.id)).streaming).toBe(false);
+    scripted.turn([step.hold('running'), step.reply('done')]);
+    const turn = await a.runSession(session.id, { messages: ['go'] });
+    await scripted.waitUntilHeld('running');
+    expect((await b.getSessionSnapshot(session.id)).streaming).toBe(true);
+    expect((await a.getSessionSnapshot(session.id)).streaming).toBe(true);
+    scripted.release('running');
+    await turn.done;
+    await a.waitStopped(session.id, { timeoutMs: 5000 });
+    expect((await b.getSessionSnapshot(session.id)).streaming).toBe(false);
+  });
+
   test('without a bus, a manager that does not run the turn cannot reach it (SESSION_NOT_RUNNING)', async () => {
     const store = new MemoryStore();
     const busyLock = new InProcessBusyLock();

@@ -268,7 +268,9 @@ describe('Portability', () => {
     const deleted: string[] = [];
     const portability = new Portability({
       records: new SessionRecords(store),
-      created: (session) => created.push(session.id),
+      created: (session) => {
+        created.push(session.id);
+      },
       limits: DEFAULT_INPUT_LIMITS,
       deleteSession: async (id) => {
         deleted.push(id);

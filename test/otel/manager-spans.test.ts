@@ -302,6 +302,36 @@ describe('when tracing is off', () => {
     expect(turn.attributes['gen_ai.conversation.id']).toBe(session.id);
   });
 
+  test('a telemetry that throws (against its contract) never fails a turn: each failure is logged and skipped', async () => {
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (message: string) => warnings.push(message) };
+    const boom = (): never => {
+      throw new Error('exporter broke');
+    };
+    const span = { setAttributes: boom, startChild: boom, end: boom };
+    const throwing = { startSpan: () => span };
+    const { manager, scripted } = start({ telemetry: throwing, logger });
+    const session = await manager.createSession({ agent: 'coder' });
+    scripted.reply('still answered', { usage: { inputTokens: 1, outputTokens: 1 } });
+    const stream = await manager.runSession(session.id, { messages: ['hi'] });
+    await collect(stream);
+    expect((await stream.done).stopReason).toBe('end_turn');
+    expect(JSON.stringify(await manager.getSession(session.id))).toContain('still answered');
+    expect(warnings).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^telemetry (startChild|setAttributes|end) threw/)]),
+    );
+
+    // A startSpan that throws gives a span that does nothing.
+    await manager.close();
+    const second = start({ telemetry: { startSpan: boom }, logger });
+    const other = await second.manager.createSession();
+    second.scripted.reply('again');
+    const again = await second.manager.runSession(other.id, { messages: ['hi'] });
+    await collect(again);
+    expect((await again.done).stopReason).toBe('end_turn');
+    expect(warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^telemetry startSpan threw/)]));
+  });
+
   test('new SessionManager rejects a telemetry without startSpan with INVALID_ARGUMENT', () => {
     expect(() => start({ telemetry: {} as never })).toThrowError(
       expect.objectContaining({ code: 'INVALID_ARGUMENT' }),

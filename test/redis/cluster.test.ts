@@ -5,9 +5,12 @@
 import { describe, expect, test } from 'vitest';
 import { AgentSessionsError, ErrorCode } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
+import type { Logger } from '../../src/logger.js';
 import type { SessionManager } from '../../src/manager/session-manager.js';
+import { TOMBSTONE_SEQ } from '../../src/manager/shared-events.js';
 import type { RunInput, TurnStream } from '../../src/manager/types.js';
 import { step } from '../../src/testing/scripted-runtime.js';
+import { deferred } from '../helpers/assertions.js';
 import { eventually, useCluster } from '../helpers/cluster.js';
 import { probePostgres, probeRedis, whenServer } from '../helpers/servers.js';
 
@@ -39,6 +42,7 @@ async function readUntil(
 
 const stopped = (event: SessionEvent) => event.type === 'stream_stopped';
 const seqs = (events: readonly SessionEvent[]) => events.map((event) => event.seq);
+const exited = (event: SessionEvent) => event.type === 'session_exited';
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, index) => from + index);
 
 whenServer(probe, 'SessionManager cluster suites (PostgreSQL + Redis)', () => {
@@ -238,6 +242,187 @@ whenServer(probe, 'SessionManager cluster suites (PostgreSQL + Redis)', () => {
     });
   });
 
+  describe('deleting and titles across instances', () => {
+    test.each(['redis', 'postgres'] as const)(
+      '%s log: deleteSession on B while A runs the turn: A’s turn is cancelled and its last batch lands first, subscribers on A, B and C end with session_exited, and the log keeps only a tombstone that refuses later batches',
+      async (eventLog) => {
+        const errors: string[] = [];
+        const logger: Logger = {
+          debug: () => {},
+          info: () => {},
+          warn: () => {},
+          error: (message) => errors.push(message),
+        };
+        let gate: Promise<void> | undefined;
+        let gated = false;
+        const { instances, scripted } = await cluster(3, {
+          eventLog,
+          manager: { logger },
+          wrapLog: (log, index) =>
+            index !== 0
+              ? log
+              : {
+                  append: async (sessionId, events) => {
+                    if (gate !== undefined) {
+                      gated = true;
+                      await gate;
+                    }
+                    return log.append(sessionId, events);
+                  },
+                  replay: (...args) => log.replay(...args),
+                  tail: (...args) => log.tail(...args),
+                  lastSeq: (sessionId) => log.lastSeq(sessionId),
+                  delete: (sessionId) => log.delete!(sessionId),
+                },
+        });
+        const [a, b, c] = instances;
+        const session = await a!.manager.createSession();
+        scripted.turn([step.hold('running'), step.reply('never')]);
+        const streams = instances.map((instance) => instance.manager.streamEvents(session.id, { since: 0 }));
+        await Promise.all(streams.map((stream) => stream.ready));
+        const readers = streams.map((stream) => readUntil(stream, exited));
+        const turn = await a!.manager.runSession(session.id, { messages: ['go'] });
+        await scripted.waitUntilHeld('running');
+        const stored = (await a!.manager.getSessionSnapshot(session.id)).lastEventSeq;
+        await eventually(async () => ((await a!.events.lastSeq(session.id)) === stored ? true : undefined));
+        // A's next batch (the cancelled turn's last events) waits until the gate opens.
+        const held = deferred();
+        gate = held.promise;
+        const deleting = b!.manager.deleteSession(session.id);
+        expect((await turn.done).stopReason).toBe('cancelled');
+        await eventually(async () => (gated ? true : undefined));
+        let deleted = false;
+        void deleting.then(() => {
+          deleted = true;
+        });
+        expect(deleted).toBe(false);
+        held.resolve();
+        await deleting;
+
+        for (const seen of await Promise.all(readers)) {
+          const last = seen.at(-1)!;
+          expect(last).toMatchObject({ type: 'session_exited', reason: 'deleted', sessionId: session.id });
+          expect(seqs(seen)).toEqual(range(1, seen.length));
+        }
+        expect(errors).toEqual([]);
+        // Only the tombstone is left; a batch numbered by any writer after it is refused.
+        expect((await c!.events.replay(session.id, 0)).events).toEqual([
+          expect.objectContaining({ type: 'session_exited', reason: 'deleted', seq: TOMBSTONE_SEQ }),
+        ]);
+        const late = {
+          type: 'session_title',
+          title: 'late',
+          sessionId: session.id,
+          seq: stored + 50,
+          timestamp: '',
+        };
+        await expect(a!.events.append(session.id, [late as SessionEvent])).rejects.toMatchObject({
+          code: ErrorCode.SESSION_BUSY,
+        });
+        for (const instance of instances) {
+          await expect(instance.manager.streamEvents(session.id).ready).rejects.toMatchObject({
+            code: ErrorCode.SESSION_NOT_FOUND,
+          });
+        }
+      },
+    );
+
+    test('a session created again with a deleted session’s id starts from a cleared log', async () => {
+      const { instances, scripted } = await cluster(2);
+      const [a, b] = instances;
+      const session = await a!.manager.createSession();
+      scripted.turn([step.reply('first life')]);
+      await readUntil(await runOn(a!.manager, session.id, { messages: ['1'] }), stopped);
+      await b!.manager.deleteSession(session.id);
+      await a!.manager.createSession({ id: session.id });
+      expect((await b!.manager.getSessionSnapshot(session.id)).lastEventSeq).toBe(0);
+      const stream = b!.manager.streamEvents(session.id, { since: 0 });
+      await stream.ready;
+      scripted.turn([step.reply('second life')]);
+      const events = await readUntil(await runOn(a!.manager, session.id, { messages: ['2'] }), stopped);
+      expect(await readUntil(stream, stopped)).toEqual(events);
+      expect(events[0]!.seq).toBe(1);
+    });
+
+    test('updateSessionTitle on B reaches subscribers on every instance as session_title, while A runs the turn and when no turn runs', async () => {
+      const logged: unknown[] = [];
+      const logger: Logger = {
+        debug: () => {},
+        info: () => {},
+        warn: (...args) => logged.push(args),
+        error: (...args) => logged.push(args),
+      };
+      const { instances, scripted } = await cluster(3, { manager: { logger } });
+      const [a, b, c] = instances;
+      const session = await a!.manager.createSession({ title: 'Start' });
+      scripted.turn([step.hold('running'), step.reply('done')]);
+      scripted.turn([step.reply('again')]);
+      const onC = c!.manager.streamEvents(session.id, { since: 0 });
+      await onC.ready;
+      let stops = 0;
+      const readingC = readUntil(onC, (event) => stopped(event) && ++stops === 2);
+      const turn = await a!.manager.runSession(session.id, { messages: ['go'] });
+      await scripted.waitUntilHeld('running');
+      await b!.manager.updateSessionTitle(session.id, 'While running');
+      scripted.release('running');
+      await turn.done;
+      await a!.manager.waitStopped(session.id, { timeoutMs: 5000 });
+      // No turn runs anywhere: B numbers it after everything A stored.
+      await b!.manager.updateSessionTitle(session.id, 'While idle');
+      const second = await readUntil(await runOn(a!.manager, session.id, { messages: ['2'] }), stopped);
+      const seen = await readingC;
+      expect(logged).toEqual([]);
+      expect(seqs(seen)).toEqual(range(1, seen.length));
+      // As in one process: to the event log (not to the TurnStream), numbered by the instance
+      // running the turn, or by B when none runs.
+      const titles = seen.filter((event) => event.type === 'session_title');
+      expect(titles.map((event) => event.title)).toEqual([
+        'Start',
+        'While running',
+        'While idle',
+        'While idle',
+      ]);
+      const first = seen.slice(0, seen.findIndex(stopped) + 1);
+      expect(seen[first.length]).toMatchObject({ type: 'session_title', title: 'While idle' });
+      expect(seen[first.length]).not.toHaveProperty('turnId');
+      expect(seen.slice(first.length + 1)).toEqual(second);
+      expect((await c!.manager.getSession(session.id)).title).toBe('While idle');
+    });
+
+    test('a title generated after the turn ended reaches subscribers on every instance, numbered after the turn', async () => {
+      const generated = deferred<string>();
+      const { instances, scripted } = await cluster(2, {
+        manager: { titleGenerator: () => generated.promise },
+      });
+      const [a, b] = instances;
+      const session = await a!.manager.createSession();
+      scripted.turn([step.reply('done')]);
+      const onB = b!.manager.streamEvents(session.id, { since: 0 });
+      await onB.ready;
+      const turn = await a!.manager.runSession(session.id, { messages: ['name this session'] });
+      const events = await readUntil(turn, stopped);
+      await a!.manager.waitStopped(session.id, { timeoutMs: 5000 });
+      generated.resolve('A generated title');
+      const seen = await readUntil(
+        onB,
+        (event) => event.type === 'session_title' && event.title !== 'name this session',
+      );
+      expect(seen.slice(0, events.length)).toEqual(events);
+      expect(seen.slice(events.length)).toEqual([
+        expect.objectContaining({
+          type: 'session_title',
+          title: 'A generated title',
+          turnId: events[0]!.turnId,
+          seq: events.length + 1,
+        }),
+      ]);
+      expect(await b!.manager.getSession(session.id)).toMatchObject({
+        title: 'A generated title',
+        titleSource: 'generated',
+      });
+    });
+  });
+
   describe('commands across instances', () => {
     test('a confirmation raised on A is listed by a snapshot on C and approved through C', async () => {
       const { instances, scripted } = await cluster(3);
@@ -251,8 +436,15 @@ whenServer(probe, 'SessionManager cluster suites (PostgreSQL + Redis)', () => {
         return snapshot.pending.confirmations[0];
       });
       expect(pending.toolCall.name).toBe('shell');
+      // C runs nothing, but A holds the session's lease.
+      expect((await c!.manager.getSessionSnapshot(session.id)).streaming).toBe(true);
       await c!.manager.resumeSession(session.id, { confirmation: 'approve' });
       expect((await turn.done).stopReason).toBe('end_turn');
+      await a!.manager.waitStopped(session.id, { timeoutMs: 5000 });
+      expect(await c!.manager.getSessionSnapshot(session.id)).toMatchObject({
+        streaming: false,
+        pending: { confirmations: [], elicitations: [] },
+      });
       expect(scripted.turns[0]!.decisions).toEqual([{ approved: true }]);
       expect((await events).some((event) => event.type === 'tool_call_response')).toBe(true);
     });

@@ -68,6 +68,18 @@ const userContents = (session: Session) =>
 
 whenServer(probe, 'RedisLeaseLock suites', () => {
   describe('RedisLeaseLock', () => {
+    test('isHeld: true on every instance while any holds the session, false once released', async () => {
+      const keys = prefix();
+      const holder = new RedisLeaseLock({ client: await connect(), prefix: keys });
+      const other = new RedisLeaseLock({ client: await connect(), prefix: keys });
+      expect(await other.isHeld('s1')).toBe(false);
+      const lease = await holder.acquire('s1');
+      expect(await other.isHeld('s1')).toBe(true);
+      expect(await other.isHeld('s2')).toBe(false);
+      await lease!.release();
+      expect(await other.isHeld('s1')).toBe(false);
+    });
+
     test('acquire: one holder across two locks; each later lease has a greater fencing token', async () => {
       const keys = prefix();
       const first = new RedisLeaseLock({ client: await connect(), prefix: keys });
