@@ -9,7 +9,18 @@
 // - raw load: `readFile` and `JSON.parse` of every line.
 // Listing goal: the first page of 10 000 sessions costs the same whether each holds 1 item or 100
 // (FileStore measured cold: a fresh store reopening the directory, then the first page).
-import { appendFile, open, readFile } from 'node:fs/promises';
+//
+// Durable writes (issue 15), each against a baseline of the same run:
+// - one durable append awaited at a time ÷ raw `write` + `fdatasync` of the same line through a
+//   handle kept open (the least a durable append of one line can cost): goal ≥ 0.85;
+// - 8 writers appending to one session concurrently ÷ the same raw serial write + `fdatasync`
+//   (group commit shares a sync between queued appends): goal ≥ 5;
+// - a durable 500-turn session (each turn: getSession, then append a user item and an assistant
+//   item, two durable commits), in 'fsync' and 'buffered': ms per turn and per durable commit,
+//   the figures the peers bench compares (`turnWorkload` is exported for it);
+// - bytes on disk (log and summary file) ÷ the items as raw JSON lines, short and long messages:
+//   goal ≤ 1.2.
+import { appendFile, open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Session, SessionItem } from '../src/schemas.js';
 import type { Store } from '../src/store.js';
@@ -17,6 +28,11 @@ import { FileStore } from '../src/stores/file/store.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import { sessionRecord } from '../src/testing/records.js';
 import { type BenchRow, median, report, time, withTempDir } from './lib.js';
+
+const TURNS = 500;
+const DURABLE_BLOCK = 96;
+const DURABLE_PAIRS = 21;
+const WRITERS = 8;
 
 const APPENDS = 10_000;
 const SESSIONS = 10_000;
@@ -96,6 +112,164 @@ async function probeFsync(directory: string): Promise<number> {
   return ms / 50;
 }
 
+function chatItem(id: string, role: 'user' | 'assistant', content: string): SessionItem {
+  return { kind: 'message', message: { id, role, content, createdAt: '2026-01-01T00:00:00.000Z' } };
+}
+
+const SHORT = 'Can you summarise the meeting?';
+const LONG = 'The quick brown fox jumps over the lazy dog. '.repeat(45);
+
+/** What {@link turnWorkload} measured. */
+export interface TurnResult {
+  /** Milliseconds for all turns. */
+  ms: number;
+  turns: number;
+  /** Durable commits made (two appends per turn). */
+  commits: number;
+  /** Bytes of the session's files on disk (log and summary file). */
+  bytes: number;
+  /** Bytes of the same items as raw JSON lines. */
+  rawBytes: number;
+}
+
+/**
+ * A chat session of `turns` turns on a fresh FileStore in `directory`: each turn reads the session
+ * (`getSession`), then appends a user item and an assistant item, one awaited call each.
+ */
+export async function turnWorkload(
+  directory: string,
+  durability: 'fsync' | 'buffered',
+  turns = TURNS,
+  content = SHORT,
+): Promise<TurnResult> {
+  const store = new FileStore({ directory, durability });
+  await store.createSession(session('chat'));
+  let rawBytes = 0;
+  const ms = await time(async () => {
+    for (let turn = 0; turn < turns; turn++) {
+      await store.getSession('chat');
+      const user = chatItem(`u${turn}`, 'user', content);
+      const assistant = chatItem(`a${turn}`, 'assistant', content);
+      await store.appendItems('chat', [user]);
+      await store.appendItems('chat', [assistant]);
+      rawBytes += Buffer.byteLength(`${JSON.stringify(user)}\n${JSON.stringify(assistant)}\n`);
+    }
+  });
+  await store.close();
+  let bytes = 0;
+  const sessions = join(directory, 'sessions');
+  for (const file of await readdir(sessions)) bytes += (await stat(join(sessions, file))).size;
+  return { ms, turns, commits: turns * 2, bytes, rawBytes };
+}
+
+async function durableRows(root: string, rows: BenchRow[]): Promise<void> {
+  // fdatasync latency here swings 10× within seconds (other processes share the disk), so the
+  // store and the raw baseline run in small blocks that alternate (the order flipping every pair):
+  // each pair sees the same disk, and the medians over pairs are compared.
+  const directory = join(root, 'durable');
+  const store = new FileStore({ directory, durability: 'fsync' });
+  await store.createSession(session('single'));
+  await store.createSession(session('shared'));
+  const raw = await open(join(root, 'raw-durable.jsonl'), 'a');
+  const singles: number[] = [];
+  const concurrents: number[] = [];
+  const raws: number[] = [];
+  let next = 0;
+  const item = () => chatItem(`d${next++}`, 'user', SHORT);
+  const measures: (() => Promise<void>)[] = [
+    async () => {
+      const items = Array.from({ length: DURABLE_BLOCK }, item);
+      singles.push(
+        await time(async () => {
+          for (const value of items) await store.appendItems('single', [value]);
+        }),
+      );
+    },
+    async () => {
+      const lines = Array.from({ length: DURABLE_BLOCK }, () => Buffer.from(`${JSON.stringify(item())}\n`));
+      raws.push(
+        await time(async () => {
+          for (const line of lines) {
+            await raw.write(line);
+            await raw.datasync();
+          }
+        }),
+      );
+    },
+    async () => {
+      const items = Array.from({ length: DURABLE_BLOCK }, item);
+      concurrents.push(
+        await time(() =>
+          Promise.all(
+            Array.from({ length: WRITERS }, async (_, writer) => {
+              for (let index = writer; index < items.length; index += WRITERS) {
+                await store.appendItems('shared', [items[index]!]);
+              }
+            }),
+          ),
+        ),
+      );
+    },
+  ];
+  try {
+    for (let pair = 0; pair < DURABLE_PAIRS; pair++) {
+      for (const measure of pair % 2 === 0 ? measures : [...measures].reverse()) await measure();
+    }
+  } finally {
+    await raw.close();
+    await store.close();
+  }
+  const single = median(singles);
+  const baseline = median(raws);
+  const concurrent = median(concurrents);
+  const perAppend = (ms: number) => `${((ms * 1000) / DURABLE_BLOCK).toFixed(0)} µs/append`;
+  rows.push({
+    name: `file(fsync) durable append, 1 awaited at a time (median of ${DURABLE_PAIRS} blocks of ${DURABLE_BLOCK})`,
+    ms: single,
+    baselineMs: baseline,
+    goal: '≥ 0.85× raw write+fdatasync',
+    pass: baseline / single >= 0.85,
+    note: `${perAppend(single)}, raw ${perAppend(baseline)}`,
+  });
+  rows.push({
+    name: `file(fsync) ${WRITERS} concurrent writers on one session (median of ${DURABLE_PAIRS} blocks of ${DURABLE_BLOCK})`,
+    ms: concurrent,
+    baselineMs: baseline,
+    goal: '≥ 5× raw serial write+fdatasync',
+    pass: baseline / concurrent >= 5,
+    note: perAppend(concurrent),
+  });
+}
+
+async function turnRows(root: string, rows: BenchRow[]): Promise<void> {
+  for (const durability of ['fsync', 'buffered'] as const) {
+    const runs: TurnResult[] = [];
+    for (let round = 0; round < 3; round++) {
+      runs.push(await turnWorkload(join(root, `turns-${durability}-${round}`), durability));
+    }
+    const ms = median(runs.map((run) => run.ms));
+    rows.push({
+      name: `file(${durability}) ${TURNS}-turn session (getSession + 2 appends per turn)`,
+      ms,
+      note: `${(ms / TURNS).toFixed(3)} ms/turn, ${(ms / (TURNS * 2)).toFixed(3)} ms/durable commit, median of 3`,
+    });
+  }
+  for (const [label, content] of [
+    ['short', SHORT],
+    ['long', LONG],
+  ] as const) {
+    const result = await turnWorkload(join(root, `bytes-${label}`), 'buffered', TURNS, content);
+    const ratio = result.bytes / result.rawBytes;
+    rows.push({
+      name: `bytes on disk ÷ raw JSON, ${label} messages (${content.length} chars, ${TURNS * 2} items)`,
+      ms: 0,
+      goal: '≤ 1.2',
+      pass: ratio <= 1.2,
+      note: `ratio ${ratio.toFixed(3)}: ${result.bytes} B on disk, ${result.rawBytes} B raw`,
+    });
+  }
+}
+
 interface Variant {
   label: string;
   durability?: 'fsync' | 'buffered';
@@ -121,6 +295,9 @@ export async function run(): Promise<void> {
   const notes: string[] = [];
   await withTempDir('store', async (root) => {
     const fsyncMs = await probeFsync(root);
+    await durableRows(root, rows);
+    await turnRows(root, rows);
+    if (process.env.STORE_BENCH_DURABLE_ONLY === '1') return;
     const fsyncAppends = Math.min(APPENDS, Math.max(200, Math.floor(FSYNC_BUDGET_MS / (2.2 * fsyncMs))));
     if (fsyncAppends < APPENDS) {
       notes.push(

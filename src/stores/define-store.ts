@@ -26,8 +26,11 @@ import {
 } from '../schemas.js';
 import type { ListOptions, Page, Store } from '../store.js';
 import {
+  type AppendBatchEntry,
+  type BatchAppendDriver,
   type FencingDriver,
   type IncrementalDriver,
+  isBatchAppendDriver,
   isFencingDriver,
   isIncrementalDriver,
   isListingDriver,
@@ -44,6 +47,24 @@ export function nextTimestamp(previous?: string): string {
   const now = Date.now();
   const before = previous === undefined ? Number.NaN : Date.parse(previous);
   return new Date(Number.isNaN(before) || now > before ? now : before + 1).toISOString();
+}
+
+// Built once: a zod schema built per call costs more than validating a few items with it.
+const SessionItemsSchema = SessionItemSchema.array();
+
+/** An `appendItems` call waiting in a group of appends to one session (group commit). */
+interface PendingAppend {
+  items: SessionItem[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Appends to one session queued back to back, written together when their turn comes. */
+interface AppendGroup {
+  members: PendingAppend[];
+  /** The session queue's tail once this group was queued: joinable while nothing came after it. */
+  tail: Promise<void> | undefined;
+  started: boolean;
 }
 
 /** Item ids remembered per session for idempotent appends. */
@@ -114,6 +135,9 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
   /** Ids of items whose append failed with an unknown outcome, per session. */
   readonly #unsure = new Map<string, Set<string>>();
   readonly #incremental: IncrementalDriver | undefined;
+  readonly #batch: BatchAppendDriver | undefined;
+  /** Per session, the group of appends that has not started yet (drivers with `appendMany`). */
+  readonly #groups = new Map<string, AppendGroup>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -121,6 +145,7 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
     this.driver = driver;
     this.name = driver.name;
     this.#incremental = isIncrementalDriver(driver) ? driver : undefined;
+    this.#batch = isBatchAppendDriver(driver) ? driver : undefined;
   }
 
   async createSession(session: Session): Promise<void> {
@@ -200,9 +225,11 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
   async #appendItems(id: string, items: SessionItem[], fence: number | undefined): Promise<void> {
     this.assertOpen();
     assertSessionId(id);
-    const result = SessionItemSchema.array().safeParse(items);
+    const result = SessionItemsSchema.safeParse(items);
     if (!result.success) throw invalidArgument('session items', result.error);
     const owned = result.data;
+    // A fenced append carries its own token, so it is never grouped with others.
+    if (this.#batch && fence === undefined) return this.#appendInGroup(id, owned);
     return this.#serial(id, 'append items', async () => {
       const incremental = this.#incremental;
       if (incremental) {
@@ -246,6 +273,80 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
         }
       });
     });
+  }
+
+  // Group commit: an append joins the group of appends queued for the session if that group has
+  // not started and nothing else was queued after it, so call order is kept; otherwise it starts a
+  // new group at the end of the session's queue. A group is written with one `appendMany`.
+  #appendInGroup(id: string, items: SessionItem[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const member: PendingAppend = { items, resolve, reject };
+      const open = this.#groups.get(id);
+      if (open && !open.started && this.#queues.get(id) === open.tail) {
+        open.members.push(member);
+        return;
+      }
+      const group: AppendGroup = { members: [member], tail: undefined, started: false };
+      this.#groups.set(id, group);
+      this.#serial(id, 'append items', () => this.#writeGroup(id, group)).catch(() => {});
+      group.tail = this.#queues.get(id);
+    });
+  }
+
+  // Writes a group's appends (never throws: each member settles with the outcome).
+  async #writeGroup(id: string, group: AppendGroup): Promise<void> {
+    group.started = true;
+    if (this.#groups.get(id) === group) this.#groups.delete(id);
+    const driver = this.#batch!;
+    const members = group.members;
+    const writes: { member: PendingAppend; fresh: SessionItem[] }[] = [];
+    try {
+      // Idempotent, as for single appends: items stored by recent appends (or by an earlier
+      // append of this group) are skipped; after an append whose outcome is unknown, the stored
+      // items are read once for the group.
+      const seen = new Set<string>();
+      let stored: Set<string> | undefined;
+      for (const member of members) {
+        let fresh = this.#withoutRecent(id, member.items).filter((item) => !seen.has(itemId(item)));
+        const unsure = this.#unsure.get(id);
+        if (unsure !== undefined && fresh.some((item) => unsure.has(itemId(item)))) {
+          const session = await driver.read(id);
+          if (session === undefined) throw new SessionNotFoundError(id);
+          stored = new Set(session.items.map(itemId));
+          this.#unsure.delete(id);
+        }
+        if (stored) {
+          const known = stored;
+          fresh = fresh.filter((item) => !known.has(itemId(item)));
+        }
+        for (const item of fresh) seen.add(itemId(item));
+        if (fresh.length > 0) writes.push({ member, fresh });
+      }
+      if (writes.length > 0) {
+        const appends: AppendBatchEntry[] = [];
+        let at = await this.#stamp(driver, id);
+        for (const { fresh } of writes) {
+          if (appends.length > 0) at = nextTimestamp(at);
+          appends.push({ items: fresh, updatedAt: at });
+        }
+        try {
+          if (!(await driver.appendMany(id, appends))) throw new SessionNotFoundError(id);
+        } catch (error) {
+          if (!AgentSessionsError.isInstance(error)) {
+            const ids = this.#unsure.get(id) ?? new Set<string>();
+            for (const { fresh } of writes) for (const item of fresh) ids.add(itemId(item));
+            this.#unsure.set(id, ids);
+          }
+          throw error;
+        }
+        for (const { fresh } of writes) this.#remember(id, fresh);
+      }
+    } catch (error) {
+      const typed = this.normalizeError(error, 'append items');
+      for (const member of members) member.reject(typed);
+      return;
+    }
+    for (const member of members) member.resolve();
   }
 
   /** `items` without those a recent append of this store stored (by id). */

@@ -32,6 +32,8 @@
  * - {@link SummaryDriver} (`readSummary`): existence checks and patch stamping read no items;
  * - {@link IncrementalDriver} (`append`, `patch`, `replaceMessage`): writes that do not rewrite
  *   the whole session (an append-only log, an `INSERT` of item rows);
+ * - {@link BatchAppendDriver} (`appendMany`): appends queued for one session written together
+ *   (group commit: one write and one sync for all of them);
  * - {@link ListingDriver} (`list`): a page straight from an index or a query.
  * Future capabilities (durable events for replay across restarts, idempotent item writes) are added
  * the same way: one sub-interface, one guard, one conformance group, and a fallback in the core.
@@ -98,6 +100,27 @@ export interface IncrementalDriver extends SummaryDriver {
   ): Promise<true | 'session' | 'message'>;
 }
 
+/** One append of a batch: its items and the `updatedAt` `defineStore` chose for it. */
+export interface AppendBatchEntry {
+  items: SessionItem[];
+  updatedAt: string;
+}
+
+/**
+ * Capability: group commit. `defineStore` hands the driver every `appendItems` call queued for a
+ * session while the previous call ran (consecutive, nothing else queued between them), in call
+ * order, each already stamped with a later `updatedAt` than the one before. The driver stores them
+ * as it would store them one `append` after another (each all or nothing, in order, the session's
+ * `updatedAt` becoming the last one's), but may share one write and one sync between them.
+ * Resolving means every one of them is stored as durably as a single `append` would be; throwing
+ * means none is acknowledged (each call of the batch rejects with the error; a driver removes what
+ * it can of a failed write). `false` when the session is unknown. Without it, queued appends are
+ * written one at a time.
+ */
+export interface BatchAppendDriver extends IncrementalDriver {
+  appendMany(id: string, appends: readonly AppendBatchEntry[]): Promise<boolean>;
+}
+
 /**
  * Capability: fencing tokens checked by the driver (see `FencingStore` in
  * src/manager/busy-lock.ts). The incremental writes take the write's token as a last argument
@@ -150,6 +173,11 @@ export function isIncrementalDriver(driver: StoreDriver): driver is IncrementalD
 /** True when the driver checks fencing tokens ({@link FencingDriver}). */
 export function isFencingDriver(driver: StoreDriver): driver is FencingDriver {
   return isIncrementalDriver(driver) && hasMethods(driver, ['raiseFence']);
+}
+
+/** True when the driver writes queued appends together ({@link BatchAppendDriver}). */
+export function isBatchAppendDriver(driver: StoreDriver): driver is BatchAppendDriver {
+  return isIncrementalDriver(driver) && hasMethods(driver, ['appendMany']);
 }
 
 /** True when the driver pages listings itself ({@link ListingDriver}). */

@@ -15,8 +15,11 @@ export {
 } from '../testing/conformance/index.js';
 export { DefinedStore, defineStore, nextTimestamp } from './define-store.js';
 export {
+  type AppendBatchEntry,
+  type BatchAppendDriver,
   type FencingDriver,
   type IncrementalDriver,
+  isBatchAppendDriver,
   isFencingDriver,
   isIncrementalDriver,
   isListingDriver,

@@ -11,7 +11,10 @@ import {
 } from '../../src/schemas.js';
 import { DefinedStore, defineStore } from '../../src/stores/define-store.js';
 import {
+  type AppendBatchEntry,
+  type BatchAppendDriver,
   type IncrementalDriver,
+  isBatchAppendDriver,
   isIncrementalDriver,
   isListingDriver,
   isSummaryDriver,
@@ -328,5 +331,144 @@ describe('defineStore policy', () => {
     expect(AgentSessionsError.isInstance(await store.getSession('x').catch((error: unknown) => error))).toBe(
       true,
     );
+  });
+});
+
+describe('group commit (drivers with appendMany)', () => {
+  /** A batch driver over a Map whose appendMany waits for `gate` and records each batch. */
+  function batchDriver() {
+    const memory = mapDriver();
+    const batches: { id: string; appends: AppendBatchEntry[] }[] = [];
+    const failures = new Map<number, Error>();
+    let gate: Promise<void> = Promise.resolve();
+    const driver: BatchAppendDriver = {
+      ...memory,
+      async readSummary(id) {
+        const session = memory.sessions.get(id);
+        return session && toSummary(session);
+      },
+      async append(id, items, updatedAt) {
+        return this.appendMany(id, [{ items, updatedAt }]);
+      },
+      async appendMany(id, appends) {
+        batches.push({ id, appends: [...appends] });
+        const failure = failures.get(batches.length);
+        await gate;
+        if (failure) throw failure;
+        const session = memory.sessions.get(id);
+        if (!session) return false;
+        for (const append of appends) {
+          session.items.push(...append.items);
+          session.updatedAt = append.updatedAt;
+        }
+        return true;
+      },
+      async patch(id, _patch, updatedAt) {
+        const session = memory.sessions.get(id);
+        if (session) session.updatedAt = updatedAt;
+        return session !== undefined;
+      },
+      async replaceMessage() {
+        return true as const;
+      },
+    };
+    return {
+      driver,
+      memory,
+      batches,
+      /** Makes the `count`-th batch fail. */
+      failBatch(count: number, error: Error) {
+        failures.set(count, error);
+      },
+      hold() {
+        let release!: () => void;
+        gate = new Promise((resolve) => {
+          release = resolve;
+        });
+        return () => {
+          gate = Promise.resolve();
+          release();
+        };
+      },
+    };
+  }
+
+  const ids = (items: SessionItem[]) => items.map((item) => (item.kind === 'message' ? item.message.id : ''));
+
+  test('isBatchAppendDriver detects appendMany on an incremental driver only', () => {
+    const { driver } = batchDriver();
+    expect(isBatchAppendDriver(driver)).toBe(true);
+    expect(isBatchAppendDriver({ ...mapDriver(), appendMany: async () => true } as StoreDriver)).toBe(false);
+  });
+
+  test('appends queued while one is written go to the driver as one batch, in call order, with rising updatedAt', async () => {
+    const { driver, memory, batches, hold } = batchDriver();
+    const store = defineStore(driver);
+    await store.createSession(sessionRecord('a', {}, at));
+    const release = hold();
+    const first = store.appendItems('a', [message('m0')]);
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const queued = Array.from({ length: 7 }, (_, index) =>
+      store.appendItems('a', [message(`m${index + 1}`)]),
+    );
+    release();
+    await Promise.all([first, ...queued]);
+    expect(batches.map((batch) => batch.appends.length)).toEqual([1, 7]);
+    const stamps = batches[1]!.appends.map((append) => append.updatedAt);
+    expect([...stamps].sort()).toEqual(stamps);
+    expect(new Set(stamps).size).toBe(7);
+    expect(ids(memory.sessions.get('a')!.items)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+  });
+
+  test('a call queued between appends splits the batch, so call order holds', async () => {
+    const { driver, batches, hold } = batchDriver();
+    const store = defineStore(driver);
+    await store.createSession(sessionRecord('a', {}, at));
+    const release = hold();
+    const first = store.appendItems('a', [message('m0')]);
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const second = store.appendItems('a', [message('m1')]);
+    const read = store.getSession('a');
+    const third = store.appendItems('a', [message('m2')]);
+    release();
+    await Promise.all([first, second, third]);
+    expect(ids((await read).items)).toEqual(['m0', 'm1']);
+    expect(batches.map((batch) => batch.appends.length)).toEqual([1, 1, 1]);
+  });
+
+  test('a failed batch rejects each of its appends and nothing else; a retry of them lands once', async () => {
+    const { driver, memory, batches, hold, failBatch } = batchDriver();
+    const store = defineStore(driver);
+    await store.createSession(sessionRecord('a', {}, at));
+    failBatch(2, new Error('disk full'));
+    const release = hold();
+    const first = store.appendItems('a', [message('m0')]);
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const failing = [store.appendItems('a', [message('m1')]), store.appendItems('a', [message('m2')])];
+    release();
+    await first;
+    const outcomes = await Promise.allSettled(failing);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+    for (const outcome of outcomes) {
+      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    }
+    await store.appendItems('a', [message('m3')]);
+    await store.appendItems('a', [message('m1'), message('m2')]);
+    expect(ids(memory.sessions.get('a')!.items)).toEqual(['m0', 'm3', 'm1', 'm2']);
+  });
+
+  test('an item repeated within a batch is stored once; a batch on an unknown session rejects each append', async () => {
+    const { driver, memory, batches, hold } = batchDriver();
+    const store = defineStore(driver);
+    await store.createSession(sessionRecord('a', {}, at));
+    const release = hold();
+    const first = store.appendItems('a', [message('m0')]);
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const again = [store.appendItems('a', [message('m1')]), store.appendItems('a', [message('m1')])];
+    const missing = [store.appendItems('b', [message('x')]), store.appendItems('b', [message('y')])];
+    release();
+    await Promise.all([first, ...again]);
+    expect(ids(memory.sessions.get('a')!.items)).toEqual(['m0', 'm1']);
+    for (const call of missing) await expectRejectsWithCode(call, 'SESSION_NOT_FOUND');
   });
 });

@@ -8,10 +8,22 @@
 //   <directory>/sessions/*.tmp       a file being written, renamed into place when complete
 //
 // A log is checksummed JSON lines (src/internal/record-lines.ts), one record per line. The first
-// record is always the whole session as created (`t: 'session'`); compaction rewrites a log as one
-// such record. Later records are appends, metadata patches and message replacements, each with the
-// `updatedAt` it set (`at`). Every record carries the format version it was written in (`v`);
-// records written before versions existed have none and are read as version 0 (same shapes).
+// record is always the whole session as created; compaction rewrites a log as one such record.
+// Later records are appends, metadata patches and message replacements, each with the `updatedAt`
+// it set. Every record carries the format version it was written in:
+// - version 2 (written now) is a JSON array `[2, tag, …]`, compact so that short messages cost
+//   little more than their JSON:
+//     [2,"s",<session>]                     the whole session
+//     [2,"a",<at>,<item>,<item>,…]          an append; a message item is written as its message
+//                                           (the object without `kind`), other items as they are
+//     [2,"p",<at>,<set>,<unset>]            a metadata patch: fields set, optional fields removed
+//     [2,"m",<at>,<message id>,<message>]   a message replacement
+//   `<at>` is the timestamp in milliseconds since the epoch when it is an ISO string that number
+//   gives back exactly, else the string itself.
+// - version 1 is an object `{"v":1,"t":"session"|"append"|"patch"|"message",…}`;
+// - version 0 (written before versions existed) is the same object without `v`.
+// Logs of every version are read; a log can hold records of several versions (a v1 log takes v2
+// appends).
 import { StoreCorruptError } from '../../errors.js';
 import type { DecodedLine, EncodedLine } from '../../internal/record-lines.js';
 import { decodeLines, encodeLine, lineHasChecksum } from '../../internal/record-lines.js';
@@ -30,7 +42,7 @@ import {
 } from '../../schemas.js';
 
 /** The log format this code writes. Logs of this version or older are read. */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 /** The summary file format this code writes and reads (anything else is ignored and rebuilt). */
 export const SUMMARY_VERSION = 1;
 
@@ -40,12 +52,23 @@ export const TEMP = '.tmp';
 export const SESSIONS = 'sessions';
 export const LOCK = '.lock';
 
+/**
+ * A record's timestamp as read: the ISO string, or (format version 2) milliseconds since the epoch,
+ * turned into the string by {@link recordTime} only where it is used (a replay uses the last one).
+ */
+export type RecordTime = string | number;
+
 /** A record of a session log, as written. */
 export type LogRecord =
   | { v?: number; t: 'session'; session: Session }
-  | { v?: number; t: 'append'; at: string; items: SessionItem[] }
-  | { v?: number; t: 'patch'; at: string; set: SessionPatch; unset: string[] }
-  | { v?: number; t: 'message'; at: string; id: string; message: Message };
+  | { v?: number; t: 'append'; at: RecordTime; items: SessionItem[] }
+  | { v?: number; t: 'patch'; at: RecordTime; set: SessionPatch; unset: string[] }
+  | { v?: number; t: 'message'; at: RecordTime; id: string; message: Message };
+
+/** The ISO string of a record's timestamp. */
+export function recordTime(at: RecordTime): string {
+  return typeof at === 'string' ? at : new Date(at).toISOString();
+}
 
 // On-disk names are case-folding safe: `abc` and `ABC` are different sessions, so a name is the
 // lowercased id plus, when the id has capitals, `.` and a base-36 bit mask of their positions.
@@ -83,14 +106,27 @@ export function decodeSessionName(name: string): string | undefined {
 
 /** The first record of a log: the whole session. */
 export function sessionLine(session: Session): EncodedLine {
-  return encodeLine(`{"v":${FORMAT_VERSION},"t":"session","session":${JSON.stringify(session)}}`);
+  return encodeLine(`[${FORMAT_VERSION},"s",${JSON.stringify(session)}]`);
+}
+
+/** `at` as written: milliseconds when they give the string back exactly, else the string. */
+function encodeTime(at: string): string {
+  const ms = Date.parse(at);
+  return Number.isSafeInteger(ms) && new Date(ms).toISOString() === at ? String(ms) : JSON.stringify(at);
+}
+
+/** An item as written: a message item as its message (it has no `kind`), any other item whole. */
+function encodeItem(item: SessionItem): string {
+  return item.kind === 'message' && !Object.hasOwn(item.message, 'kind')
+    ? JSON.stringify(item.message)
+    : JSON.stringify(item);
 }
 
 /** An append record. */
 export function appendLine(at: string, items: readonly SessionItem[]): EncodedLine {
-  return encodeLine(
-    `{"v":${FORMAT_VERSION},"t":"append","at":${JSON.stringify(at)},"items":${JSON.stringify(items)}}`,
-  );
+  let json = `[${FORMAT_VERSION},"a",${encodeTime(at)}`;
+  for (const item of items) json += `,${encodeItem(item)}`;
+  return encodeLine(`${json}]`);
 }
 
 /** The parts of a patch record: the fields set, and the optional fields removed. */
@@ -110,14 +146,14 @@ export function splitPatch(patch: SessionPatch): { set: Record<string, unknown>;
 /** A patch record. */
 export function patchLine(at: string, set: Record<string, unknown>, unset: readonly string[]): EncodedLine {
   return encodeLine(
-    `{"v":${FORMAT_VERSION},"t":"patch","at":${JSON.stringify(at)},"set":${JSON.stringify(set)},"unset":${JSON.stringify(unset)}}`,
+    `[${FORMAT_VERSION},"p",${encodeTime(at)},${JSON.stringify(set)},${JSON.stringify(unset)}]`,
   );
 }
 
 /** A message replacement record. */
 export function messageLine(at: string, messageId: string, message: Message): EncodedLine {
   return encodeLine(
-    `{"v":${FORMAT_VERSION},"t":"message","at":${JSON.stringify(at)},"id":${JSON.stringify(messageId)},"message":${JSON.stringify(message)}}`,
+    `[${FORMAT_VERSION},"m",${encodeTime(at)},${JSON.stringify(messageId)},${JSON.stringify(message)}]`,
   );
 }
 
@@ -153,10 +189,87 @@ function itemsAreSound(items: unknown): items is SessionItem[] {
   return true;
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+// The largest time a Date holds, in milliseconds either side of the epoch.
+const MAX_TIME = 8.64e15;
+
+function decodeTime(value: unknown, path: string, line: DecodedLine): RecordTime {
+  if (typeof value === 'string') return value;
+  if (Number.isSafeInteger(value) && Math.abs(value as number) <= MAX_TIME) return value as number;
+  return fail(path, line, 'a record with an invalid timestamp');
+}
+
+function decodeItem(value: unknown, path: string, line: DecodedLine): SessionItem {
+  if (!isObject(value)) fail(path, line, 'an item that is not an object');
+  if (typeof value.kind === 'string') return value as unknown as SessionItem;
+  if (typeof value.id !== 'string') fail(path, line, 'a message without an id');
+  return { kind: 'message', message: value as unknown as Message };
+}
+
+// A record of format version 2: `[2, tag, …]` (see the top of this file).
+function readCompactRecord(values: unknown[], line: DecodedLine, path: string): LogRecord {
+  const version = values[0];
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 2) {
+    fail(path, line, 'a record that is not an object');
+  }
+  if (version > FORMAT_VERSION) {
+    fail(
+      path,
+      line,
+      `a record of format version ${version}, newer than this library reads (${FORMAT_VERSION})`,
+    );
+  }
+  switch (values[1]) {
+    case 's': {
+      const session = values[2] as Partial<Session> | undefined;
+      if (values.length !== 3 || !isObject(session) || !itemsAreSound(session.items)) {
+        fail(path, line, 'a session record without a session');
+      }
+      if (!SessionMetadataSchema.safeParse({ ...session, items: undefined }).success) {
+        fail(path, line, 'a session record whose session is not valid');
+      }
+      return { v: version, t: 'session', session: session as Session };
+    }
+    case 'a': {
+      const at = decodeTime(values[2], path, line);
+      const items: SessionItem[] = new Array(values.length - 3);
+      for (let index = 3; index < values.length; index++) {
+        items[index - 3] = decodeItem(values[index], path, line);
+      }
+      return { v: version, t: 'append', at, items };
+    }
+    case 'p': {
+      const [, , time, set, unset] = values;
+      if (
+        values.length !== 5 ||
+        !isObject(set) ||
+        !Array.isArray(unset) ||
+        !unset.every((key) => typeof key === 'string')
+      ) {
+        fail(path, line, 'a malformed patch');
+      }
+      return { v: version, t: 'patch', at: decodeTime(time, path, line), set, unset };
+    }
+    case 'm': {
+      const [, , time, id, message] = values;
+      if (values.length !== 5 || typeof id !== 'string' || !isObject(message)) {
+        fail(path, line, 'a malformed message update');
+      }
+      return { v: version, t: 'message', at: decodeTime(time, path, line), id, message: message as Message };
+    }
+    default:
+      return fail(path, line, 'an unexpected record');
+  }
+}
+
 /** The record of a decoded line, checked for its version and the shape replay relies on. */
 export function readRecord(line: DecodedLine, path: string): LogRecord {
+  if (Array.isArray(line.value)) return readCompactRecord(line.value, line, path);
   const record = line.value as Partial<Record<string, unknown>> | null;
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+  if (typeof record !== 'object' || record === null) {
     fail(path, line, 'a record that is not an object');
   }
   const version = record.v ?? 0;
@@ -170,6 +283,8 @@ export function readRecord(line: DecodedLine, path: string): LogRecord {
       `a record of format version ${version}, newer than this library reads (${FORMAT_VERSION})`,
     );
   }
+  // Versions 2 and later are arrays: an object claiming one was not written by this code.
+  if (version > 1) fail(path, line, `an object record claiming format version ${version}`);
   switch (record.t) {
     case 'session': {
       const session = record.session as Partial<Session> | undefined;
@@ -222,6 +337,8 @@ export class Replay {
   readonly #path: string;
   readonly #id: string;
   #session: Session | undefined;
+  /** The timestamp of the last record after the first. */
+  #at: RecordTime | undefined;
 
   constructor(path: string, id: string) {
     this.#path = path;
@@ -236,6 +353,9 @@ export class Replay {
   /** The session the lines make. `STORE_CORRUPT` when there was no line. */
   session(): Session {
     if (!this.#session) throw new StoreCorruptError(this.#path, 'the log holds no complete record');
+    // Every record after the first sets updatedAt: only the last one's is turned into a string.
+    if (this.#at !== undefined) this.#session.updatedAt = recordTime(this.#at);
+    this.#at = undefined;
     return this.#session;
   }
 
@@ -270,7 +390,7 @@ export class Replay {
       case 'session':
         fail(path, line, 'a second session record');
     }
-    session.updatedAt = record.at;
+    this.#at = record.at;
   }
 }
 
@@ -357,7 +477,7 @@ export function applyToSummary(state: SummaryState, line: DecodedLine, path: str
     case 'session':
       fail(path, line, 'a second session record');
   }
-  state.summary.updatedAt = record.at;
+  state.summary.updatedAt = recordTime(record.at);
   state.logSize = line.end;
   state.last = { crc: line.crc, length: line.end - line.start };
 }

@@ -54,6 +54,8 @@ export interface Entry extends SummaryState {
   summarized: number;
   /** The file holds a torn tail after `logSize` (an unfinished write) to cut before appending. */
   dirtyTail: boolean;
+  /** The bytes of this store's write in progress, or of its last write that failed. */
+  attempted?: Buffer | undefined;
 }
 
 /** Limits of reading. */

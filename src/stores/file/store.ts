@@ -13,14 +13,17 @@ import {
   SessionNotFoundError,
   StoreCorruptError,
 } from '../../errors.js';
+import { copyJson } from '../../internal/clone.js';
 import type { DirLock } from '../../internal/dir-lock.js';
 import { errnoCode, NOFOLLOW, readRange, syncDirectory, writeAll } from '../../internal/files.js';
 import { type EncodedLine, SCAN_CHUNK_BYTES, scanLines } from '../../internal/record-lines.js';
 import { type Logger, silentLogger } from '../../logger.js';
 import {
+  applyPatch,
   assertSessionId,
   countMessages,
   type Message,
+  OPTIONAL_SESSION_FIELDS,
   type Session,
   type SessionItem,
   type SessionPatch,
@@ -28,8 +31,9 @@ import {
 } from '../../schemas.js';
 import type { ListOptions, Page } from '../../store.js';
 import { DefinedStore } from '../define-store.js';
-import type { IncrementalDriver, ListingDriver } from '../driver.js';
+import type { BatchAppendDriver, ListingDriver } from '../driver.js';
 import { pageSortedSummaries } from '../paging.js';
+import { type AppendHandle, AppendHandles, SessionCache } from './caches.js';
 import { FileEventLog, type FileEventLogOptions } from './event-log.js';
 import {
   appendLine,
@@ -80,6 +84,14 @@ export interface FileStoreOptions {
    * @default 256 MiB
    */
   maxSessionBytes?: number;
+  /**
+   * How much decoded session data the store keeps between calls, counted in bytes of the logs it
+   * was decoded from (in memory a session takes about 2 to 4 times its log). A session is kept once
+   * it is written or read a second time; the least recently used go first, and a session whose log
+   * is larger than this is never kept. `0` keeps nothing: every `getSession` decodes the log again.
+   * @default 32 MiB
+   */
+  cacheBytes?: number;
   /** Receives warnings (a damaged session, a leftover file) and debug notes. Silent by default. */
   logger?: Logger;
   /**
@@ -140,12 +152,18 @@ const SUMMARY_EVERY_BYTES = 256 * 1024;
 const COMPACT_MIN_BYTES = 1024 * 1024;
 const OPEN_CONCURRENCY = 32;
 const DEFAULT_MAX_SESSION_BYTES = 256 * 1024 * 1024;
+const DEFAULT_CACHE_BYTES = 32 * 1024 * 1024;
+// Append handles kept open: far below any file-descriptor limit, enough for the sessions in use.
+const APPEND_HANDLES = 64;
+// With 'fsync', logs are written with O_DSYNC: write and sync are one system call, one trip through
+// the thread pool. Where the flag does not exist, each write is followed by fdatasync.
+const DSYNC = constants.O_DSYNC ?? 0;
 // One line is decoded as one string: with the chunk it is read with, it must fit.
 const MAX_LINE_BYTES = bufferConstants.MAX_STRING_LENGTH - SCAN_CHUNK_BYTES;
 
-class FileDriver implements IncrementalDriver, ListingDriver {
+class FileDriver implements BatchAppendDriver, ListingDriver {
   readonly name = 'file';
-  // Every session read is parsed from its log: nothing returned is kept.
+  // Every session read is a copy made for that call (of the decoded session kept, or just decoded).
   readonly freshReads = true;
   readonly paths: StorePaths;
   readonly #sync: boolean;
@@ -161,6 +179,8 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   #sorted: SessionSummary[] | undefined;
   #opening: Promise<void> | undefined;
   #lock: DirLock | undefined;
+  readonly #handles = new AppendHandles(APPEND_HANDLES);
+  readonly #cache: SessionCache;
   /** Set once the directory lock was found gone: every later write is refused with it. */
   #lockLost: AgentSessionsError | undefined;
 
@@ -182,6 +202,13 @@ class FileDriver implements IncrementalDriver, ListingDriver {
         issues: [{ path: ['maxSessionBytes'], message: 'expected a positive integer' }],
       });
     }
+    const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) {
+      throw new InvalidArgumentError(`invalid FileStore cacheBytes ${String(cacheBytes)}`, {
+        issues: [{ path: ['cacheBytes'], message: 'expected a non-negative integer' }],
+      });
+    }
+    this.#cache = new SessionCache(cacheBytes);
     const directory = resolve(options.directory);
     this.paths = new StorePaths(directory, join(directory, SESSIONS));
     this.#sync = durability === 'fsync';
@@ -219,7 +246,9 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   async read(id: string): Promise<Session | undefined> {
     await this.ready();
     const entry = await this.#entry(id);
-    return entry && this.#load(entry);
+    if (!entry) return undefined;
+    const { session, kept } = await this.#session(entry);
+    return kept ? copyJson(session) : session;
   }
 
   async readSummary(id: string): Promise<SessionSummary | undefined> {
@@ -250,22 +279,45 @@ class FileDriver implements IncrementalDriver, ListingDriver {
       // A whole-session write of a stored session (not made by defineStore for this driver, whose
       // writes are incremental): the log is replaced by one record, like a compaction.
       await this.#replaceLog(existing, line);
+      this.#cache.set(session.id, session, line.length);
       existing.summary = summary;
       existing.overwriteBytes = 0;
       this.#touch(existing, session.updatedAt);
       await this.#writeSummary(existing);
       return;
     }
-    await this.#create(session.id, line, summary);
+    await this.#create(session.id, session, line, summary);
   }
 
-  async append(id: string, items: SessionItem[], updatedAt: string): Promise<boolean> {
+  append(id: string, items: SessionItem[], updatedAt: string): Promise<boolean> {
+    return this.appendMany(id, [{ items, updatedAt }]);
+  }
+
+  // Group commit: the appends are one record each, written with one write (and one sync).
+  async appendMany(
+    id: string,
+    appends: readonly { items: SessionItem[]; updatedAt: string }[],
+  ): Promise<boolean> {
     await this.ready();
     const entry = await this.#entry(id);
     if (!entry) return false;
-    await this.#append(entry, appendLine(updatedAt, items), false);
-    entry.summary.messageCount += countMessages(items);
-    this.#touch(entry, updatedAt);
+    const last = appends.at(-1);
+    if (!last) return true;
+    await this.#append(
+      entry,
+      appends.map((append) => appendLine(append.updatedAt, append.items)),
+      false,
+    );
+    const kept = this.#cache.peek(id);
+    for (const append of appends) {
+      entry.summary.messageCount += countMessages(append.items);
+      if (kept) for (const item of append.items) kept.items.push(item);
+    }
+    if (kept) {
+      kept.updatedAt = last.updatedAt;
+      this.#cache.resize(id, entry.logSize);
+    }
+    this.#touch(entry, last.updatedAt);
     await this.#maintain(entry);
     return true;
   }
@@ -275,8 +327,17 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     const entry = await this.#entry(id);
     if (!entry) return false;
     const { set, unset } = splitPatch(patch);
-    await this.#append(entry, patchLine(updatedAt, set, unset), true);
+    await this.#append(entry, [patchLine(updatedAt, set, unset)], true);
     patchSummary(entry.summary, set, unset);
+    const kept = this.#cache.peek(id);
+    if (kept) {
+      applyPatch(kept, set);
+      for (const key of unset) {
+        if (OPTIONAL_SESSION_FIELDS.has(key)) delete (kept as Record<string, unknown>)[key];
+      }
+      kept.updatedAt = updatedAt;
+      this.#cache.resize(id, entry.logSize);
+    }
     this.#touch(entry, updatedAt);
     await this.#maintain(entry);
     return true;
@@ -292,11 +353,16 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     const entry = await this.#entry(id);
     if (!entry) return 'session';
     const line = messageLine(updatedAt, messageId, message);
-    const session = await this.#load(entry);
-    if (!session.items.some((item) => item.kind === 'message' && item.message.id === messageId)) {
-      return 'message';
+    const { session } = await this.#session(entry);
+    const index = session.items.findIndex((item) => item.kind === 'message' && item.message.id === messageId);
+    if (index < 0) return 'message';
+    await this.#append(entry, [line], true);
+    const kept = this.#cache.peek(id);
+    if (kept) {
+      kept.items[index] = { kind: 'message', message };
+      kept.updatedAt = updatedAt;
+      this.#cache.resize(id, entry.logSize);
     }
-    await this.#append(entry, line, true);
     this.#touch(entry, updatedAt);
     await this.#maintain(entry);
     return true;
@@ -307,6 +373,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     const damaged = this.#damaged.get(id);
     if (!damaged && !this.#entries.has(id)) return false;
     this.#assertLockHeld();
+    this.#forget(id);
     const name = encodeSessionName(id);
     // The summary first: a delete that stops half-way leaves a log without a summary (the session,
     // whole), never a summary whose log is gone. What is not ours to remove is refused, not deleted.
@@ -337,6 +404,8 @@ class FileDriver implements IncrementalDriver, ListingDriver {
         );
       }
     } finally {
+      await this.#handles.closeAll();
+      this.#cache.clear();
       await lock.release();
       this.#lock = undefined;
     }
@@ -352,6 +421,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     await this.ready();
     if (!this.#damaged.has(id) && !this.#entries.has(id)) throw new SessionNotFoundError(id);
     this.#assertLockHeld();
+    this.#forget(id);
     const name = encodeSessionName(id);
     const path = this.paths.log(name);
     const { handle, stat } = await openRegular(path, constants.O_RDONLY).catch((error: unknown) => {
@@ -432,8 +502,9 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   async check(id: string): Promise<DamagedSession | undefined> {
     await this.ready();
     try {
+      // Read from disk, whatever is kept: verify checks the files.
       const entry = await this.#entry(id);
-      if (entry) await this.#load(entry);
+      if (entry) await this.#decode(entry);
       return undefined;
     } catch (error) {
       if (!AgentSessionsError.isInstance(error)) throw error;
@@ -487,7 +558,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
 
   // A create writes the whole first record to a temporary file and links it into place, so a crash
   // leaves either the complete log or only a temporary file: never a log without its record.
-  async #create(id: string, line: EncodedLine, summary: SessionSummary): Promise<void> {
+  async #create(id: string, session: Session, line: EncodedLine, summary: SessionSummary): Promise<void> {
     this.#assertLockHeld();
     const name = encodeSessionName(id);
     const path = this.paths.log(name);
@@ -517,6 +588,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
       await fs.unlink(temp).catch(() => {});
     }
     if (this.#sync) await syncDirectory(this.paths.sessions);
+    this.#cache.set(id, session, line.length);
     this.#entries.set(id, {
       id,
       name,
@@ -565,9 +637,16 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   }
 
   #markDamaged(id: string, error: AgentSessionsError): void {
+    this.#forget(id);
     if (this.#entries.delete(id)) this.#sorted = undefined;
     this.#damaged.set(id, error);
     reportDamage(this.#logger, id, error);
+  }
+
+  // Drops what is kept of a session's log: its append handle and its decoded session.
+  #forget(id: string): void {
+    this.#handles.drop(id);
+    this.#cache.delete(id);
   }
 
   #tempPath(name: string): string {
@@ -596,23 +675,30 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     await out.close();
   }
 
-  // Appends one line. The log must be exactly as this store left it: a size other than the one it
-  // recorded means another writer (a process that took the lock over) or damage, and nothing is
-  // written; a size other than expected after the write means another writer wrote at the same
-  // time, and the write is not acknowledged.
-  async #append(entry: Entry, line: EncodedLine, overwrite: boolean): Promise<void> {
+  // Appends lines with one write, through the session's cached handle. The log must be exactly as
+  // this store left it: a size other than the one it recorded means another writer (a process that
+  // took the lock over) or damage, and nothing is written; a size other than expected after the
+  // write means another writer wrote at the same time, and the write is not acknowledged. A write
+  // that fails is cut off again, so the next one starts where the log ended.
+  async #append(entry: Entry, lines: readonly EncodedLine[], overwrite: boolean): Promise<void> {
     this.#assertLockHeld();
     const path = this.paths.log(entry.name);
-    const { handle, stat } = await this.#openForWrite(entry, path);
+    const data = Buffer.from(lines.length === 1 ? lines[0]!.text : lines.map((line) => line.text).join(''));
+    const { slot, size, opened } = await this.#appendHandle(entry, path);
+    const handle = slot.handle;
+    let written = false;
     try {
-      if (stat.size !== entry.logSize) await this.#reconcile(entry, handle, stat.size, path);
-      this.#assertLockHeld();
-      // One write, so a crash leaves the line whole or torn (no newline), never two half-lines.
+      if (size !== entry.logSize) await this.#reconcile(entry, handle, size, path);
+      // Checked again only after an await that did I/O: a kept handle's path reaches here without one.
+      if (opened || size !== entry.logSize) this.#assertLockHeld();
+      // One write, so a crash leaves the lines whole and at most the last one torn (no newline).
       entry.dirtyTail = true;
-      await writeAll(handle, Buffer.from(line.text));
-      if (this.#sync) await handle.datasync();
+      entry.attempted = data;
+      await writeAll(handle, data);
+      if (this.#sync && DSYNC === 0) await handle.datasync();
+      written = true;
       const after = fstatSync(handle.fd).size;
-      if (after !== entry.logSize + line.length) {
+      if (after !== entry.logSize + data.length) {
         this.#markDamaged(
           entry.id,
           new AgentSessionsError(
@@ -626,17 +712,49 @@ class FileDriver implements IncrementalDriver, ListingDriver {
         );
       }
       entry.dirtyTail = false;
+      entry.attempted = undefined;
+    } catch (error) {
+      if (!written && entry.attempted === data) {
+        // Nothing of a failed write is acknowledged: what reached the file is cut off now (or, if
+        // that fails too, before the next write, which recognises the bytes as its own).
+        try {
+          await handle.truncate(entry.logSize);
+          entry.dirtyTail = false;
+          entry.attempted = undefined;
+        } catch {}
+      }
+      this.#handles.drop(entry.id);
+      throw error;
     } finally {
-      await handle.close().catch(() => {});
+      this.#handles.release(slot);
     }
-    entry.logSize += line.length;
-    entry.last = { crc: line.crc, length: line.length };
-    if (overwrite) entry.overwriteBytes += line.length;
+    entry.logSize += data.length;
+    const last = lines.at(-1)!;
+    entry.last = { crc: last.crc, length: last.length };
+    if (overwrite) entry.overwriteBytes += data.length;
+  }
+
+  // The session's append handle and the log's size. A kept handle is checked with one fstat: a log
+  // removed or replaced since (no link left) is opened again by its path, and one given another
+  // hard link is refused, as when it is opened.
+  async #appendHandle(
+    entry: Entry,
+    path: string,
+  ): Promise<{ slot: AppendHandle; size: number; opened: boolean }> {
+    const kept = this.#handles.take(entry.id);
+    if (kept) {
+      const stat = fstatSync(kept.handle.fd);
+      if (stat.nlink === 1) return { slot: kept, size: stat.size, opened: false };
+      this.#handles.release(kept);
+      this.#handles.drop(entry.id);
+    }
+    const { handle, stat } = await this.#openForWrite(entry, path);
+    return { slot: this.#handles.add(entry.id, handle), size: stat.size, opened: true };
   }
 
   async #openForWrite(entry: Entry, path: string): Promise<{ handle: fs.FileHandle; stat: Stats }> {
     try {
-      return await openRegular(path, constants.O_RDWR | constants.O_APPEND);
+      return await openRegular(path, constants.O_RDWR | constants.O_APPEND | (this.#sync ? DSYNC : 0));
     } catch (error) {
       const typed =
         errnoCode(error) === 'ENOENT'
@@ -660,9 +778,16 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     }
     if (entry.dirtyTail && size - entry.logSize <= this.#limits.maxLineBytes) {
       const tail = await readRange(handle, entry.logSize, size - entry.logSize);
-      if (!tail.includes(0x0a)) {
+      // A torn tail (a crash), or the start of this store's own failed write.
+      const attempted = entry.attempted;
+      const own =
+        attempted !== undefined &&
+        tail.length <= attempted.length &&
+        tail.equals(attempted.subarray(0, tail.length));
+      if (own || !tail.includes(0x0a)) {
         await handle.truncate(entry.logSize);
         entry.dirtyTail = false;
+        entry.attempted = undefined;
         return;
       }
     }
@@ -683,7 +808,7 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   async #maintain(entry: Entry): Promise<void> {
     try {
       if (entry.overwriteBytes > this.#compactMinBytes && entry.overwriteBytes * 2 > entry.logSize) {
-        await this.#replaceLog(entry, sessionLine(await this.#load(entry)));
+        await this.#replaceLog(entry, sessionLine((await this.#session(entry)).session));
         entry.overwriteBytes = 0;
         await this.#writeSummary(entry);
       } else if (entry.logSize - Math.max(entry.summarized, 0) > this.#summaryEveryBytes) {
@@ -703,6 +828,8 @@ class FileDriver implements IncrementalDriver, ListingDriver {
   // summary file is removed first, so it never describes a log it was not written for.
   async #replaceLog(entry: Entry, line: EncodedLine): Promise<void> {
     this.#assertLockHeld();
+    // The kept handle is of the log being replaced.
+    this.#handles.drop(entry.id);
     const temp = this.#tempPath(entry.name);
     const handle = await fs.open(
       temp,
@@ -742,8 +869,19 @@ class FileDriver implements IncrementalDriver, ListingDriver {
     entry.dirtyTail = false;
   }
 
+  // The session as its log holds it: the one kept (`kept`: not to be changed or handed out), or
+  // decoded now. A session decoded for the first time is not kept, so a single read costs one
+  // decode and no copy; read again, it is kept (when it fits the cache) and copied from then on.
+  async #session(entry: Entry): Promise<{ session: Session; kept: boolean }> {
+    const kept = this.#cache.get(entry.id);
+    if (kept) return { session: kept, kept: true };
+    const session = await this.#decode(entry);
+    if (!this.#cache.decodedBefore(entry.id)) return { session, kept: false };
+    return { session, kept: this.#cache.set(entry.id, session, entry.logSize) };
+  }
+
   // Reads and replays a session's log up to its acknowledged size, record by record.
-  async #load(entry: Entry): Promise<Session> {
+  async #decode(entry: Entry): Promise<Session> {
     const path = this.paths.log(entry.name);
     if (entry.logSize > this.#maxSessionBytes) {
       throw unavailable(
@@ -815,17 +953,23 @@ async function pool<T>(values: readonly T[], work: (value: T) => Promise<void>):
  * log and on `close()`, never synced) and a missing or stale one is rebuilt from the log.
  * `<directory>/.lock/` holds the lock.
  *
- * **Costs.** `appendItems`, `updateSession` and `updateMessage` each append one line and, with
- * `durability: 'fsync'`, sync it once (`fdatasync`). `createSession` and `deleteSession` also
- * sync the directory. `getSession` reads one file, streamed record by record; `getSummary` and
- * listings read none. `updateMessage` reads the session's log to find the message. When patch and
- * message-update lines outweigh the rest of a log (and exceed 1 MiB) the log is compacted:
- * rewritten as one line to a temporary file, synced, renamed over the log. Opening reads each
- * session's summary file and the log after the offset it describes.
+ * **Costs.** `appendItems`, `updateSession` and `updateMessage` each append one line with one
+ * `write` through an append handle kept open per session (at most 64, least recently used closed
+ * first); with `durability: 'fsync'` the log is opened with `O_DSYNC`, so that write is also the
+ * sync. `appendItems` calls to one session queued while an earlier write of it runs are written
+ * together (group commit): one record each, one `write`, one sync, call order kept, each resolving
+ * once all are durable and all rejecting if that write fails. `createSession` and `deleteSession`
+ * also sync the directory. A session written, or read a second time, is kept decoded (bounded by
+ * {@link FileStoreOptions.cacheBytes}), so `getSession` copies it instead of reading the log again;
+ * otherwise it reads one file, streamed record by record. `getSummary` and listings read none. When
+ * patch and message-update lines outweigh the rest of a log (and exceed 1 MiB) the log is
+ * compacted: rewritten as one line to a temporary file, synced, renamed over the log. Opening reads
+ * each session's summary file and the log after the offset it describes.
  *
  * **Crash safety.** A write is acknowledged only after its whole line is in the file. A process
  * killed at any instant leaves at most one torn trailing line (no final newline) in a log: it was
- * never acknowledged, is ignored when read, and cut off before the next write. A create is written
+ * never acknowledged, is ignored when read, and cut off before the next write. A group-committed
+ * write killed half-way leaves a prefix of its records, in call order, none of them acknowledged. A create is written
  * to a temporary file and linked into place whole, so a create that never finished leaves only a
  * temporary file, removed on open. What survives a power loss depends on
  * {@link FileStoreOptions.durability}.

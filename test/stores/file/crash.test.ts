@@ -19,7 +19,8 @@ type Op =
   | { w: number; op: 'create'; id: string }
   | { w: number; op: 'append'; id: string; items: { id: string; content: string }[] }
   | { w: number; op: 'patch'; id: string; title: string }
-  | { w: number; op: 'update'; id: string; messageId: string; content: string };
+  | { w: number; op: 'update'; id: string; messageId: string; content: string }
+  | { w: number; op: 'burst'; id: string; items: { id: string; content: string }[] };
 
 interface Model {
   title: string;
@@ -33,7 +34,9 @@ function apply(models: Map<string, Model>, op: Op): void {
   }
   const model = models.get(op.id);
   if (!model) throw new Error(`report names unknown session ${op.id}`);
-  if (op.op === 'append') for (const item of op.items) model.items.push([item.id, item.content]);
+  if (op.op === 'append' || op.op === 'burst') {
+    for (const item of op.items) model.items.push([item.id, item.content]);
+  }
   if (op.op === 'patch') model.title = op.title;
   if (op.op === 'update') {
     const index = model.items.findIndex(([id]) => id === op.messageId);
@@ -125,9 +128,23 @@ async function runTrial(trial: number): Promise<void> {
     const expected = new Map<string, Model>();
     for (const op of acked) apply(expected, op);
     // With one op in flight per worker (each on its own sessions), each session is in the acked
-    // state or the acked state plus its worker's in-flight op.
+    // state or the acked state plus its worker's in-flight op; for a burst of appends in flight,
+    // plus any prefix of its appends, in call order.
     const withInFlight = cloneModels(expected);
     for (const op of inFlight) apply(withInFlight, op);
+    const candidatesOf = (id: string): Model[] => {
+      const acked = expected.get(id);
+      const op = inFlight.find((pending) => pending.id === id);
+      if (!op) return acked ? [acked] : [];
+      if (op.op !== 'burst') return [acked, withInFlight.get(id)].filter((model) => model !== undefined);
+      return op.items
+        .map((_, count) => {
+          const partial = cloneModels(new Map([[id, acked!]]));
+          apply(partial, { ...op, items: op.items.slice(0, count + 1) });
+          return partial.get(id)!;
+        })
+        .concat(acked!);
+    };
 
     // Checking needs no syncs: what is verified is what the killed writer left.
     const store = new FileStore({ directory, durability: 'buffered' });
@@ -140,8 +157,7 @@ async function runTrial(trial: number): Promise<void> {
       const session = await store.getSession(summary.id);
       const actual = observe(session);
       seen.set(summary.id, actual);
-      const candidates = [expected.get(summary.id), withInFlight.get(summary.id)].filter(Boolean);
-      expect(candidates, `${context}: ${summary.id}`).toContainEqual(actual);
+      expect(candidatesOf(summary.id), `${context}: ${summary.id}`).toContainEqual(actual);
       expect(summary.messageCount, context).toBe(actual.items.length);
       expect(summary.title, context).toBe(session.title);
       expect(summary.updatedAt, context).toBe(session.updatedAt);

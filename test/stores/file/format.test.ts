@@ -9,7 +9,13 @@ import type { Page, SessionSummary } from '../../../src/index.js';
 import { encodeLine } from '../../../src/internal/record-lines.js';
 import type { Logger } from '../../../src/logger.js';
 import type { Session, SessionItem } from '../../../src/schemas.js';
-import { encodeSessionName, FORMAT_VERSION, judgeTail } from '../../../src/stores/file/format.js';
+import {
+  appendLine,
+  encodeSessionName,
+  FORMAT_VERSION,
+  judgeTail,
+  readRecord,
+} from '../../../src/stores/file/format.js';
 import { FileStore } from '../../../src/stores/file/store.js';
 import { expectRejectsWithCode } from '../../helpers/assertions.js';
 import { sessionRecord } from '../../helpers/sessions.js';
@@ -107,7 +113,7 @@ describe('FileStore format versions', () => {
     const text = await readFile(logPath('Legacy-1'), 'utf8');
     const lines = text.trimEnd().split('\n');
     expect(lines.slice(0, -2).every((line) => !line.includes('"v":'))).toBe(true);
-    expect(lines.slice(-2).every((line) => line.slice(9).startsWith(`{"v":${FORMAT_VERSION},`))).toBe(true);
+    expect(lines.slice(-2).every((line) => line.slice(9).startsWith(`[${FORMAT_VERSION},`))).toBe(true);
     const session = await storeAt().getSession('Legacy-1');
     expect(session.title).toBe('renamed');
     expect(session.items).toEqual([...want.sessions[0]!.items, message('new-1')]);
@@ -121,12 +127,59 @@ describe('FileStore format versions', () => {
     await store.updateMessage('s', 'm1', { id: 'm1', role: 'assistant', content: 'x', createdAt: at });
     await store.close();
     const lines = (await readFile(logPath('s'), 'utf8')).trimEnd().split('\n');
-    expect(lines.map((line) => JSON.parse(line.slice(9)) as { v: number; t: string })).toEqual([
-      expect.objectContaining({ v: FORMAT_VERSION, t: 'session' }),
-      expect.objectContaining({ v: FORMAT_VERSION, t: 'append' }),
-      expect.objectContaining({ v: FORMAT_VERSION, t: 'patch' }),
-      expect.objectContaining({ v: FORMAT_VERSION, t: 'message' }),
+    expect(lines.map((line) => (JSON.parse(line.slice(9)) as unknown[]).slice(0, 2))).toEqual([
+      [FORMAT_VERSION, 's'],
+      [FORMAT_VERSION, 'a'],
+      [FORMAT_VERSION, 'p'],
+      [FORMAT_VERSION, 'm'],
     ]);
+  });
+
+  test('an append record holds a message as its message object and the time as milliseconds', async () => {
+    const store = storeAt();
+    await store.createSession(sessionRecord('s', {}, at));
+    const item = message('m1');
+    await store.appendItems('s', [item]);
+    const updatedAt = (await store.getSummary('s')).updatedAt;
+    await store.close();
+    const last = (await readFile(logPath('s'), 'utf8')).trimEnd().split('\n').at(-1)!;
+    const json = `[${FORMAT_VERSION},"a",${Date.parse(updatedAt)},${JSON.stringify(item.kind === 'message' ? item.message : item)}]`;
+    expect(last.slice(9)).toBe(json);
+    // The framing (checksum, space, newline) and the envelope: a short message costs little more than its JSON.
+    expect(Buffer.byteLength(last) + 1 - Buffer.byteLength(JSON.stringify(item))).toBeLessThan(10);
+  });
+
+  test('every kind of item, a patch removing a field and a message update read back exactly after a reopen', async () => {
+    const store = storeAt();
+    await store.createSession(sessionRecord('s', { workingDir: '/w' }, at));
+    const items: SessionItem[] = [
+      message('m1'),
+      { kind: 'summary', id: 'sum1', summary: 'so far', firstKeptItem: 1, createdAt: at },
+      { kind: 'error', id: 'e1', message: 'failed', code: 'X', createdAt: at },
+      {
+        kind: 'message',
+        message: { id: 'm2', role: 'assistant', content: 'é🙂\n"q"', toolCalls: [], createdAt: at },
+      },
+    ];
+    await store.appendItems('s', items);
+    await store.updateSession('s', {
+      title: 'T',
+      workingDir: undefined,
+      attributes: { a: [1, { b: null }] },
+    });
+    await store.updateMessage('s', 'm1', { id: 'm1', role: 'user', content: 'edited', createdAt: at });
+    const before = await store.getSession('s');
+    expect(before.workingDir).toBeUndefined();
+    await store.close();
+    expect(await storeAt().getSession('s')).toEqual(before);
+  });
+
+  test('a time that milliseconds cannot give back exactly is kept as the string', () => {
+    const line = appendLine('2024-01-01T00:00:00Z', [message('m1')]);
+    const value = JSON.parse(line.text.slice(9)) as unknown[];
+    expect(value[2]).toBe('2024-01-01T00:00:00Z');
+    const record = readRecord({ start: 0, end: line.length, crc: line.crc, value }, 'x.log');
+    expect(record).toMatchObject({ t: 'append', at: '2024-01-01T00:00:00Z', items: [message('m1')] });
   });
 
   test('a record of a newer format version is STORE_CORRUPT naming the file and the version', async () => {
@@ -152,6 +205,15 @@ describe('FileStore format versions', () => {
     ['a message update without a message', { v: 1, t: 'message', at, id: 'm1' }],
     ['an unknown record type', { v: 1, t: 'rewind', at }],
     ['a version that is not a number', { v: 'one', t: 'append', at, items: [] }],
+    ['an object record claiming version 2', { v: 2, t: 'append', at, items: [] }],
+    ['a compact record of version 1', [1, 'a', 0]],
+    ['a compact record with an unknown tag', [2, 'x', 0]],
+    ['a compact append whose item is not an object', [2, 'a', 0, 'nope']],
+    ['a compact append whose message has no id', [2, 'a', 0, { role: 'user', content: '' }]],
+    ['a compact append with an invalid time', [2, 'a', true]],
+    ['a compact patch without set', [2, 'p', 0, null, []]],
+    ['a compact message update without a message', [2, 'm', 0, 'm1']],
+    ['a compact session record holding no session', [2, 's', 7]],
   ])('a record with a valid checksum but %s is STORE_CORRUPT, not a TypeError', async (_what, record) => {
     const store = storeAt();
     await store.createSession(sessionRecord('s', { items: [message('m1')] }, at));
