@@ -1,6 +1,11 @@
-// bench/cluster: the pieces of a multi-instance deployment on the local PostgreSQL and Redis
-// (DATABASE_URL, REDIS_URL). Not yet the 1-vs-3-instance turn benchmark of issue 14 (that needs the
-// event log wired into the manager).
+// bench/cluster: a multi-instance deployment and its pieces on the local PostgreSQL and Redis
+// (DATABASE_URL, REDIS_URL).
+//
+// - Instances: turns/s and events/s through 1 vs 3 host processes (test/cluster/host.ts: a
+//   SessionManager each on one PostgresStore schema, RedisLeaseLock, RedisEventStream,
+//   RedisCommandBus), the Redis commands the hosts sent per streamed event, and the latency from a
+//   runtime's yield on one host to a subscriber on another (median and p99).
+// - The same durable turn workload in one process on PostgresStore vs FileStore (fsync).
 //
 // - PostgresStore against FileStore (buffered) and against a raw pg baseline (one INSERT of the
 //   same JSON per append, the least a SQL store can do per write): appends to one session, a load,
@@ -8,9 +13,12 @@
 // - RedisEventStream appends in batches of 1, 10 and 100 events: events/s and Redis round trips
 //   per event, against a raw baseline of one XADD per event (one round trip each).
 // - RedisLeaseLock acquire + release against raw SET NX PX + DEL.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createClient } from 'redis';
 import type { SessionEvent } from '../src/events.js';
+import { SessionManager } from '../src/manager/session-manager.js';
 import { PostgresStore } from '../src/postgres/store.js';
 import { RedisEventStream } from '../src/redis/event-stream.js';
 import { RedisLeaseLock } from '../src/redis/lease-lock.js';
@@ -18,6 +26,7 @@ import type { SessionItem } from '../src/schemas.js';
 import type { Store } from '../src/store.js';
 import { FileStore } from '../src/stores/file/store.js';
 import { sessionRecord } from '../src/testing/records.js';
+import { ScriptedRuntime, step } from '../src/testing/scripted-runtime.js';
 import { type BenchRow, median, report, time, withTempDir } from './lib.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -32,6 +41,19 @@ export interface ClusterBenchOptions {
   repetitions: number;
 }
 
+/** Sizes of the instance benchmark. */
+export interface InstanceBenchOptions {
+  /** Sessions run at once (spread over the instances). */
+  sessions: number;
+  /** Turns per session, one after the other. */
+  turns: number;
+  /** Deltas each turn streams. */
+  chunks: number;
+  /** Timed deltas for the latency to a remote subscriber. */
+  latencyChunks: number;
+  repetitions: number;
+}
+
 const FULL: ClusterBenchOptions = {
   appends: 2000,
   sessions: 2000,
@@ -39,6 +61,253 @@ const FULL: ClusterBenchOptions = {
   leases: 2000,
   repetitions: 3,
 };
+
+const FULL_INSTANCES: InstanceBenchOptions = {
+  sessions: 24,
+  turns: 5,
+  chunks: 50,
+  latencyChunks: 500,
+  repetitions: 3,
+};
+
+const HOST = fileURLToPath(new URL('../test/cluster/host.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+interface Host {
+  child: ChildProcess;
+  exited: Promise<void>;
+  rpc<T>(command: Record<string, unknown>): Promise<T>;
+}
+
+async function startHost(schema: string, prefix: string): Promise<Host> {
+  const child = spawn(process.execPath, ['--import', 'tsx', HOST], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CLUSTER_SCHEMA: schema, CLUSTER_PREFIX: prefix, CLUSTER_TTL_MS: '15000' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /ready (\d+)/.exec(stdout);
+      if (match) resolve(Number(match[1]));
+    });
+    void exited.then(() => reject(new Error(`bench host exited: ${stderr}`)));
+  });
+  return {
+    child,
+    exited,
+    async rpc<T>(command: Record<string, unknown>): Promise<T> {
+      const response = await fetch(`http://127.0.0.1:${port}/`, {
+        method: 'POST',
+        body: JSON.stringify(command),
+      });
+      const body = (await response.json()) as T;
+      if (!response.ok) throw new Error(`bench host ${String(command.op)}: ${JSON.stringify(body)}`);
+      return body;
+    },
+  };
+}
+
+/** The `p`-quantile (0..1) of `values`. */
+function quantile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/** The figures of one instance count. */
+export interface InstanceFigures {
+  instances: number;
+  ms: number;
+  turnsPerSecond: number;
+  eventsPerSecond: number;
+  redisCommandsPerEvent: number;
+}
+
+/**
+ * Turns/s and events/s through 1 vs 3 host processes, Redis commands per streamed event, and the
+ * yield-to-remote-subscriber latency (3 instances: yield on one, subscriber on another).
+ */
+export async function measureInstances(options: InstanceBenchOptions): Promise<{
+  rows: BenchRow[];
+  figures: InstanceFigures[];
+  latency: { median: number; p99: number; samples: number };
+}> {
+  const figures: InstanceFigures[] = [];
+  const samples: number[] = [];
+  const rows: BenchRow[] = [];
+  for (const count of [1, 3]) {
+    const schema = `bench_${Date.now().toString(36)}_${count}`;
+    const prefix = `bench-${Date.now().toString(36)}-${count}:`;
+    const hosts = await Promise.all(Array.from({ length: count }, () => startHost(schema, prefix)));
+    try {
+      const runs: Array<{ ms: number; events: number; commands: number }> = [];
+      for (let repetition = 0; repetition < options.repetitions; repetition++) {
+        const ids: string[][] = hosts.map(() => []);
+        for (let index = 0; index < options.sessions; index++) {
+          const host = hosts[index % count]!;
+          ids[index % count]!.push((await host.rpc<{ id: string }>({ op: 'create' })).id);
+        }
+        const before = await Promise.all(
+          hosts.map((host) => host.rpc<{ count: number }>({ op: 'redisCommands' })),
+        );
+        const start = performance.now();
+        const results = await Promise.all(
+          hosts.map((host, index) =>
+            host.rpc<{ events: number }>({
+              op: 'benchRun',
+              ids: ids[index],
+              turns: options.turns,
+              chunks: options.chunks,
+            }),
+          ),
+        );
+        const ms = performance.now() - start;
+        const after = await Promise.all(
+          hosts.map((host) => host.rpc<{ count: number }>({ op: 'redisCommands' })),
+        );
+        const commands = after.reduce((sum, value, index) => sum + value.count - before[index]!.count, 0);
+        runs.push({ ms, events: results.reduce((sum, result) => sum + result.events, 0), commands });
+      }
+      const ms = median(runs.map((run) => run.ms));
+      const events = median(runs.map((run) => run.events));
+      const turns = options.sessions * options.turns;
+      figures.push({
+        instances: count,
+        ms,
+        turnsPerSecond: turns / (ms / 1000),
+        eventsPerSecond: events / (ms / 1000),
+        redisCommandsPerEvent: median(runs.map((run) => run.commands / run.events)),
+      });
+      if (count === 3) {
+        // Latency: the turn runs on host 0, the subscriber listens on host 1.
+        for (let repetition = 0; repetition < options.repetitions; repetition++) {
+          const { id } = await hosts[0]!.rpc<{ id: string }>({ op: 'create' });
+          const name = `latency-${repetition}`;
+          await hosts[1]!.rpc({ op: 'subscribe', id, name });
+          await hosts[0]!.rpc({
+            op: 'script',
+            id,
+            turn: { kind: 'timed', chunks: options.latencyChunks, text: 'ok' },
+          });
+          await hosts[0]!.rpc({ op: 'run', id, text: 'latency' });
+          await hosts[0]!.rpc({ op: 'done', id });
+          for (;;) {
+            const { latencies } = await hosts[1]!.rpc<{ latencies: number[] }>({ op: 'latencies', name });
+            if (latencies.length >= options.latencyChunks) {
+              samples.push(...latencies);
+              break;
+            }
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          await hosts[1]!.rpc({ op: 'unsubscribe', name });
+        }
+      }
+    } finally {
+      for (const host of hosts) host.child.kill('SIGTERM');
+      await Promise.all(hosts.map((host) => host.exited));
+      const admin = new pg.Client({ connectionString: DATABASE_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+      const client = createClient({ url: REDIS_URL });
+      client.on('error', () => {});
+      await client.connect();
+      const keys = await client.keys(`${prefix}*`);
+      if (keys.length > 0) await client.del(keys);
+      await client.close();
+    }
+  }
+  const [one, three] = figures as [InstanceFigures, InstanceFigures];
+  for (const figure of figures) {
+    rows.push({
+      name: `${figure.instances} instance${figure.instances === 1 ? '' : 's'}: ${options.sessions * options.turns} turns of ${options.chunks} deltas`,
+      ms: figure.ms,
+      ...(figure.instances === 3 ? { baselineMs: one.ms } : {}),
+      goal: 'Redis commands/event < 1',
+      pass: figure.redisCommandsPerEvent < 1,
+      note: `${figure.turnsPerSecond.toFixed(1)} turns/s, ${Math.round(figure.eventsPerSecond)} events/s, ${figure.redisCommandsPerEvent.toFixed(3)} Redis commands/event`,
+    });
+  }
+  rows.push({
+    name: `yield → subscriber on another instance (${samples.length} deltas)`,
+    ms: quantile(samples, 0.99),
+    note: `median ${median(samples).toFixed(2)} ms, p99 ${quantile(samples, 0.99).toFixed(2)} ms (3 vs 1 instances: ${(three.turnsPerSecond / one.turnsPerSecond).toFixed(2)}× turns/s)`,
+  });
+  return {
+    rows,
+    figures,
+    latency: { median: median(samples), p99: quantile(samples, 0.99), samples: samples.length },
+  };
+}
+
+/** The same durable turn workload in one process: SessionManager on PostgresStore vs FileStore. */
+export async function measureManagerStores(options: InstanceBenchOptions): Promise<BenchRow[]> {
+  async function turns(store: Store): Promise<number> {
+    const scripted = new ScriptedRuntime();
+    const manager = new SessionManager({ runtime: scripted.factory, store });
+    try {
+      const ids: string[] = [];
+      for (let index = 0; index < options.sessions; index++) ids.push((await manager.createSession()).id);
+      const samples: number[] = [];
+      for (let repetition = 0; repetition < options.repetitions; repetition++) {
+        samples.push(
+          await time(() =>
+            Promise.all(
+              ids.map(async (id) => {
+                for (let turn = 0; turn < options.turns; turn++) {
+                  scripted.turn(
+                    [
+                      ...Array.from({ length: options.chunks }, (_, index) => ({
+                        type: 'agent_choice' as const,
+                        content: `c${index} `,
+                      })),
+                      step.reply('ok'),
+                    ],
+                    { sessionId: id },
+                  );
+                  const stream = await manager.runSession(id, { messages: [`turn ${turn}`] });
+                  for await (const _event of stream) {
+                    // drain
+                  }
+                }
+              }),
+            ),
+          ),
+        );
+      }
+      return median(samples);
+    } finally {
+      await manager.close();
+    }
+  }
+  const schema = `bench_${Date.now().toString(36)}_mgr`;
+  try {
+    const postgresMs = await turns(new PostgresStore({ connectionString: DATABASE_URL, schema }));
+    const fileMs = await withTempDir('cluster-mgr', (directory) =>
+      turns(new FileStore({ directory, durability: 'fsync' })),
+    );
+    const count = options.sessions * options.turns;
+    return [
+      {
+        name: `SessionManager on PostgresStore: ${count} turns`,
+        ms: postgresMs,
+        baselineMs: fileMs,
+        note: `${(count / (postgresMs / 1000)).toFixed(1)} turns/s; raw = FileStore(fsync) ${(count / (fileMs / 1000)).toFixed(1)} turns/s`,
+      },
+    ];
+  } finally {
+    const admin = new pg.Client({ connectionString: DATABASE_URL });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
+}
 
 function message(index: number): SessionItem {
   return {
@@ -210,7 +479,16 @@ export async function measureRedis(options: ClusterBenchOptions): Promise<BenchR
 }
 
 /** Runs the bench and prints its table. */
-export async function run(options: ClusterBenchOptions = FULL): Promise<void> {
-  const rows = [...(await measureStores(options)), ...(await measureRedis(options))];
-  report('cluster', rows);
+export async function run(
+  options: ClusterBenchOptions = FULL,
+  instances: InstanceBenchOptions = FULL_INSTANCES,
+): Promise<void> {
+  const measured = await measureInstances(instances);
+  const rows = [
+    ...measured.rows,
+    ...(await measureManagerStores(instances)),
+    ...(await measureStores(options)),
+    ...(await measureRedis(options)),
+  ];
+  report('cluster', rows, { instances: measured.figures, latency: measured.latency });
 }

@@ -14,7 +14,14 @@ export * from './errors.js';
 export * from './events.js';
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';
-export { type BusyLease, type BusyLock, InProcessBusyLock } from './manager/busy-lock.js';
+export {
+  type BusyLease,
+  type BusyLock,
+  type FencingStore,
+  InProcessBusyLock,
+  isFencingStore,
+  LeaseLostError,
+} from './manager/busy-lock.js';
 export { SessionManager } from './manager/session-manager.js';
 export type {
   AvailableModels,

@@ -27,7 +27,81 @@
  * store again. A lock whose tokens per session are consecutive (`RedisLeaseLock`: one `INCR` per
  * lease) thus keeps the cache on an instance that runs a session's turns in a row.
  */
+import { AgentSessionsError, type AgentSessionsErrorOptions, ErrorCode } from '../errors.js';
 import type { Store } from '../store.js';
+
+const leaseLostBrand = Symbol.for('agent-sessions.error.LeaseLostError');
+
+/**
+ * `SESSION_BUSY`: a write for a session whose busy lease its writer has lost (it expired, or
+ * another instance holds the session now with a greater fencing token). Nothing was written.
+ * Raised by a lock's fenced store ({@link BusyLock.fenceStore}) and by a {@link FencingStore}
+ * that saw a greater token.
+ */
+export class LeaseLostError extends AgentSessionsError {
+  /** The session. */
+  readonly sessionId: string;
+  /** The fencing token of the lost lease. */
+  readonly token: number;
+  /** When a store refused the write: the greater token it has seen for the session. */
+  readonly fencedBy: number | undefined;
+  constructor(
+    sessionId: string,
+    token: number,
+    options: AgentSessionsErrorOptions & { message?: string; fencedBy?: number } = {},
+  ) {
+    super(
+      ErrorCode.SESSION_BUSY,
+      options.message ??
+        `the busy lease ${token} of session ${sessionId} was lost: another instance may hold it`,
+      options,
+    );
+    if (new.target === LeaseLostError) this.name = 'LeaseLostError';
+    this.sessionId = sessionId;
+    this.token = token;
+    this.fencedBy = options.fencedBy;
+    Object.defineProperty(this, leaseLostBrand, { value: true });
+  }
+
+  /** True for a {@link LeaseLostError} from either build. */
+  static override isInstance(error: unknown): error is LeaseLostError {
+    return (
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[leaseLostBrand] === true
+    );
+  }
+}
+
+/**
+ * Optional store capability: fencing tokens checked by the store itself, in the transaction of
+ * each write, so a writer whose lease was lost cannot write even when its process was paused
+ * between a lock's local check and the write reaching the database.
+ *
+ * - {@link FencingStore.raiseFence} records `token` as the session's fence (when greater than the
+ *   one recorded) and MUST reject with {@link LeaseLostError} when a greater token was recorded
+ *   already; it does nothing for an unknown session.
+ * - {@link FencingStore.withFencing} returns a view of the store whose writes of a session
+ *   (`updateSession`, `appendItems`, `updateMessage`) carry `tokenOf(sessionId)` when it is
+ *   defined: such a write MUST reject with {@link LeaseLostError}, writing nothing, when the
+ *   session's fence is greater than its token, and otherwise raises the fence to its token in the
+ *   same transaction. Writes without a token are not checked. Everything else is the store's own.
+ *
+ * A lock with globally increasing tokens (`RedisLeaseLock`) uses it from its `fenceStore`: it
+ * raises the fence right after each acquire, before the new holder reads anything, so from then on
+ * every write of an older lease is refused. `PostgresStore` has it; other stores rely on the
+ * lock's local check alone.
+ */
+export interface FencingStore extends Store {
+  raiseFence(sessionId: string, token: number): Promise<void>;
+  withFencing(tokenOf: (sessionId: string) => number | undefined): Store;
+}
+
+/** True when `store` checks fencing tokens itself ({@link FencingStore}). */
+export function isFencingStore(store: Store): store is FencingStore {
+  const candidate = store as Partial<FencingStore>;
+  return typeof candidate.raiseFence === 'function' && typeof candidate.withFencing === 'function';
+}
 
 /** One holding of a session's busy lock. */
 export interface BusyLease {

@@ -76,6 +76,15 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    description: 'fencing tokens of busy leases',
+    statements: [
+      // The greatest fencing token a write of the session carried (0: none yet). Added with a
+      // default, so existing rows are kept as they are and every token is greater.
+      `ALTER TABLE {schema}.sessions ADD COLUMN IF NOT EXISTS fence_token bigint NOT NULL DEFAULT 0`,
+    ],
+  },
 ];
 
 const migrationErrorBrand = Symbol.for('agent-sessions.error.MigrationError');

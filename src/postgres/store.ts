@@ -1,6 +1,7 @@
 import { Pool, type PoolClient, type PoolConfig } from 'pg';
 import { InvalidArgumentError, SessionExistsError, StoreCorruptError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { type FencingStore, LeaseLostError } from '../manager/busy-lock.js';
 import {
   applyPatch,
   countMessages,
@@ -11,9 +12,9 @@ import {
   type SessionSummary,
   toSummary,
 } from '../schemas.js';
-import { DEFAULT_LIST_LIMIT, type ListOptions, type Page } from '../store.js';
+import { DEFAULT_LIST_LIMIT, type ListOptions, type Page, type Store } from '../store.js';
 import { DefinedStore } from '../stores/define-store.js';
-import type { IncrementalDriver, ListingDriver } from '../stores/driver.js';
+import type { FencingDriver, ListingDriver } from '../stores/driver.js';
 import { decodeCursor, encodeCursor } from '../stores/paging.js';
 import { PostgresEventLog, type PostgresEventLogOptions } from './event-log.js';
 import { inTransaction, MIGRATIONS, migrate, quoteIdentifier } from './migrations.js';
@@ -90,10 +91,18 @@ function itemColumns(items: readonly SessionItem[]): { keys: (string | null)[]; 
   };
 }
 
+/** A fenced write refused: the session's fence (`seen`) is greater than the write's token. */
+function fencedOut(id: string, token: number, seen: number): LeaseLostError {
+  return new LeaseLostError(id, token, {
+    fencedBy: seen,
+    message: `session ${id} is fenced at lease ${seen}: a write of the older lease ${token} was refused (its lease was lost)`,
+  });
+}
+
 // The driver of PostgresStore. `defineStore` has validated and copied everything it is given and
 // serialises the calls of one process per session; across processes, every write is one statement
 // or one transaction that locks the session's row, so writes from several instances never interleave.
-class PostgresDriver implements IncrementalDriver, ListingDriver {
+class PostgresDriver implements FencingDriver, ListingDriver {
   readonly name = 'postgres';
   readonly freshReads = true;
   readonly pool: Pool;
@@ -259,16 +268,16 @@ class PostgresDriver implements IncrementalDriver, ListingDriver {
     if (rows[0]?.created !== 1) throw new SessionExistsError(session.id);
   }
 
-  async append(id: string, items: SessionItem[], updatedAt: string): Promise<boolean> {
-    // One statement: the row update takes the session's row lock and hands out the positions,
-    // the insert uses them; both or neither are applied.
+  async append(id: string, items: SessionItem[], updatedAt: string, fence?: number): Promise<boolean> {
+    // One statement: the row update takes the session's row lock, checks and raises the fence and
+    // hands out the positions, the insert uses them; both or neither are applied.
     const { keys, bodies } = itemColumns(items);
     const rows = await this.#query<{ found: number }>(
       `WITH s AS (
          UPDATE ${this.#sessions}
          SET next_position = next_position + $2::int, message_count = message_count + $3::int,
-             updated_at = $4, updated_ms = $5
-         WHERE id = $1
+             updated_at = $4, updated_ms = $5, fence_token = GREATEST(fence_token, COALESCE($8::bigint, 0))
+         WHERE id = $1 AND ($8::bigint IS NULL OR fence_token <= $8::bigint)
          RETURNING next_position - $2::int AS start
        ), i AS (
          INSERT INTO ${this.#items} (session_id, position, message_key, body)
@@ -276,19 +285,49 @@ class PostgresDriver implements IncrementalDriver, ListingDriver {
          FROM s, unnest($6::text[], $7::text[]) WITH ORDINALITY AS t(message_key, body, ord)
        )
        SELECT count(*)::int AS found FROM s`,
-      [id, items.length, countMessages(items), updatedAt, Date.parse(updatedAt), keys, bodies],
+      [id, items.length, countMessages(items), updatedAt, Date.parse(updatedAt), keys, bodies, fence ?? null],
     );
-    return rows[0]?.found === 1;
+    if (rows[0]?.found === 1) return true;
+    if (fence !== undefined) await this.#assertFence(id, fence);
+    return false;
   }
 
-  async patch(id: string, patch: SessionPatch, updatedAt: string): Promise<boolean> {
+  /**
+   * Throws {@link LeaseLostError} when the session's fence is greater than `fence` (why a fenced
+   * write matched no row); returns when the session is unknown or the fence allows it.
+   */
+  async #assertFence(id: string, fence: number): Promise<void> {
+    const found = await this.#query<{ fence_token: string }>(
+      `SELECT fence_token FROM ${this.#sessions} WHERE id = $1`,
+      [id],
+    );
+    const seen = found[0] === undefined ? undefined : Number(found[0].fence_token);
+    if (seen !== undefined && seen > fence) throw fencedOut(id, fence, seen);
+  }
+
+  async raiseFence(id: string, token: number): Promise<void> {
+    // GREATEST: the fence never goes down; a result above `token` means a newer lease was seen.
+    const rows = await this.#query<{ fence_token: string }>(
+      `UPDATE ${this.#sessions} SET fence_token = GREATEST(fence_token, $2::bigint) WHERE id = $1
+       RETURNING fence_token`,
+      [id, token],
+    );
+    const seen = rows[0] === undefined ? undefined : Number(rows[0].fence_token);
+    if (seen !== undefined && seen > token) throw fencedOut(id, token, seen);
+  }
+
+  async patch(id: string, patch: SessionPatch, updatedAt: string, fence?: number): Promise<boolean> {
     return this.#transaction(async (client) => {
-      const found = await client.query<{ meta: string; message_count: number }>(
-        `SELECT meta, message_count FROM ${this.#sessions} WHERE id = $1 FOR UPDATE`,
+      const found = await client.query<{ meta: string; message_count: number; fence_token: string }>(
+        `SELECT meta, message_count, fence_token FROM ${this.#sessions} WHERE id = $1 FOR UPDATE`,
         [id],
       );
       const row = found.rows[0];
       if (!row) return false;
+      if (fence !== undefined) {
+        if (Number(row.fence_token) > fence) throw fencedOut(id, fence, Number(row.fence_token));
+        await client.query(`UPDATE ${this.#sessions} SET fence_token = $2 WHERE id = $1`, [id, fence]);
+      }
       let session: Session;
       try {
         session = JSON.parse(row.meta) as Session;
@@ -324,10 +363,19 @@ class PostgresDriver implements IncrementalDriver, ListingDriver {
     messageId: string,
     message: Message,
     updatedAt: string,
+    fence?: number,
   ): Promise<true | 'session' | 'message'> {
     return this.#transaction(async (client) => {
-      const session = await client.query(`SELECT 1 FROM ${this.#sessions} WHERE id = $1 FOR UPDATE`, [id]);
-      if (session.rowCount === 0) return 'session';
+      const session = await client.query<{ fence_token: string }>(
+        `SELECT fence_token FROM ${this.#sessions} WHERE id = $1 FOR UPDATE`,
+        [id],
+      );
+      const row = session.rows[0];
+      if (!row) return 'session';
+      if (fence !== undefined) {
+        if (Number(row.fence_token) > fence) throw fencedOut(id, fence, Number(row.fence_token));
+        await client.query(`UPDATE ${this.#sessions} SET fence_token = $2 WHERE id = $1`, [id, fence]);
+      }
       const replaced = await client.query(
         `UPDATE ${this.#items} SET body = $3
          WHERE session_id = $1 AND position = (
@@ -432,7 +480,7 @@ class PostgresDriver implements IncrementalDriver, ListingDriver {
  * is rolled back and its connection discarded; the next call uses a fresh one. A stored record
  * that is not valid JSON is `STORE_CORRUPT` naming `<schema>.sessions:<id>`; it is never deleted.
  */
-export class PostgresStore extends DefinedStore {
+export class PostgresStore extends DefinedStore implements FencingStore {
   readonly #postgres: PostgresDriver;
   /** The durable event log the store declares, when `eventLog` was set; a manager on it uses it. */
   readonly eventLog: PostgresEventLog | undefined;
@@ -460,6 +508,27 @@ export class PostgresStore extends DefinedStore {
   /** The pool the store queries through (its own, or the one it was given). */
   get pool(): Pool {
     return this.#postgres.pool;
+  }
+
+  /**
+   * Records `token` as the fence of the session: from then on, writes of a fenced view
+   * ({@link PostgresStore.withFencing}) carrying a smaller token are refused. Rejects with
+   * `LeaseLostError` (`SESSION_BUSY`) when a greater token was recorded already; does nothing for
+   * an unknown session. `RedisLeaseLock` calls it on every acquire.
+   */
+  raiseFence(sessionId: string, token: number): Promise<void> {
+    return this.raiseFenceOf(sessionId, token);
+  }
+
+  /**
+   * A view of this store whose writes of a session carry `tokenOf(sessionId)` when it is defined:
+   * in the write's own statement or transaction, a write whose token is smaller than the session's
+   * fence is refused with `LeaseLostError` (`SESSION_BUSY`) and writes nothing; otherwise the fence
+   * becomes its token. Writes without a token are not checked. `RedisLeaseLock.fenceStore` uses it
+   * with the token of the lease it holds on the session. Closing the view closes this store.
+   */
+  withFencing(tokenOf: (sessionId: string) => number | undefined): Store {
+    return this.fencedView(tokenOf);
   }
 
   /**

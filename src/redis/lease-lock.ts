@@ -20,11 +20,28 @@
  * the turn) and {@link RedisLeaseLock.fenceStore}'s writes for that session reject with
  * `LeaseLostError` — this is how the fencing protects writes: every write batch of a turn (each
  * `appendItems`, `updateSession`, `updateMessage`) is checked against its lease before it is sent.
+ *
+ * **Fencing in the store.** That local check cannot see a pause of the process between the check
+ * and the write reaching the database. A store that checks tokens itself (a `FencingStore`, such
+ * as `PostgresStore`) closes that gap: `fenceStore` sends each write of a held session with its
+ * lease's token, and `acquire` raises the store's fence of the session to the new token before it
+ * resolves — so once a new holder has the session, the store refuses every write of an older
+ * lease, however late it arrives. Should the store have seen a greater token than Redis's counter
+ * (Redis lost its data), the counter is moved past it and the lease taken again.
  */
-import { AgentSessionsError, type AgentSessionsErrorOptions, ErrorCode } from '../errors.js';
+import { AgentSessionsError, ErrorCode } from '../errors.js';
 import { newId } from '../internal/ids.js';
 import { type Logger, silentLogger } from '../logger.js';
-import type { BusyLease, BusyLock } from '../manager/busy-lock.js';
+import {
+  type BusyLease,
+  type BusyLock,
+  type FencingStore,
+  isFencingStore,
+  LeaseLostError,
+} from '../manager/busy-lock.js';
+
+export { LeaseLostError };
+
 import type { Message, Session, SessionItem, SessionPatch, SessionSummary } from '../schemas.js';
 import type { ListOptions, Page, Store } from '../store.js';
 
@@ -63,6 +80,10 @@ const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0`;
+// KEYS[1] fence key; ARGV[1] a token a store has seen. Moves the counter up to it (never down).
+const FAST_FORWARD = `local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`;
 // KEYS[1] busy key; ARGV[1] owner id. 1 when deleted, 0 when not ours.
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -71,39 +92,6 @@ return 0`;
 
 // KEYS[1] busy key. 1 when some holder has it.
 const HELD = `return redis.call('EXISTS', KEYS[1])`;
-
-const leaseLostBrand = Symbol.for('agent-sessions.error.LeaseLostError');
-
-/**
- * `SESSION_BUSY`: a write for a session whose busy lease this instance has lost (it expired, or
- * another instance holds the session now). Nothing was written.
- */
-export class LeaseLostError extends AgentSessionsError {
-  /** The session. */
-  readonly sessionId: string;
-  /** The fencing token of the lost lease. */
-  readonly token: number;
-  constructor(sessionId: string, token: number, options: AgentSessionsErrorOptions = {}) {
-    super(
-      ErrorCode.SESSION_BUSY,
-      `the busy lease ${token} of session ${sessionId} was lost: another instance may hold it`,
-      options,
-    );
-    if (new.target === LeaseLostError) this.name = 'LeaseLostError';
-    this.sessionId = sessionId;
-    this.token = token;
-    Object.defineProperty(this, leaseLostBrand, { value: true });
-  }
-
-  /** True for a {@link LeaseLostError} from either build. */
-  static override isInstance(error: unknown): error is LeaseLostError {
-    return (
-      typeof error === 'object' &&
-      error !== null &&
-      (error as Record<symbol, unknown>)[leaseLostBrand] === true
-    );
-  }
-}
 
 /** A lease of {@link RedisLeaseLock}. */
 export interface RedisLease extends BusyLease {
@@ -230,6 +218,7 @@ export class RedisLeaseLock implements BusyLock {
   readonly #prefix: string;
   readonly #instance = newId('instance');
   readonly #held = new Map<string, Lease>();
+  readonly #fencingStores = new Set<FencingStore>();
 
   constructor(options: RedisLeaseLockOptions) {
     this.#client = options.client;
@@ -253,9 +242,14 @@ export class RedisLeaseLock implements BusyLock {
 
   /**
    * A lease on the session, or `undefined` at once while another holder (in any instance) has it.
-   * Rejects with `STORE_UNAVAILABLE` when Redis cannot be reached: without the lock no turn starts.
+   * Rejects with `STORE_UNAVAILABLE` when Redis cannot be reached (without the lock no turn
+   * starts) or when a fencing store's fence could not be raised (the lease is released again).
    */
-  async acquire(sessionId: string): Promise<RedisLease | undefined> {
+  acquire(sessionId: string): Promise<RedisLease | undefined> {
+    return this.#acquire(sessionId, false);
+  }
+
+  async #acquire(sessionId: string, retried: boolean): Promise<RedisLease | undefined> {
     const owner = `${this.#instance}:${newId('lease')}`;
     const sentAt = performance.now();
     let token: number;
@@ -277,7 +271,37 @@ export class RedisLeaseLock implements BusyLock {
     if (!Number.isSafeInteger(token) || token <= 0) return undefined;
     const lease = new Lease(this, sessionId, token, owner, sentAt);
     this.#held.set(sessionId, lease);
+    try {
+      await this.#raiseFences(sessionId, token);
+    } catch (error) {
+      await lease.release();
+      const seen = LeaseLostError.isInstance(error) ? error.fencedBy : undefined;
+      if (seen !== undefined && seen > token && !retried) {
+        // The store has seen a greater token than Redis's counter (Redis lost its data): the
+        // counter moves past it and the session is leased again, with a token the store accepts.
+        await this.script(FAST_FORWARD, [this.#fenceKey(sessionId)], [String(seen)]).catch(() => undefined);
+        return this.#acquire(sessionId, true);
+      }
+      throw error;
+    }
     return lease;
+  }
+
+  // Before the new holder reads or writes anything, the stores that check tokens themselves learn
+  // this lease's token: from then on they refuse every write of an older lease.
+  async #raiseFences(sessionId: string, token: number): Promise<void> {
+    for (const store of this.#fencingStores) {
+      try {
+        await store.raiseFence(sessionId, token);
+      } catch (error) {
+        if (LeaseLostError.isInstance(error)) throw error;
+        throw new AgentSessionsError(
+          ErrorCode.STORE_UNAVAILABLE,
+          `the fence of session ${sessionId} could not be raised to lease ${token}: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
+      }
+    }
   }
 
   /**
@@ -307,9 +331,17 @@ export class RedisLeaseLock implements BusyLock {
    * whose lease this instance holds reject with {@link LeaseLostError} (writing nothing) once the
    * lease is lost. Writes of sessions this instance holds no lease on (creates, renames outside a
    * turn) pass unchecked. The manager applies it to its store when given this lock.
+   *
+   * A {@link FencingStore} is also given each held lease's token with every write (it refuses the
+   * write itself once it saw a greater token) and has its fence raised on every acquire.
    */
   fenceStore(store: Store): Store {
-    return new FencedStore(store, (sessionId) => this.#held.get(sessionId)?.assertValid());
+    let inner = store;
+    if (isFencingStore(store)) {
+      this.#fencingStores.add(store);
+      inner = store.withFencing((sessionId) => this.#held.get(sessionId)?.token);
+    }
+    return new FencedStore(inner, (sessionId) => this.#held.get(sessionId)?.assertValid());
   }
 
   /** @internal */

@@ -3,6 +3,7 @@
 import {
   AgentSessionsError,
   ErrorCode,
+  InvalidArgumentError,
   invalidArgument,
   MessageNotFoundError,
   SessionExistsError,
@@ -27,8 +28,10 @@ import type { ListOptions, Page, Store } from '../store.js';
 import {
   type AppendBatchEntry,
   type BatchAppendDriver,
+  type FencingDriver,
   type IncrementalDriver,
   isBatchAppendDriver,
+  isFencingDriver,
   isIncrementalDriver,
   isListingDriver,
   isSummaryDriver,
@@ -192,7 +195,11 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
     }
   }
 
-  async updateSession(id: string, patch: SessionPatch): Promise<void> {
+  updateSession(id: string, patch: SessionPatch): Promise<void> {
+    return this.#updateSession(id, patch, undefined);
+  }
+
+  async #updateSession(id: string, patch: SessionPatch, fence: number | undefined): Promise<void> {
     this.assertOpen();
     assertSessionId(id);
     const owned = ownPatch(parsePatch(patch));
@@ -200,20 +207,29 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
       const incremental = this.#incremental;
       if (incremental) {
         const at = await this.#stamp(incremental, id);
-        if (!(await incremental.patch(id, owned, at))) throw new SessionNotFoundError(id);
+        const found =
+          fence === undefined
+            ? await incremental.patch(id, owned, at)
+            : await this.#fencing().patch(id, owned, at, fence);
+        if (!found) throw new SessionNotFoundError(id);
         return;
       }
       await this.#rewrite(id, (session) => applyPatch(session, owned));
     });
   }
 
-  async appendItems(id: string, items: SessionItem[]): Promise<void> {
+  appendItems(id: string, items: SessionItem[]): Promise<void> {
+    return this.#appendItems(id, items, undefined);
+  }
+
+  async #appendItems(id: string, items: SessionItem[], fence: number | undefined): Promise<void> {
     this.assertOpen();
     assertSessionId(id);
     const result = SessionItemsSchema.safeParse(items);
     if (!result.success) throw invalidArgument('session items', result.error);
     const owned = result.data;
-    if (this.#batch) return this.#appendInGroup(id, owned);
+    // A fenced append carries its own token, so it is never grouped with others.
+    if (this.#batch && fence === undefined) return this.#appendInGroup(id, owned);
     return this.#serial(id, 'append items', async () => {
       const incremental = this.#incremental;
       if (incremental) {
@@ -232,7 +248,11 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
         if (fresh.length === 0) return;
         const at = await this.#stamp(incremental, id);
         try {
-          if (!(await incremental.append(id, fresh, at))) throw new SessionNotFoundError(id);
+          const found =
+            fence === undefined
+              ? await incremental.append(id, fresh, at)
+              : await this.#fencing().append(id, fresh, at, fence);
+          if (!found) throw new SessionNotFoundError(id);
         } catch (error) {
           if (!AgentSessionsError.isInstance(error)) {
             const ids = this.#unsure.get(id) ?? new Set<string>();
@@ -353,7 +373,16 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
     if (this.#recent.size > RECENT_SESSIONS) this.#recent.delete(this.#recent.keys().next().value as string);
   }
 
-  async updateMessage(id: string, messageId: string, message: Message): Promise<void> {
+  updateMessage(id: string, messageId: string, message: Message): Promise<void> {
+    return this.#updateMessage(id, messageId, message, undefined);
+  }
+
+  async #updateMessage(
+    id: string,
+    messageId: string,
+    message: Message,
+    fence: number | undefined,
+  ): Promise<void> {
     this.assertOpen();
     assertSessionId(id);
     const result = MessageSchema.safeParse(message);
@@ -364,7 +393,10 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
       const incremental = this.#incremental;
       if (incremental) {
         const at = await this.#stamp(incremental, id);
-        const outcome = await incremental.replaceMessage(id, wanted, owned, at);
+        const outcome =
+          fence === undefined
+            ? await incremental.replaceMessage(id, wanted, owned, at)
+            : await this.#fencing().replaceMessage(id, wanted, owned, at, fence);
         if (outcome === 'session') throw new SessionNotFoundError(id);
         if (outcome === 'message') throw new MessageNotFoundError(id, wanted);
         return;
@@ -409,6 +441,53 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
    */
   protected exclusive<T>(id: string, what: string, task: () => Promise<T>): Promise<T> {
     return this.#serial(id, what, task);
+  }
+
+  /**
+   * For a subclass whose driver checks fencing tokens ({@link FencingDriver}): a view of this store
+   * whose `updateSession`, `appendItems` and `updateMessage` of a session carry
+   * `tokenOf(sessionId)` to the driver when it is defined. It shares this store's queues and state;
+   * its `close()` closes this store. See `FencingStore` (src/manager/busy-lock.ts).
+   */
+  protected fencedView(tokenOf: (sessionId: string) => number | undefined): Store {
+    this.#fencing();
+    const view: Store = {
+      name: this.name,
+      createSession: (session) => this.createSession(session),
+      getSession: (id) => this.getSession(id),
+      getSummary: (id) => this.getSummary(id),
+      listSessions: (options) => this.listSessions(options),
+      updateSession: (id, patch) => this.#updateSession(id, patch, tokenOf(id)),
+      appendItems: (id, items) => this.#appendItems(id, items, tokenOf(id)),
+      updateMessage: (id, messageId, message) => this.#updateMessage(id, messageId, message, tokenOf(id)),
+      deleteSession: (id) => this.deleteSession(id),
+      close: () => this.close(),
+    };
+    return view;
+  }
+
+  /**
+   * For a subclass whose driver checks fencing tokens: records `token` as the session's fence, in
+   * the session's queue (see {@link FencingDriver.raiseFence}).
+   */
+  protected raiseFenceOf(id: string, token: number): Promise<void> {
+    this.assertOpen();
+    assertSessionId(id);
+    if (!Number.isSafeInteger(token) || token <= 0) {
+      throw new InvalidArgumentError(`invalid fencing token ${String(token)}: a positive integer`);
+    }
+    const driver = this.#fencing();
+    return this.#serial(id, 'raise the fence of a session', () => driver.raiseFence(id, token));
+  }
+
+  #fencing(): FencingDriver {
+    if (!isFencingDriver(this.driver)) {
+      throw new AgentSessionsError(
+        ErrorCode.INVALID_ARGUMENT,
+        `the ${this.name} store does not check fencing tokens`,
+      );
+    }
+    return this.driver;
   }
 
   /** Throws `CLOSED` once {@link DefinedStore.close} was called on a store whose driver closes. */

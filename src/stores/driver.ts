@@ -122,6 +122,31 @@ export interface BatchAppendDriver extends IncrementalDriver {
 }
 
 /**
+ * Capability: fencing tokens checked by the driver (see `FencingStore` in
+ * src/manager/busy-lock.ts). The incremental writes take the write's token as a last argument
+ * (only a fenced view's writes have one): the driver MUST refuse such a write with
+ * `LeaseLostError`, writing nothing, when the session's recorded fence is greater, and otherwise
+ * record the token as the fence in the same transaction. A store made from it offers
+ * `fencedView` and `raiseFence` to a subclass (as `PostgresStore` does).
+ */
+export interface FencingDriver extends IncrementalDriver {
+  append(id: string, items: SessionItem[], updatedAt: string, fence?: number): Promise<boolean>;
+  patch(id: string, patch: SessionPatch, updatedAt: string, fence?: number): Promise<boolean>;
+  replaceMessage(
+    id: string,
+    messageId: string,
+    message: Message,
+    updatedAt: string,
+    fence?: number,
+  ): Promise<true | 'session' | 'message'>;
+  /**
+   * Records `token` as the session's fence when it is greater; rejects with `LeaseLostError` when
+   * a greater one is recorded. Does nothing for an unknown session.
+   */
+  raiseFence(id: string, token: number): Promise<void>;
+}
+
+/**
  * Capability: listing pages itself (an index, a query, summaries kept sorted). `defineStore`
  * validates `options` first (limit, filters, cursor) and copies the page it returns. Without it,
  * every listing sorts `summaries()` and pages them (`pageSummaries`).
@@ -143,6 +168,11 @@ export function isSummaryDriver(driver: StoreDriver): driver is SummaryDriver {
 /** True when the driver writes in place ({@link IncrementalDriver}). */
 export function isIncrementalDriver(driver: StoreDriver): driver is IncrementalDriver {
   return hasMethods(driver, ['readSummary', 'append', 'patch', 'replaceMessage']);
+}
+
+/** True when the driver checks fencing tokens ({@link FencingDriver}). */
+export function isFencingDriver(driver: StoreDriver): driver is FencingDriver {
+  return isIncrementalDriver(driver) && hasMethods(driver, ['raiseFence']);
 }
 
 /** True when the driver writes queued appends together ({@link BatchAppendDriver}). */

@@ -17,8 +17,10 @@ export { DefinedStore, defineStore, nextTimestamp } from './define-store.js';
 export {
   type AppendBatchEntry,
   type BatchAppendDriver,
+  type FencingDriver,
   type IncrementalDriver,
   isBatchAppendDriver,
+  isFencingDriver,
   isIncrementalDriver,
   isListingDriver,
   isSummaryDriver,

@@ -1,11 +1,12 @@
 // Runs bench/cluster's code paths with small counts against the real servers, so the bench cannot
 // rot: every row is measured, and batched appends cost fewer round trips than events.
 import { describe, expect, test } from 'vitest';
-import { measureRedis, measureStores } from '../../bench/cluster.js';
+import { measureInstances, measureManagerStores, measureRedis, measureStores } from '../../bench/cluster.js';
 import { probePostgres, probeRedis, whenServer } from '../helpers/servers.js';
 
 const small = { appends: 20, sessions: 20, events: 200, leases: 20, repetitions: 1 };
 const [postgres, redis] = await Promise.all([probePostgres(), probeRedis()]);
+const tiny = { sessions: 3, turns: 2, chunks: 5, latencyChunks: 20, repetitions: 1 };
 
 describe('bench/cluster', () => {
   whenServer(postgres, 'bench/cluster stores', () => {
@@ -23,6 +24,28 @@ describe('bench/cluster', () => {
       ]);
       expect(rows[0]!.baselineMs).toBeGreaterThan(0);
       for (const row of rows) expect(Number.isFinite(row.ms)).toBe(true);
+    });
+  });
+  whenServer(postgres.available ? redis : postgres, 'bench/cluster instances', () => {
+    test('measureInstances runs turns through 1 and 3 host processes, counts Redis commands per event and a yield-to-remote-subscriber latency', async () => {
+      const { figures, latency, rows } = await measureInstances(tiny);
+      expect(figures.map((figure) => figure.instances)).toEqual([1, 3]);
+      for (const figure of figures) {
+        expect(figure.turnsPerSecond).toBeGreaterThan(0);
+        expect(figure.eventsPerSecond).toBeGreaterThan(figure.turnsPerSecond);
+        expect(figure.redisCommandsPerEvent).toBeGreaterThan(0);
+      }
+      expect(latency.samples).toBe(tiny.latencyChunks);
+      expect(latency.p99).toBeGreaterThanOrEqual(latency.median);
+      expect(rows).toHaveLength(3);
+    }, 60_000);
+  });
+  whenServer(postgres, 'bench/cluster manager stores', () => {
+    test('measureManagerStores runs one turn workload on PostgresStore against FileStore', async () => {
+      const rows = await measureManagerStores(tiny);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.baselineMs).toBeGreaterThan(0);
+      expect(rows[0]!.ms).toBeGreaterThan(0);
     });
   });
   whenServer(redis, 'bench/cluster redis', () => {

@@ -1,10 +1,16 @@
 // Issue 10, "a fault-injection suite": every store call a turn makes (cold cache and warm cache) is
 // failed before it writes, after it writes (applied, then reported as failed), twice in a row, and
 // from there on; after each case the invariants are checked. The short form runs in `npm test`;
-// `npm run test:faults` (FAULT_SEEDS) repeats it over more scripts and orders.
-import { expect, test } from 'vitest';
+// `npm run test:faults` (FAULT_GAPS) adds pairs of faults some calls apart.
+//
+// It runs on MemoryStore and on PostgresStore (issue 14: a real database, each run in its own
+// schema; every case on fresh store objects over one pool, so a cold cache is a fresh store).
+// The short form on PostgreSQL runs two of the scripts; the long form all of them.
+import pg from 'pg';
+import { afterAll, describe, expect, test } from 'vitest';
 import { AgentSessionsError } from '../../src/errors.js';
 import { SessionManager } from '../../src/manager/session-manager.js';
+import { PostgresStore } from '../../src/postgres/store.js';
 import type { Session } from '../../src/schemas.js';
 import type { Store } from '../../src/store.js';
 import { MemoryStore } from '../../src/stores/memory.js';
@@ -15,6 +21,19 @@ import {
 } from '../../src/testing/failing-store.js';
 import { InterceptingStore } from '../../src/testing/intercepting-store.js';
 import { ScriptedRuntime, step } from '../../src/testing/scripted-runtime.js';
+import { DATABASE_URL, probePostgres, uniqueName, whenServer } from '../helpers/servers.js';
+
+/** Where a case's sessions live: a store, and a fresh store object on the same data (cold cache). */
+interface Backend {
+  create(): Store;
+  reopen(previous: Store): Store;
+}
+
+const memory: Backend = {
+  create: () => new MemoryStore(),
+  // MemoryStore has nothing to close: the same object is the same data.
+  reopen: (previous) => previous,
+};
 
 type Mode = 'before' | 'after' | 'twice' | 'always' | 'apart';
 const MODES: readonly Exclude<Mode, 'apart'>[] = ['before', 'after', 'twice', 'always'];
@@ -73,8 +92,13 @@ interface Script {
   name: string;
   /** Scripts the faulted turn on `scripted`; returns what to run and with which options. */
   setup(scripted: ScriptedRuntime): { model?: string };
-  /** Called while the turn runs, after the first event (steering). */
-  during?(manager: SessionManager, id: string, scripted: ScriptedRuntime): Promise<void>;
+  /** Called while the turn runs (steering); `ended` settles when the turn's stream was drained. */
+  during?(
+    manager: SessionManager,
+    id: string,
+    scripted: ScriptedRuntime,
+    ended: Promise<unknown>,
+  ): Promise<void>;
 }
 
 const usage = { inputTokens: 3, outputTokens: 5 };
@@ -114,10 +138,15 @@ const SCRIPTS: Script[] = [
       scripted.turn([step.hold('steer'), step.takeSteering(), step.reply('steered', { usage })]);
       return {};
     },
-    async during(manager, id, scripted) {
+    async during(manager, id, scripted, ended) {
+      // The turn reaches its hold, or ends before it (a fault failed it earlier) — however slow the
+      // store is.
       const held = await Promise.race([
         scripted.waitUntilHeld('steer').then(() => true),
-        new Promise<false>((resolve) => setImmediate(() => resolve(false))),
+        ended.then(
+          () => false,
+          () => false,
+        ),
       ]);
       if (!held) return;
       await manager.steerSession(id, ['and also this']).catch(() => undefined);
@@ -154,13 +183,15 @@ async function drain(stream: AsyncIterable<unknown>): Promise<void> {
 
 /** Runs one turn with a fault at store call `target`; returns the violations found. */
 async function runCase(
+  backend: Backend,
   script: Script,
   warm: boolean,
   target: number,
   mode: Mode,
   second = -1,
 ): Promise<{ violations: string[]; calls: number; failures: number }> {
-  const store = new FaultStore(new MemoryStore());
+  const inner = backend.create();
+  let store = new FaultStore(inner);
   const violations: string[] = [];
   const acknowledged: string[] = [];
   let scripted = new ScriptedRuntime();
@@ -176,6 +207,7 @@ async function runCase(
     acknowledged.push('warm');
   } else {
     await manager.close();
+    store = new FaultStore(backend.reopen(inner));
     scripted = new ScriptedRuntime();
     manager = new SessionManager({
       runtime: scripted.factory,
@@ -194,7 +226,8 @@ async function runCase(
       ...(model === undefined ? {} : { model }),
     });
     acknowledged.push('faulted');
-    await Promise.all([drain(stream), script.during?.(manager, id, scripted)]);
+    const drained = drain(stream);
+    await Promise.all([drained, script.during?.(manager, id, scripted, drained)]);
   } catch (error) {
     typed(error, 'faulted turn');
   }
@@ -239,14 +272,14 @@ async function runCase(
  */
 const gaps = Number(process.env.FAULT_GAPS ?? 0);
 
-test('fault injection: every store call of a turn, four fault modes, cold and warm cache, keeps every invariant', async () => {
+async function runSuite(backend: Backend, scripts: readonly Script[]): Promise<void> {
   let cases = 0;
   let injected = 0;
   const found: string[] = [];
-  for (const script of SCRIPTS) {
+  for (const script of scripts) {
     for (const warm of [false, true]) {
       // How many store calls the turn makes without faults.
-      const baseline = await runCase(script, warm, Number.MAX_SAFE_INTEGER, 'before');
+      const baseline = await runCase(backend, script, warm, Number.MAX_SAFE_INTEGER, 'before');
       cases++;
       found.push(...baseline.violations.map((violation) => `${script.name} baseline: ${violation}`));
       for (let target = 0; target < baseline.calls; target++) {
@@ -255,7 +288,7 @@ test('fault injection: every store call of a turn, four fault modes, cold and wa
           combinations.push(['apart', target + gap]);
         }
         for (const [mode, second] of combinations) {
-          const result = await runCase(script, warm, target, mode, second);
+          const result = await runCase(backend, script, warm, target, mode, second);
           cases++;
           injected += result.failures;
           found.push(
@@ -273,4 +306,34 @@ test('fault injection: every store call of a turn, four fault modes, cold and wa
     { violations: found.length, found: found.slice(0, 20) },
     `${cases} cases, ${injected} injected faults, ${found.length} violations`,
   ).toEqual({ violations: 0, found: [] });
+}
+
+test('fault injection: every store call of a turn, four fault modes, cold and warm cache, keeps every invariant', async () => {
+  await runSuite(memory, SCRIPTS);
 }, 120_000);
+
+const postgres = await probePostgres();
+const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+admin.on('error', () => {});
+afterAll(() => admin.end());
+
+whenServer(postgres, 'fault injection on PostgresStore', () => {
+  describe('PostgresStore', () => {
+    test('fault injection on PostgresStore: every store call of a turn, four fault modes, cold and warm cache, keeps every invariant', async () => {
+      const schema = uniqueName('faults');
+      // Each case's stores share this pool (a store given a pool never ends it on close).
+      const backend: Backend = {
+        create: () => new PostgresStore({ pool: admin, schema }),
+        reopen: () => new PostgresStore({ pool: admin, schema }),
+      };
+      try {
+        await runSuite(
+          backend,
+          gaps > 0 ? SCRIPTS : SCRIPTS.filter((_, index) => index === 1 || index === 3),
+        );
+      } finally {
+        await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      }
+    }, 600_000);
+  });
+});
