@@ -1,6 +1,6 @@
 // Small file-system helpers of FileStore: whole writes and reads at an offset, removal that
 // tolerates a missing file, and directory syncs.
-import { constants, promises as fs } from 'node:fs';
+import callbackFs, { constants, promises as fs } from 'node:fs';
 
 /** `O_NOFOLLOW` where the platform has it (a symlink in the last path component is refused). */
 export const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -27,6 +27,28 @@ export async function writeAll(handle: fs.FileHandle, buffer: Buffer): Promise<v
     const { bytesWritten } = await handle.write(buffer, offset, buffer.length - offset);
     offset += bytesWritten;
   }
+}
+
+/**
+ * Writes all of `buffer` to the descriptor at its position (short writes are continued), with the
+ * callback API: one request object per write, where a `FileHandle` write also builds a promise
+ * chain and reference counting around it (about twice the main-thread time here). The caller keeps
+ * the descriptor's `FileHandle` open until this settles.
+ */
+export function writeFd(fd: number, buffer: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let offset = 0;
+    const next = (error: NodeJS.ErrnoException | null, written: number): void => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      offset += written;
+      if (offset < buffer.length) callbackFs.write(fd, buffer, offset, buffer.length - offset, null, next);
+      else resolve();
+    };
+    callbackFs.write(fd, buffer, 0, buffer.length, null, next);
+  });
 }
 
 /** Reads `length` bytes at `position`, fewer when the file ends first. */

@@ -15,7 +15,7 @@ import {
 } from '../../errors.js';
 import { copyJson } from '../../internal/clone.js';
 import type { DirLock } from '../../internal/dir-lock.js';
-import { errnoCode, NOFOLLOW, readRange, syncDirectory, writeAll } from '../../internal/files.js';
+import { errnoCode, NOFOLLOW, readRange, syncDirectory, writeAll, writeFd } from '../../internal/files.js';
 import { type EncodedLine, SCAN_CHUNK_BYTES, scanLines } from '../../internal/record-lines.js';
 import { type Logger, silentLogger } from '../../logger.js';
 import {
@@ -178,6 +178,8 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
   /** Summaries in listing order, rebuilt on the first listing after a write. */
   #sorted: SessionSummary[] | undefined;
   #opening: Promise<void> | undefined;
+  /** Set once an open succeeded: the write path then skips waiting on {@link FileDriver.ready}. */
+  #opened = false;
   #lock: DirLock | undefined;
   readonly #handles = new AppendHandles(APPEND_HANDLES);
   readonly #cache: SessionCache;
@@ -234,6 +236,7 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
         this.#damaged = opened.damaged;
         this.#sorted = undefined;
         this.#lock = opened.lock;
+        this.#opened = true;
       });
       this.#opening = opening;
       opening.catch(() => {
@@ -252,8 +255,8 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
   }
 
   async readSummary(id: string): Promise<SessionSummary | undefined> {
-    await this.ready();
-    return (await this.#entry(id))?.summary;
+    if (!this.#opened) await this.ready();
+    return (this.#damaged.size === 0 ? this.#entries.get(id) : await this.#entry(id))?.summary;
   }
 
   async summaries(): Promise<Iterable<SessionSummary>> {
@@ -298,8 +301,9 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
     id: string,
     appends: readonly { items: SessionItem[]; updatedAt: string }[],
   ): Promise<boolean> {
-    await this.ready();
-    const entry = await this.#entry(id);
+    if (!this.#opened) await this.ready();
+    // No damaged session: the entry is known without an await (#entry only awaits to retry one).
+    const entry = this.#damaged.size === 0 ? this.#entries.get(id) : await this.#entry(id);
     if (!entry) return false;
     const last = appends.at(-1);
     if (!last) return true;
@@ -318,7 +322,7 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
       this.#cache.resize(id, entry.logSize);
     }
     this.#touch(entry, last.updatedAt);
-    await this.#maintain(entry);
+    if (this.#needsMaintenance(entry)) await this.#maintain(entry);
     return true;
   }
 
@@ -694,7 +698,7 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
       // One write, so a crash leaves the lines whole and at most the last one torn (no newline).
       entry.dirtyTail = true;
       entry.attempted = data;
-      await writeAll(handle, data);
+      await writeFd(handle.fd, data);
       if (this.#sync && DSYNC === 0) await handle.datasync();
       written = true;
       const after = fstatSync(handle.fd).size;
@@ -801,6 +805,13 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
     throw new AgentSessionsError(
       ErrorCode.STORE_LOCKED,
       `${JSON.stringify(path)} was written by another process: nothing was written (read the session again)`,
+    );
+  }
+
+  #needsMaintenance(entry: Entry): boolean {
+    return (
+      (entry.overwriteBytes > this.#compactMinBytes && entry.overwriteBytes * 2 > entry.logSize) ||
+      entry.logSize - Math.max(entry.summarized, 0) > this.#summaryEveryBytes
     );
   }
 

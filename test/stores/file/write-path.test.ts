@@ -1,6 +1,6 @@
 // FileStore's write and read path: kept append handles, group commit of queued appends, failed
 // writes cut off, and the decoded-session cache (copies out, bounded, dropped when a log changes).
-import { constants as fsConstants, promises as fsPromises, readdirSync } from 'node:fs';
+import callbackFs, { constants as fsConstants, promises as fsPromises, readdirSync } from 'node:fs';
 import { link, mkdtemp, open, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,23 @@ async function fileHandlePrototype(): Promise<{
   const prototype = Object.getPrototypeOf(handle);
   await handle.close();
   return prototype;
+}
+
+/**
+ * A stand-in for `fs.write(fd, buffer, offset, length, position, callback)` that writes the first
+ * `keep(buffer)` bytes for real, then fails with `code`.
+ */
+function failingWrite(keep: (buffer: Buffer) => number, code: string): typeof callbackFs.write {
+  const real = callbackFs.write;
+  return ((...args: unknown[]) => {
+    const fd = args[0] as number;
+    const buffer = args[1] as Buffer;
+    const callback = args.at(-1) as (error: NodeJS.ErrnoException | null, written: number) => void;
+    const part = buffer.subarray(0, keep(buffer));
+    real(fd, part, 0, part.length, null, (error) => {
+      callback(error ?? Object.assign(new Error(`${code}: write failed`), { code }), 0);
+    });
+  }) as typeof callbackFs.write;
 }
 
 function openFds(): number {
@@ -141,7 +158,8 @@ describe('FileStore group commit', () => {
     const store = storeAt({ durability: 'fsync' });
     await store.createSession(session('s'));
     await store.appendItems('s', [message('first')]);
-    const write = spied(vi.spyOn(await fileHandlePrototype(), 'write'));
+    // Appends write through the callback API on the kept handle's descriptor.
+    const write = spied(vi.spyOn(callbackFs, 'write'));
     const order = Array.from({ length: 8 }, (_, index) => `m${index}`);
     await Promise.all(order.map((id) => store.appendItems('s', [message(id)])));
     expect(write.mock.calls.length).toBeLessThan(8);
@@ -155,15 +173,11 @@ describe('FileStore group commit', () => {
     const store = storeAt();
     await store.createSession(session('s'));
     await store.appendItems('s', [message('m0')]);
-    const prototype = await fileHandlePrototype();
-    const write = prototype.write;
     // The write carrying m1 and m2 puts half its bytes in the file, then fails.
     const spy = spied(
-      vi.spyOn(prototype, 'write').mockImplementationOnce(async function (this: unknown, ...args: unknown[]) {
-        const buffer = args[0] as Buffer;
-        await write.call(this, buffer.subarray(0, buffer.length >> 1));
-        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
-      }),
+      vi
+        .spyOn(callbackFs, 'write')
+        .mockImplementationOnce(failingWrite((buffer) => buffer.length >> 1, 'ENOSPC')),
     );
     const outcomes = await Promise.allSettled([
       store.appendItems('s', [message('m1')]),
@@ -184,18 +198,12 @@ describe('FileStore group commit', () => {
     const store = storeAt();
     await store.createSession(session('s'));
     await store.appendItems('s', [message('m0')]);
-    const prototype = (await fileHandlePrototype()) as unknown as {
-      write(...args: unknown[]): Promise<{ bytesWritten: number }>;
-      truncate(length: number): Promise<void>;
-    };
-    const write = prototype.write;
+    const prototype = (await fileHandlePrototype()) as unknown as { truncate(length: number): Promise<void> };
     // A whole first line reaches the file, then the write fails, and so does cutting it off.
     const spy = spied(
-      vi.spyOn(prototype, 'write').mockImplementationOnce(async function (this: unknown, ...args: unknown[]) {
-        const buffer = args[0] as Buffer;
-        await write.call(this, buffer.subarray(0, buffer.indexOf(0x0a) + 1));
-        throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
-      }),
+      vi
+        .spyOn(callbackFs, 'write')
+        .mockImplementationOnce(failingWrite((buffer) => buffer.indexOf(0x0a) + 1, 'EIO')),
     );
     const truncate = spied(vi.spyOn(prototype, 'truncate')).mockRejectedValueOnce(
       new Error('EIO: i/o error'),
