@@ -288,8 +288,7 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
       }
       const group: AppendGroup = { members: [member], tail: undefined, started: false };
       this.#groups.set(id, group);
-      this.#serial(id, 'append items', () => this.#writeGroup(id, group)).catch(() => {});
-      group.tail = this.#queues.get(id);
+      group.tail = this.#enqueue(id, () => this.#writeGroup(id, group));
     });
   }
 
@@ -542,6 +541,18 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
       if (this.#queues.get(id) === tail) this.#queues.delete(id);
     });
     return run;
+  }
+
+  // Queues a task that never rejects (it settles its callers itself) in the session's queue, as
+  // #serial does, with two promises fewer. Returns the queue's new tail.
+  #enqueue(id: string, task: () => Promise<void>): Promise<void> {
+    const previous = this.#queues.get(id) ?? Promise.resolve();
+    const tail = previous.then(task);
+    this.#queues.set(id, tail);
+    void tail.then(() => {
+      if (this.#queues.get(id) === tail) this.#queues.delete(id);
+    });
+    return tail;
   }
 
   /**
