@@ -41,24 +41,47 @@ export async function withTempDir<T>(prefix: string, work: (directory: string) =
   }
 }
 
+/** Headers of the baseline columns of {@link report}, for benches whose baseline is not a raw one. */
+export interface ReportLabels {
+  /** @default 'raw ms' */
+  baseline?: string;
+  /** The header of `baselineMs / ms`. @default 'speed vs raw' */
+  ratio?: string;
+}
+
 /** Prints rows as a table, then one `BENCH_JSON {…}` line for machines. */
-export function report(bench: string, rows: readonly BenchRow[], extra: Record<string, unknown> = {}): void {
+export function report(
+  bench: string,
+  rows: readonly BenchRow[],
+  extra: Record<string, unknown> = {},
+  labels: ReportLabels = {},
+): void {
   const format = (ms: number | undefined) => (ms === undefined ? '' : ms.toFixed(1));
-  const table = rows.map((row) => ({
-    name: row.name,
-    ms: format(row.ms),
-    'raw ms': format(row.baselineMs),
-    'speed vs raw': row.baselineMs === undefined ? '' : `${(row.baselineMs / row.ms).toFixed(2)}×`,
-    goal: row.goal ?? '',
-    result: row.pass === undefined ? '' : row.pass ? 'PASS' : 'FAIL',
-    note: row.note ?? '',
-  }));
-  const columns = Object.keys(table[0] ?? {}) as (keyof (typeof table)[number])[];
-  const widths = columns.map((column) => Math.max(column.length, ...table.map((row) => row[column].length)));
+  const columns = [
+    'name',
+    'ms',
+    labels.baseline ?? 'raw ms',
+    labels.ratio ?? 'speed vs raw',
+    'goal',
+    'result',
+    'note',
+  ];
+  const table = rows.map((row) => [
+    row.name,
+    format(row.ms),
+    format(row.baselineMs),
+    row.baselineMs === undefined ? '' : `${(row.baselineMs / row.ms).toFixed(2)}×`,
+    row.goal ?? '',
+    row.pass === undefined ? '' : row.pass ? 'PASS' : 'FAIL',
+    row.note ?? '',
+  ]);
+  const widths = columns.map((column, index) =>
+    Math.max(column.length, ...table.map((row) => row[index]!.length)),
+  );
   const line = (cells: string[]) => cells.map((cell, index) => cell.padEnd(widths[index]!)).join('  ');
   console.log(`\n${bench}`);
   console.log(line(columns));
   console.log(line(widths.map((width) => '-'.repeat(width))));
-  for (const row of table) console.log(line(columns.map((column) => row[column])));
+  for (const row of table) console.log(line(row));
   console.log(`BENCH_JSON ${JSON.stringify({ bench, rows, ...extra })}`);
 }

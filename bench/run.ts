@@ -6,7 +6,7 @@
 // time, median, withTempDir, report). It keeps its data in a fresh directory under os.tmpdir()
 // and removes it. A failed goal is printed as FAIL, not thrown; a bench that throws makes this
 // process exit non-zero. Add a bench by adding its file and its name to BENCHES.
-const BENCHES = ['store', 'pipeline', 'http', 'cluster'] as const;
+const BENCHES = ['store', 'pipeline', 'http', 'cluster', 'peers'] as const;
 
 interface BenchModule {
   run(): Promise<void>;
