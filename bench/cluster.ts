@@ -6,6 +6,10 @@
 //   RedisCommandBus), the Redis commands the hosts sent per streamed event, and the latency from a
 //   runtime's yield on one host to a subscriber on another (median and p99).
 // - The same durable turn workload in one process on PostgresStore vs FileStore (fsync).
+// - PostgresStore against LangGraph's PostgresSaver (@langchain/langgraph-checkpoint-postgres, a
+//   devDependency): one durable N-turn session each, a turn = load the state, then append a user
+//   and an assistant message; ms per turn, the ratio, and SQL statements/transactions per turn
+//   counted through each side's own pg pool.
 //
 // - PostgresStore against FileStore (buffered) and against a raw pg baseline (one INSERT of the
 //   same JSON per append, the least a SQL store can do per write): appends to one session, a load,
@@ -15,6 +19,14 @@
 // - RedisLeaseLock acquire + release against raw SET NX PX + DEL.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import {
+  type Checkpoint,
+  type CheckpointMetadata,
+  copyCheckpoint,
+  emptyCheckpoint,
+  uuid6,
+} from '@langchain/langgraph-checkpoint';
+import { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import pg from 'pg';
 import { createClient } from 'redis';
 import type { SessionEvent } from '../src/events.js';
@@ -69,6 +81,16 @@ const FULL_INSTANCES: InstanceBenchOptions = {
   latencyChunks: 500,
   repetitions: 3,
 };
+
+/** Sizes of the PostgresStore vs PostgresSaver comparison. */
+export interface CheckpointBenchOptions {
+  /** Turns of the one durable session of a round. */
+  turns: number;
+  /** Measured rounds (a fresh session each), after one warm-up round. */
+  rounds: number;
+}
+
+const FULL_CHECKPOINTS: CheckpointBenchOptions = { turns: 50, rounds: 5 };
 
 const HOST = fileURLToPath(new URL('../test/cluster/host.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -309,6 +331,186 @@ export async function measureManagerStores(options: InstanceBenchOptions): Promi
   }
 }
 
+/** SQL sent through one pool: statements (round trips), and transactions (explicit or implicit). */
+interface SqlCounter {
+  statements: number;
+  transactions: number;
+}
+
+/**
+ * A pool whose every connection counts what it sends: each statement, and each transaction — a
+ * `BEGIN` opens one, a statement outside `BEGIN`…`COMMIT`/`ROLLBACK` is one on its own.
+ */
+function countingPool(counter: SqlCounter): pg.Pool {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    let open = false;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const first = args[0];
+      const text = typeof first === 'string' ? first : (first as { text?: unknown } | undefined)?.text;
+      const verb = typeof text === 'string' ? (/^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? '') : '';
+      counter.statements++;
+      if (verb === 'BEGIN') {
+        open = true;
+        counter.transactions++;
+      } else if (verb === 'COMMIT' || verb === 'ROLLBACK') {
+        open = false;
+      } else if (!open) {
+        counter.transactions++;
+      }
+      return query(...args);
+    };
+  });
+  return pool;
+}
+
+/** The figures of one side of {@link measureCheckpointers}. */
+export interface CheckpointFigures {
+  msPerTurn: number;
+  statementsPerTurn: number;
+  transactionsPerTurn: number;
+}
+
+/**
+ * PostgresStore against LangGraph's PostgresSaver on one PostgreSQL, each in its own schema: a
+ * round is one durable session of `turns` turns, each turn loading the state and then appending a
+ * user and an assistant message (the same JSON message objects on both sides).
+ *
+ * - PostgresStore: `getSession(id)`, then `appendItems(id, [user, assistant])`.
+ * - PostgresSaver, driven directly as a graph's loop drives it (no StateGraph, so no graph
+ *   overhead is counted): `getTuple({ thread_id })`, then `put` of the next checkpoint whose one
+ *   channel `messages` holds the whole list with both new messages, with `newVersions` naming
+ *   that channel (so the saver writes one blob of the list and one checkpoint row per turn).
+ *
+ * Both sides create the empty session / an `input` checkpoint before the timer. Medians over
+ * `rounds` after one warm-up round; statements and transactions are counted per timed turn.
+ */
+export async function measureCheckpointers(options: CheckpointBenchOptions): Promise<{
+  rows: BenchRow[];
+  store: CheckpointFigures;
+  saver: CheckpointFigures;
+  ratio: number;
+}> {
+  const stamp = Date.now().toString(36);
+  const storeSchema = `bench_${stamp}_pgstore`;
+  const saverSchema = `bench_${stamp}_pgsaver`;
+  const storeCounter: SqlCounter = { statements: 0, transactions: 0 };
+  const saverCounter: SqlCounter = { statements: 0, transactions: 0 };
+  const storePool = countingPool(storeCounter);
+  const saverPool = countingPool(saverCounter);
+  const store = new PostgresStore({ pool: storePool, schema: storeSchema });
+  const saver = new PostgresSaver(saverPool, undefined, { schema: saverSchema });
+  const storeRounds: CheckpointFigures[] = [];
+  const saverRounds: CheckpointFigures[] = [];
+  const measure = async (
+    counter: SqlCounter,
+    turn: (index: number) => Promise<void>,
+  ): Promise<CheckpointFigures> => {
+    counter.statements = 0;
+    counter.transactions = 0;
+    const ms = await time(async () => {
+      for (let index = 0; index < options.turns; index++) await turn(index);
+    });
+    return {
+      msPerTurn: ms / options.turns,
+      statementsPerTurn: counter.statements / options.turns,
+      transactionsPerTurn: counter.transactions / options.turns,
+    };
+  };
+  try {
+    await saver.setup();
+    for (let round = 0; round <= options.rounds; round++) {
+      const id = `turns-${round}`;
+      await store.createSession(sessionRecord(id));
+      const storeFigures = await measure(storeCounter, async (index) => {
+        await store.getSession(id);
+        await store.appendItems(id, [message(2 * index), message(2 * index + 1)]);
+      });
+      const stored = (await store.getSession(id)).items.length;
+      if (stored !== 2 * options.turns)
+        throw new Error(`PostgresStore holds ${stored} items, not ${2 * options.turns}`);
+
+      const thread = { configurable: { thread_id: id, checkpoint_ns: '' } };
+      const input: Checkpoint = emptyCheckpoint();
+      input.channel_values = { messages: [] };
+      input.channel_versions = { messages: saver.getNextVersion(undefined) };
+      await saver.put(thread, input, { source: 'input', step: -1, parents: {} }, input.channel_versions);
+      const saverFigures = await measure(saverCounter, async (index) => {
+        const tuple = await saver.getTuple(thread);
+        if (!tuple) throw new Error(`PostgresSaver lost thread ${id}`);
+        const previous = tuple.checkpoint;
+        const next = copyCheckpoint(previous);
+        next.id = uuid6(-1);
+        next.ts = new Date().toISOString();
+        const version = saver.getNextVersion(previous.channel_versions.messages as number | undefined);
+        next.channel_values = {
+          messages: [
+            ...((previous.channel_values.messages as unknown[] | undefined) ?? []),
+            (message(2 * index) as Extract<SessionItem, { kind: 'message' }>).message,
+            (message(2 * index + 1) as Extract<SessionItem, { kind: 'message' }>).message,
+          ],
+        };
+        next.channel_versions = { ...previous.channel_versions, messages: version };
+        const metadata: CheckpointMetadata = {
+          source: 'loop',
+          step: ((tuple.metadata?.step as number | undefined) ?? -1) + 1,
+          parents: {},
+        };
+        await saver.put(tuple.config, next, metadata, { messages: version });
+      });
+      const saved = (await saver.getTuple(thread))?.checkpoint.channel_values.messages as
+        | unknown[]
+        | undefined;
+      if (saved?.length !== 2 * options.turns) {
+        throw new Error(`PostgresSaver holds ${saved?.length} messages, not ${2 * options.turns}`);
+      }
+      if (round > 0) {
+        storeRounds.push(storeFigures);
+        saverRounds.push(saverFigures);
+      }
+    }
+  } finally {
+    await store.close();
+    await storePool.end();
+    await saverPool.end();
+    const admin = new pg.Client({ connectionString: DATABASE_URL });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS "${storeSchema}" CASCADE`);
+    await admin.query(`DROP SCHEMA IF EXISTS "${saverSchema}" CASCADE`);
+    await admin.end();
+  }
+  const summarise = (rounds: CheckpointFigures[]): CheckpointFigures => ({
+    msPerTurn: median(rounds.map((figures) => figures.msPerTurn)),
+    statementsPerTurn: median(rounds.map((figures) => figures.statementsPerTurn)),
+    transactionsPerTurn: median(rounds.map((figures) => figures.transactionsPerTurn)),
+  });
+  const storeFigures = summarise(storeRounds);
+  const saverFigures = summarise(saverRounds);
+  const ratio = saverFigures.msPerTurn / storeFigures.msPerTurn;
+  const sql = (figures: CheckpointFigures) =>
+    `${figures.statementsPerTurn.toFixed(1)} SQL statements, ${figures.transactionsPerTurn.toFixed(1)} transactions/turn`;
+  const workload = `${options.turns}-turn session, ms/turn`;
+  return {
+    rows: [
+      {
+        name: `PostgresStore: ${workload} (getSession + appendItems user & assistant)`,
+        ms: storeFigures.msPerTurn,
+        baselineMs: saverFigures.msPerTurn,
+        note: `${sql(storeFigures)}; raw = LangGraph PostgresSaver; PostgresSaver ÷ PostgresStore = ${ratio.toFixed(2)}×`,
+      },
+      {
+        name: `LangGraph PostgresSaver: ${workload} (getTuple + put, messages channel, no StateGraph)`,
+        ms: saverFigures.msPerTurn,
+        note: sql(saverFigures),
+      },
+    ],
+    store: storeFigures,
+    saver: saverFigures,
+    ratio,
+  };
+}
+
 function message(index: number): SessionItem {
   return {
     kind: 'message',
@@ -482,13 +684,21 @@ export async function measureRedis(options: ClusterBenchOptions): Promise<BenchR
 export async function run(
   options: ClusterBenchOptions = FULL,
   instances: InstanceBenchOptions = FULL_INSTANCES,
+  checkpoints: CheckpointBenchOptions = FULL_CHECKPOINTS,
 ): Promise<void> {
   const measured = await measureInstances(instances);
+  const managerRows = await measureManagerStores(instances);
+  const checkpointers = await measureCheckpointers(checkpoints);
   const rows = [
     ...measured.rows,
-    ...(await measureManagerStores(instances)),
+    ...managerRows,
+    ...checkpointers.rows,
     ...(await measureStores(options)),
     ...(await measureRedis(options)),
   ];
-  report('cluster', rows, { instances: measured.figures, latency: measured.latency });
+  report('cluster', rows, {
+    instances: measured.figures,
+    latency: measured.latency,
+    checkpointers: { store: checkpointers.store, saver: checkpointers.saver, ratio: checkpointers.ratio },
+  });
 }

@@ -1,7 +1,13 @@
 // Runs bench/cluster's code paths with small counts against the real servers, so the bench cannot
 // rot: every row is measured, and batched appends cost fewer round trips than events.
 import { describe, expect, test } from 'vitest';
-import { measureInstances, measureManagerStores, measureRedis, measureStores } from '../../bench/cluster.js';
+import {
+  measureCheckpointers,
+  measureInstances,
+  measureManagerStores,
+  measureRedis,
+  measureStores,
+} from '../../bench/cluster.js';
 import { probePostgres, probeRedis, whenServer } from '../helpers/servers.js';
 
 const small = { appends: 20, sessions: 20, events: 200, leases: 20, repetitions: 1 };
@@ -46,6 +52,23 @@ describe('bench/cluster', () => {
       expect(rows).toHaveLength(1);
       expect(rows[0]!.baselineMs).toBeGreaterThan(0);
       expect(rows[0]!.ms).toBeGreaterThan(0);
+    });
+  });
+  whenServer(postgres, 'bench/cluster checkpointers', () => {
+    test('measureCheckpointers runs one durable session on PostgresStore and on LangGraph PostgresSaver, counting SQL per turn', async () => {
+      const { rows, store, saver, ratio } = await measureCheckpointers({ turns: 3, rounds: 1 });
+      expect(rows.map((row) => row.name.split(':')[0])).toEqual(['PostgresStore', 'LangGraph PostgresSaver']);
+      expect(rows[0]!.baselineMs).toBe(saver.msPerTurn);
+      expect(ratio).toBeCloseTo(saver.msPerTurn / store.msPerTurn);
+      for (const figures of [store, saver]) {
+        expect(figures.msPerTurn).toBeGreaterThan(0);
+        // At least one statement to load and one to write, in at least one transaction.
+        expect(figures.statementsPerTurn).toBeGreaterThanOrEqual(2);
+        expect(figures.transactionsPerTurn).toBeGreaterThanOrEqual(1);
+      }
+      // PostgresSaver.put is BEGIN, one blob upsert, one checkpoint upsert, COMMIT: 2 transactions
+      // with the load, 5 statements.
+      expect(saver).toMatchObject({ statementsPerTurn: 5, transactionsPerTurn: 2 });
     });
   });
   whenServer(redis, 'bench/cluster redis', () => {
