@@ -32,6 +32,7 @@
  * - Failures of the backend are `STORE_UNAVAILABLE`; an event read back that cannot be parsed is
  *   `STORE_CORRUPT` (never skipped silently).
  */
+import { AgentSessionsError, ErrorCode } from './errors.js';
 import type { SessionEvent } from './events.js';
 
 /** What {@link DurableEventLog.replay} read. */
@@ -87,4 +88,24 @@ export function eventLogOf(store: unknown): DurableEventLog | undefined {
   if (typeof store !== 'object' || store === null || !('eventLog' in store)) return undefined;
   const log = (store as { eventLog: unknown }).eventLog;
   return isDurableEventLog(log) ? log : undefined;
+}
+
+/**
+ * What every {@link DurableEventLog.append} checks first: the batch's seqs are safe integers from 1,
+ * strictly increasing (`INVALID_ARGUMENT` otherwise, before anything is written). Returns the
+ * batch's last seq (0 for an empty batch). Internal to the log implementations; not exported from
+ * the package.
+ */
+export function assertIncreasingSeqs(events: readonly SessionEvent[]): number {
+  let previous = 0;
+  for (const event of events) {
+    if (!Number.isSafeInteger(event.seq) || event.seq <= previous) {
+      throw new AgentSessionsError(
+        ErrorCode.INVALID_ARGUMENT,
+        'event seqs must be increasing integers from 1',
+      );
+    }
+    previous = event.seq;
+  }
+  return previous;
 }

@@ -65,3 +65,32 @@ export async function* pollTail(
     unsubscribe?.();
   }
 }
+
+/**
+ * The tails of one log waiting in this process, by session: an append through the log calls
+ * {@link TailWakers.wake} so they read at once instead of at their next poll.
+ */
+export class TailWakers {
+  readonly #waiting = new Map<string, Set<() => void>>();
+
+  /** The `onWake` option of {@link pollTail} for a tail of `sessionId`. */
+  onWake(sessionId: string): (wake: () => void) => () => void {
+    return (wake) => {
+      let set = this.#waiting.get(sessionId);
+      if (set === undefined) {
+        set = new Set();
+        this.#waiting.set(sessionId, set);
+      }
+      set.add(wake);
+      return () => {
+        set.delete(wake);
+        if (set.size === 0 && this.#waiting.get(sessionId) === set) this.#waiting.delete(sessionId);
+      };
+    };
+  }
+
+  /** Wakes every tail of `sessionId` waiting in this process. */
+  wake(sessionId: string): void {
+    for (const wake of this.#waiting.get(sessionId) ?? []) wake();
+  }
+}

@@ -17,10 +17,10 @@
  *   `RedisEventStream`, whose blocking reads need no polling.
  */
 import type { Pool } from 'pg';
-import type { DurableEventLog, DurableTailOptions } from '../durable-event-log.js';
+import { assertIncreasingSeqs, type DurableEventLog, type DurableTailOptions } from '../durable-event-log.js';
 import { AgentSessionsError, ErrorCode, StoreCorruptError } from '../errors.js';
 import type { SessionEvent } from '../events.js';
-import { pollTail } from '../internal/poll-tail.js';
+import { pollTail, TailWakers } from '../internal/poll-tail.js';
 import { inTransaction, MIGRATIONS, migrate, quoteIdentifier } from './migrations.js';
 
 /** Options of {@link PostgresEventLog}. */
@@ -54,7 +54,7 @@ export class PostgresEventLog implements DurableEventLog {
   readonly #maxAgeMs: number;
   readonly #pollIntervalMs: number;
   /** Tails waiting in this process, per session: an append here wakes them. */
-  readonly #waiting = new Map<string, Set<() => void>>();
+  readonly #wakers = new TailWakers();
   #ready: Promise<unknown> | undefined;
 
   constructor(options: PostgresEventLogOptions) {
@@ -80,16 +80,7 @@ export class PostgresEventLog implements DurableEventLog {
    */
   async append(sessionId: string, events: readonly SessionEvent[]): Promise<void> {
     if (events.length === 0) return;
-    let previous = 0;
-    for (const event of events) {
-      if (!Number.isSafeInteger(event.seq) || event.seq <= previous) {
-        throw new AgentSessionsError(
-          ErrorCode.INVALID_ARGUMENT,
-          'event seqs must be increasing integers from 1',
-        );
-      }
-      previous = event.seq;
-    }
+    const batchLast = assertIncreasingSeqs(events);
     try {
       await this.#migrated();
       const client = await this.#pool.connect();
@@ -115,7 +106,7 @@ export class PostgresEventLog implements DurableEventLog {
           await client.query(
             `DELETE FROM ${this.#table} WHERE session_id = $1 AND seq < $4::bigint
              AND (seq <= $2::bigint OR created_at < now() - make_interval(secs => $3::double precision))`,
-            [sessionId, previous - this.#maxEvents, this.#maxAgeMs / 1000, previous],
+            [sessionId, batchLast - this.#maxEvents, this.#maxAgeMs / 1000, batchLast],
           );
         });
       } catch (error) {
@@ -129,13 +120,13 @@ export class PostgresEventLog implements DurableEventLog {
       if ((error as { code?: string }).code === '23505') {
         throw new AgentSessionsError(
           ErrorCode.SESSION_BUSY,
-          `the event log of session ${sessionId} already holds one of seqs ${events[0]!.seq}..${previous}`,
+          `the event log of session ${sessionId} already holds one of seqs ${events[0]!.seq}..${batchLast}`,
           { cause: error },
         );
       }
       throw unavailable('append events', error);
     }
-    for (const wake of this.#waiting.get(sessionId) ?? []) wake();
+    this.#wakers.wake(sessionId);
   }
 
   /** The greatest seq stored for the session; 0 when none. */
@@ -167,18 +158,7 @@ export class PostgresEventLog implements DurableEventLog {
     return pollTail((after, limit) => this.replay(sessionId, after, limit), since, {
       signal: options.signal,
       intervalMs: this.#pollIntervalMs,
-      onWake: (wake) => {
-        let set = this.#waiting.get(sessionId);
-        if (set === undefined) {
-          set = new Set();
-          this.#waiting.set(sessionId, set);
-        }
-        set.add(wake);
-        return () => {
-          set.delete(wake);
-          if (set.size === 0 && this.#waiting.get(sessionId) === set) this.#waiting.delete(sessionId);
-        };
-      },
+      onWake: this.#wakers.onWake(sessionId),
     });
   }
 

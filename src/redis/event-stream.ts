@@ -18,7 +18,7 @@
  *   {@link RedisEventStream.lastSeq} is 0: the manager then numbers on from the session's persisted
  *   reservation, so numbers are still never reused.
  */
-import type { DurableEventLog, DurableReplay } from '../durable-event-log.js';
+import { assertIncreasingSeqs, type DurableEventLog, type DurableReplay } from '../durable-event-log.js';
 import { AgentSessionsError, ErrorCode, StoreCorruptError } from '../errors.js';
 import type { SessionEvent } from '../events.js';
 
@@ -127,17 +127,8 @@ export class RedisEventStream implements DurableEventLog {
   async append(sessionId: string, events: readonly SessionEvent[]): Promise<void> {
     if (events.length === 0) return;
     const values: string[] = [String(this.#maxEvents), String(this.#idleTtlMs)];
-    let previous = 0;
-    for (const event of events) {
-      if (!Number.isSafeInteger(event.seq) || event.seq <= previous) {
-        throw new AgentSessionsError(
-          ErrorCode.INVALID_ARGUMENT,
-          'event seqs must be increasing integers from 1',
-        );
-      }
-      previous = event.seq;
-      values.push(String(event.seq), JSON.stringify(event));
-    }
+    assertIncreasingSeqs(events);
+    for (const event of events) values.push(String(event.seq), JSON.stringify(event));
     let last: unknown;
     try {
       last = await this.#client.sendCommand(['EVAL', APPEND, '1', this.#key(sessionId), ...values]);

@@ -23,10 +23,15 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { Mutex } from 'async-mutex';
-import type { DurableEventLog, DurableReplay, DurableTailOptions } from '../../durable-event-log.js';
+import {
+  assertIncreasingSeqs,
+  type DurableEventLog,
+  type DurableReplay,
+  type DurableTailOptions,
+} from '../../durable-event-log.js';
 import { AgentSessionsError, ErrorCode, InvalidArgumentError, StoreCorruptError } from '../../errors.js';
 import type { SessionEvent } from '../../events.js';
-import { pollTail } from '../../internal/poll-tail.js';
+import { pollTail, TailWakers } from '../../internal/poll-tail.js';
 import { type Logger, silentLogger } from '../../logger.js';
 
 /** Options of {@link FileEventLog}. */
@@ -71,7 +76,7 @@ export class FileEventLog implements DurableEventLog {
   readonly #logger: Logger;
   readonly #locks = new Map<string, Mutex>();
   readonly #states = new Map<string, FileState>();
-  readonly #waiting = new Map<string, Set<() => void>>();
+  readonly #wakers = new TailWakers();
   #made: Promise<unknown> | undefined;
 
   constructor(options: FileEventLogOptions) {
@@ -148,16 +153,7 @@ export class FileEventLog implements DurableEventLog {
 
   async append(sessionId: string, events: readonly SessionEvent[]): Promise<void> {
     if (events.length === 0) return;
-    let previous = 0;
-    for (const event of events) {
-      if (!Number.isSafeInteger(event.seq) || event.seq <= previous) {
-        throw new AgentSessionsError(
-          ErrorCode.INVALID_ARGUMENT,
-          'event seqs must be increasing integers from 1',
-        );
-      }
-      previous = event.seq;
-    }
+    const batchLast = assertIncreasingSeqs(events);
     await this.#lock(sessionId).runExclusive(async () => {
       this.#made ??= fs.mkdir(this.directory, { recursive: true }).catch((error: unknown) => {
         this.#made = undefined;
@@ -196,13 +192,13 @@ export class FileEventLog implements DurableEventLog {
         await handle?.close().catch(() => {});
       }
       if (state.lines === 0) state.oldestMs = Date.parse(events[0]!.timestamp);
-      state.lastSeq = previous;
+      state.lastSeq = batchLast;
       state.lines += events.length;
       if (state.lines > 2 * this.#maxEvents || Date.now() - state.oldestMs > this.#maxAgeMs) {
         await this.#trim(sessionId, state);
       }
     });
-    for (const wake of this.#waiting.get(sessionId) ?? []) wake();
+    this.#wakers.wake(sessionId);
   }
 
   /** Rewrites the file with what retention keeps (see the module documentation). */
@@ -254,18 +250,7 @@ export class FileEventLog implements DurableEventLog {
     return pollTail((after, limit) => this.replay(sessionId, after, limit), since, {
       signal: options.signal,
       intervalMs: this.#pollIntervalMs,
-      onWake: (wake) => {
-        let set = this.#waiting.get(sessionId);
-        if (set === undefined) {
-          set = new Set();
-          this.#waiting.set(sessionId, set);
-        }
-        set.add(wake);
-        return () => {
-          set.delete(wake);
-          if (set.size === 0 && this.#waiting.get(sessionId) === set) this.#waiting.delete(sessionId);
-        };
-      },
+      onWake: this.#wakers.onWake(sessionId),
     });
   }
 }
