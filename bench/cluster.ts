@@ -17,8 +17,6 @@
 // - RedisEventStream appends in batches of 1, 10 and 100 events: events/s and Redis round trips
 //   per event, against a raw baseline of one XADD per event (one round trip each).
 // - RedisLeaseLock acquire + release against raw SET NX PX + DEL.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import {
   type Checkpoint,
   type CheckpointMetadata,
@@ -39,6 +37,7 @@ import type { Store } from '../src/store.js';
 import { FileStore } from '../src/stores/file/store.js';
 import { sessionRecord } from '../src/testing/records.js';
 import { ScriptedRuntime, step } from '../src/testing/scripted-runtime.js';
+import { type HostProcess, spawnHost } from '../test/cluster/host-process.js';
 import { type BenchRow, median, report, time, withTempDir } from './lib.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -92,48 +91,11 @@ export interface CheckpointBenchOptions {
 
 const FULL_CHECKPOINTS: CheckpointBenchOptions = { turns: 50, rounds: 5 };
 
-const HOST = fileURLToPath(new URL('../test/cluster/host.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+let hostCount = 0;
 
-interface Host {
-  child: ChildProcess;
-  exited: Promise<void>;
-  rpc<T>(command: Record<string, unknown>): Promise<T>;
-}
-
-async function startHost(schema: string, prefix: string): Promise<Host> {
-  const child = spawn(process.execPath, ['--import', 'tsx', HOST], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CLUSTER_SCHEMA: schema, CLUSTER_PREFIX: prefix, CLUSTER_TTL_MS: '15000' },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /ready (\d+)/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    });
-    void exited.then(() => reject(new Error(`bench host exited: ${stderr}`)));
-  });
-  return {
-    child,
-    exited,
-    async rpc<T>(command: Record<string, unknown>): Promise<T> {
-      const response = await fetch(`http://127.0.0.1:${port}/`, {
-        method: 'POST',
-        body: JSON.stringify(command),
-      });
-      const body = (await response.json()) as T;
-      if (!response.ok) throw new Error(`bench host ${String(command.op)}: ${JSON.stringify(body)}`);
-      return body;
-    },
-  };
+function startHost(schema: string, prefix: string): Promise<HostProcess> {
+  hostCount += 1;
+  return spawnHost({ name: `bench-${hostCount}`, schema, prefix, ttlMs: 15_000 });
 }
 
 /** The `p`-quantile (0..1) of `values`. */

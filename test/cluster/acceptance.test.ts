@@ -3,8 +3,6 @@
 // RedisCommandBus and a Keyv on Redis) driven by this test over HTTP on 127.0.0.1. The short form
 // (one round) runs in `npm test`; `npm run test:cluster` repeats the SIGKILL round CLUSTER_ROUNDS
 // times (≥ 50) with kills at random moments of a turn.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -17,62 +15,22 @@ import {
   uniqueName,
   whenServer,
 } from '../helpers/servers.js';
+import { type HostProcess, spawnHost } from './host-process.js';
 
-const HOST = fileURLToPath(new URL('./host.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TTL_MS = 2000;
 const rounds = Number(process.env.CLUSTER_ROUNDS ?? 1);
 
 const [postgres, redis] = await Promise.all([probePostgres(), probeRedis()]);
 const available = postgres.available ? redis : postgres;
 
-interface Host {
-  name: string;
-  child: ChildProcess;
-  port: number;
-  exited: Promise<void>;
-  rpc<T = Record<string, unknown>>(command: Record<string, unknown>): Promise<T>;
-}
+type Host = HostProcess;
 
 const schema = uniqueName('accept');
 const prefix = `${uniqueName('accept')}:`;
 const hosts: Host[] = [];
 
 async function startHost(name: string): Promise<Host> {
-  const child = spawn(process.execPath, ['--import', 'tsx', HOST], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CLUSTER_SCHEMA: schema, CLUSTER_PREFIX: prefix, CLUSTER_TTL_MS: String(TTL_MS) },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /ready (\d+)/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    });
-    void exited.then(() => reject(new Error(`host ${name} exited before ready: ${stderr}`)));
-  });
-  const host: Host = {
-    name,
-    child,
-    port,
-    exited,
-    async rpc(command) {
-      const response = await fetch(`http://127.0.0.1:${port}/`, {
-        method: 'POST',
-        body: JSON.stringify(command),
-      });
-      const body = await response.json();
-      if (!response.ok) throw new Error(`${name} ${String(command.op)}: ${JSON.stringify(body)}`);
-      return body;
-    },
-  };
+  const host = await spawnHost({ name, schema, prefix, ttlMs: TTL_MS });
   hosts.push(host);
   return host;
 }
