@@ -29,6 +29,20 @@ function pair() {
   return { a, b, scripted, commandBus };
 }
 
+/** Two managers (see {@link pair}) and a turn held running on A; `ended()` says whether it settled. */
+async function turnHeldOnA() {
+  const parts = pair();
+  const session = await parts.a.createSession();
+  parts.scripted.turn([step.hold('running'), step.reply('never')]);
+  const turn = await parts.a.runSession(session.id, { messages: ['go'] });
+  await parts.scripted.waitUntilHeld('running');
+  let settled = false;
+  void turn.done.then(() => {
+    settled = true;
+  });
+  return { ...parts, session, turn, ended: () => settled };
+}
+
 describe('InProcessCommandBus', () => {
   test('send rejects with SESSION_NOT_RUNNING when no manager serves the session', async () => {
     const bus = new InProcessCommandBus();
@@ -91,17 +105,9 @@ describe('InProcessCommandBus', () => {
   });
 
   test('deleteSession on B ends the turn running on A (cancelled) before it resolves; A then knows the session is gone', async () => {
-    const { a, b, scripted } = pair();
-    const session = await a.createSession();
-    scripted.turn([step.hold('running'), step.reply('never')]);
-    const turn = await a.runSession(session.id, { messages: ['go'] });
-    await scripted.waitUntilHeld('running');
-    let ended = false;
-    void turn.done.then(() => {
-      ended = true;
-    });
+    const { a, b, session, turn, ended } = await turnHeldOnA();
     await b.deleteSession(session.id);
-    expect(ended).toBe(true);
+    expect(ended()).toBe(true);
     expect((await turn.done).stopReason).toBe('cancelled');
     await expect(a.getSession(session.id)).rejects.toMatchObject({ code: ErrorCode.SESSION_NOT_FOUND });
     await expect(a.steerSession(session.id, ['x'])).rejects.toMatchObject({
@@ -160,17 +166,9 @@ describe('InProcessCommandBus', () => {
   });
 
   test('releaseSession on B cancels the turn running on A and waits for it, keeping the record', async () => {
-    const { a, b, scripted } = pair();
-    const session = await a.createSession();
-    scripted.turn([step.hold('running'), step.reply('never')]);
-    const turn = await a.runSession(session.id, { messages: ['go'] });
-    await scripted.waitUntilHeld('running');
-    let ended = false;
-    void turn.done.then(() => {
-      ended = true;
-    });
+    const { b, session, turn, ended } = await turnHeldOnA();
     await b.releaseSession(session.id);
-    expect(ended).toBe(true);
+    expect(ended()).toBe(true);
     expect((await turn.done).stopReason).toBe('cancelled');
     expect((await b.getSession(session.id)).id).toBe(session.id);
   });
