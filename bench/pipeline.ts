@@ -8,7 +8,13 @@
 //   +10 subs       the same with 10 subscribers;
 //   +1 batch sub   the TurnStream read through `batches()` and 1 `streamEventBatches` subscriber
 //                  (goal ≥ 0.55× raw);
-//   +10 batch subs the same with 10 batch subscribers (goal ≥ 0.35× raw).
+//   +10 batch subs the same with 10 batch subscribers (goal ≥ 0.35× raw);
+//   floor rows     the least these designs can cost here, in the same run: a bare loop over the same
+//                  runtime that numbers each event into a 1024-event ring and hands it to 2 readers
+//                  (a TurnStream and 1 subscriber) or 11, per event (a pending promise per event per
+//                  reader, the least a per-event async iterator costs) or in batches (woken on the
+//                  next turn of the event loop or at half the ring). No validation, no timestamps,
+//                  no store, no partial answer: what no implementation of these readers can beat.
 // Every consumer is checked to receive every event, in order, once. Each row also shows the ratio in
 // CPU time, steadier on a loaded machine (the last row gives the load average during the run).
 //
@@ -81,6 +87,112 @@ async function consumeBatches(
     }
   }
   return count;
+}
+
+/**
+ * The least a pipeline of `readers` readers can cost (see the floor rows above): a bare loop that
+ * numbers events into a ring and wakes its readers, per event or in batches.
+ */
+interface FloorReader {
+  cursor: number;
+  wake: (() => void) | undefined;
+  batch: boolean;
+}
+
+class FloorLog {
+  readonly ring: { seq: number }[] = [];
+  last = 0;
+  ended = false;
+  readonly #readers: FloorReader[] = [];
+  readonly #perEvent: FloorReader[] = [];
+  /** Some batch reader waits. */
+  #batchWaiting = false;
+  #wakeAt = Number.POSITIVE_INFINITY;
+  #scheduled = false;
+
+  append(event: { seq: number }): void {
+    const seq = ++this.last;
+    event.seq = seq;
+    if (this.ring.length < 1024) this.ring.push(event);
+    else this.ring[(seq - 1) % 1024] = event;
+    for (const reader of this.#perEvent) if (reader.wake !== undefined) this.#wake(reader);
+    if (this.#batchWaiting) {
+      if (seq >= this.#wakeAt) this.#wakeBatches();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          this.#wakeBatches();
+        });
+      }
+    }
+  }
+
+  end(): void {
+    this.ended = true;
+    for (const reader of this.#readers) this.#wake(reader);
+  }
+
+  #wake(reader: FloorReader): void {
+    const wake = reader.wake;
+    reader.wake = undefined;
+    wake?.();
+  }
+
+  #wakeBatches(): void {
+    this.#wakeAt = Number.POSITIVE_INFINITY;
+    this.#batchWaiting = false;
+    for (const reader of this.#readers) if (reader.batch && reader.cursor <= this.last) this.#wake(reader);
+  }
+
+  /** Counts what a reader receives: per event, one pending promise per event it waits for. */
+  async read(batch: boolean): Promise<number> {
+    const reader: FloorReader = { cursor: this.last + 1, wake: undefined, batch };
+    this.#readers.push(reader);
+    if (!batch) this.#perEvent.push(reader);
+    let count = 0;
+    for (;;) {
+      if (reader.cursor <= this.last) {
+        if (batch) {
+          const taken: { seq: number }[] = [];
+          for (; reader.cursor <= this.last; reader.cursor++)
+            taken.push(this.ring[(reader.cursor - 1) % 1024]!);
+          count += taken.length;
+        } else {
+          const event = this.ring[(reader.cursor++ - 1) % 1024]!;
+          if (event.seq > 0) count++;
+        }
+        continue;
+      }
+      if (this.ended) return count;
+      await new Promise<void>((resolve) => {
+        reader.wake = resolve;
+        if (batch) {
+          this.#batchWaiting = true;
+          this.#wakeAt = Math.min(this.#wakeAt, reader.cursor + 512);
+        }
+      });
+    }
+  }
+}
+
+/** The floor of `readers` readers over the runtime (see {@link FloorLog}). */
+async function timeFloor(events: number, readers: number, batch: boolean): Promise<Timing> {
+  const runtime = deltaRuntime(events);
+  const stop = startTiming();
+  const log = new FloorLog();
+  const counts = Array.from({ length: readers }, () => log.read(batch));
+  for await (const event of runtime.run({} as TurnContext)) {
+    const value = event as { type: string; content?: string };
+    log.append({ type: value.type, content: value.content, seq: 0 } as { seq: number });
+  }
+  log.end();
+  const received = await Promise.all(counts);
+  const timing = stop();
+  for (const count of received) {
+    if (count !== events) throw new Error(`floor: a reader got ${count} events, expected ${events}`);
+  }
+  return timing;
 }
 
 /** Wall-clock and CPU milliseconds of one measurement. */
@@ -189,6 +301,10 @@ export async function measurePipeline(
       goal: 0.35,
       measure: () => timeManager(events, 10, true),
     },
+    { name: 'floor: bare loop + 2 per-event readers', measure: () => timeFloor(events, 2, false) },
+    { name: 'floor: bare loop + 11 per-event readers', measure: () => timeFloor(events, 11, false) },
+    { name: 'floor: bare loop + 2 batch readers', measure: () => timeFloor(events, 2, true) },
+    { name: 'floor: bare loop + 11 batch readers', measure: () => timeFloor(events, 11, true) },
   ];
   const samples = configs.map(() => [] as Timing[]);
   for (let round = 0; round < warmups + repetitions; round++) {

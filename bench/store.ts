@@ -15,11 +15,16 @@
 //   handle kept open (the least a durable append of one line can cost): goal ≥ 0.85;
 // - 8 writers appending to one session concurrently ÷ the same raw serial write + `fdatasync`
 //   (group commit shares a sync between queued appends): goal ≥ 5;
+// - and two more raw baselines of the same run, for what bounds those two: one `write` of the line
+//   to a handle opened with O_DSYNC (FileStore's own way to make a write durable, one system call)
+//   and one `write` + `fdatasync` of 8 lines at once (the I/O of a group of 8 appends, the ceiling
+//   of the 8-writer figure, since its writers can only share what 8 lines cost);
 // - a durable 500-turn session (each turn: getSession, then append a user item and an assistant
 //   item, two durable commits), in 'fsync' and 'buffered': ms per turn and per durable commit,
 //   the figures the peers bench compares (`turnWorkload` is exported for it);
 // - bytes on disk (log and summary file) ÷ the items as raw JSON lines, short and long messages:
 //   goal ≤ 1.2.
+import { constants } from 'node:fs';
 import { appendFile, open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Session, SessionItem } from '../src/schemas.js';
@@ -162,7 +167,15 @@ export async function turnWorkload(
   return { ms, turns, commits: turns * 2, bytes, rawBytes };
 }
 
-async function durableRows(root: string, rows: BenchRow[]): Promise<void> {
+/**
+ * The durable-append rows: one append awaited at a time, 8 concurrent writers, and the raw
+ * baselines, alternating in blocks of `block` appends, `pairs` rounds (medians over rounds).
+ */
+export async function durableRows(
+  root: string,
+  rows: BenchRow[],
+  { block = DURABLE_BLOCK, pairs = DURABLE_PAIRS }: { block?: number; pairs?: number } = {},
+): Promise<void> {
   // fdatasync latency here swings 10× within seconds (other processes share the disk), so the
   // store and the raw baseline run in small blocks that alternate (the order flipping every pair):
   // each pair sees the same disk, and the medians over pairs are compared.
@@ -171,14 +184,21 @@ async function durableRows(root: string, rows: BenchRow[]): Promise<void> {
   await store.createSession(session('single'));
   await store.createSession(session('shared'));
   const raw = await open(join(root, 'raw-durable.jsonl'), 'a');
+  const dsync = await open(
+    join(root, 'raw-dsync.jsonl'),
+    constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC,
+  );
+  const grouped = await open(join(root, 'raw-grouped.jsonl'), 'a');
   const singles: number[] = [];
   const concurrents: number[] = [];
   const raws: number[] = [];
+  const dsyncs: number[] = [];
+  const groups: number[] = [];
   let next = 0;
   const item = () => chatItem(`d${next++}`, 'user', SHORT);
   const measures: (() => Promise<void>)[] = [
     async () => {
-      const items = Array.from({ length: DURABLE_BLOCK }, item);
+      const items = Array.from({ length: block }, item);
       singles.push(
         await time(async () => {
           for (const value of items) await store.appendItems('single', [value]);
@@ -186,7 +206,7 @@ async function durableRows(root: string, rows: BenchRow[]): Promise<void> {
       );
     },
     async () => {
-      const lines = Array.from({ length: DURABLE_BLOCK }, () => Buffer.from(`${JSON.stringify(item())}\n`));
+      const lines = Array.from({ length: block }, () => Buffer.from(`${JSON.stringify(item())}\n`));
       raws.push(
         await time(async () => {
           for (const line of lines) {
@@ -197,7 +217,30 @@ async function durableRows(root: string, rows: BenchRow[]): Promise<void> {
       );
     },
     async () => {
-      const items = Array.from({ length: DURABLE_BLOCK }, item);
+      const lines = Array.from({ length: block }, () => Buffer.from(`${JSON.stringify(item())}\n`));
+      dsyncs.push(
+        await time(async () => {
+          for (const line of lines) await dsync.write(line);
+        }),
+      );
+    },
+    async () => {
+      const lines = Array.from({ length: block }, () => `${JSON.stringify(item())}\n`);
+      const chunks: Buffer[] = [];
+      for (let index = 0; index < lines.length; index += WRITERS) {
+        chunks.push(Buffer.from(lines.slice(index, index + WRITERS).join('')));
+      }
+      groups.push(
+        await time(async () => {
+          for (const chunk of chunks) {
+            await grouped.write(chunk);
+            await grouped.datasync();
+          }
+        }),
+      );
+    },
+    async () => {
+      const items = Array.from({ length: block }, item);
       concurrents.push(
         await time(() =>
           Promise.all(
@@ -212,19 +255,21 @@ async function durableRows(root: string, rows: BenchRow[]): Promise<void> {
     },
   ];
   try {
-    for (let pair = 0; pair < DURABLE_PAIRS; pair++) {
+    for (let pair = 0; pair < pairs; pair++) {
       for (const measure of pair % 2 === 0 ? measures : [...measures].reverse()) await measure();
     }
   } finally {
     await raw.close();
+    await dsync.close();
+    await grouped.close();
     await store.close();
   }
   const single = median(singles);
   const baseline = median(raws);
   const concurrent = median(concurrents);
-  const perAppend = (ms: number) => `${((ms * 1000) / DURABLE_BLOCK).toFixed(0)} µs/append`;
+  const perAppend = (ms: number) => `${((ms * 1000) / block).toFixed(0)} µs/append`;
   rows.push({
-    name: `file(fsync) durable append, 1 awaited at a time (median of ${DURABLE_PAIRS} blocks of ${DURABLE_BLOCK})`,
+    name: `file(fsync) durable append, 1 awaited at a time (median of ${pairs} blocks of ${block})`,
     ms: single,
     baselineMs: baseline,
     goal: '≥ 0.85× raw write+fdatasync',
@@ -232,12 +277,24 @@ async function durableRows(root: string, rows: BenchRow[]): Promise<void> {
     note: `${perAppend(single)}, raw ${perAppend(baseline)}`,
   });
   rows.push({
-    name: `file(fsync) ${WRITERS} concurrent writers on one session (median of ${DURABLE_PAIRS} blocks of ${DURABLE_BLOCK})`,
+    name: `file(fsync) ${WRITERS} concurrent writers on one session (median of ${pairs} blocks of ${block})`,
     ms: concurrent,
     baselineMs: baseline,
     goal: '≥ 5× raw serial write+fdatasync',
     pass: baseline / concurrent >= 5,
     note: perAppend(concurrent),
+  });
+  rows.push({
+    name: `raw write to an O_DSYNC handle, 1 line at a time (median of ${pairs} blocks of ${block})`,
+    ms: median(dsyncs),
+    baselineMs: baseline,
+    note: `${perAppend(median(dsyncs))}: the least one durable append can cost the way FileStore makes it durable`,
+  });
+  rows.push({
+    name: `raw write + fdatasync of ${WRITERS} lines at once (median of ${pairs} blocks of ${block} lines)`,
+    ms: median(groups),
+    baselineMs: baseline,
+    note: `${perAppend(median(groups))}: the I/O of a group of ${WRITERS}, the ceiling of the ${WRITERS}-writer figure`,
   });
 }
 

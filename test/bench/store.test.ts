@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { turnWorkload } from '../../bench/store.js';
+import type { BenchRow } from '../../bench/lib.js';
+import { durableRows, turnWorkload } from '../../bench/store.js';
 
 let root: string;
 beforeEach(async () => {
@@ -26,4 +27,27 @@ describe('bench/store', () => {
       expect(result.bytes).toBeLessThan(result.rawBytes + 2048);
     },
   );
+});
+
+describe('bench/store durable rows', () => {
+  test('durableRows times one append at a time, 8 writers and the raw baselines, each against raw write + fdatasync', async () => {
+    const rows: BenchRow[] = [];
+    await durableRows(root, rows, { block: 16, pairs: 2 });
+    expect(rows.map((row) => row.name.replace(/ \(.*\)$/, ''))).toEqual([
+      'file(fsync) durable append, 1 awaited at a time',
+      'file(fsync) 8 concurrent writers on one session',
+      'raw write to an O_DSYNC handle, 1 line at a time',
+      'raw write + fdatasync of 8 lines at once',
+    ]);
+    for (const row of rows) {
+      expect(row.ms).toBeGreaterThan(0);
+      expect(row.baselineMs).toBeGreaterThan(0);
+    }
+    expect(rows.map((row) => row.goal)).toEqual([
+      '≥ 0.85× raw write+fdatasync',
+      '≥ 5× raw serial write+fdatasync',
+      undefined,
+      undefined,
+    ]);
+  });
 });
