@@ -41,6 +41,18 @@ export type EventInput = WithoutEnvelope<Exclude<SessionEvent, { type: 'gap' | '
  */
 export interface EventSink {
   append(input: EventInput): SessionEvent | undefined;
+  /** Optional fast path for the turn loop's own text deltas (see {@link EventLog.appendDelta}). */
+  appendDelta?(event: DeltaEvent): SessionEvent | undefined;
+}
+
+/** A text delta as the turn loop makes it, envelope fields declared for the log to fill in. */
+export interface DeltaEvent {
+  type: 'agent_choice' | 'agent_choice_reasoning';
+  content: string;
+  turnId: string;
+  sessionId: string | undefined;
+  seq: number | undefined;
+  timestamp: string | undefined;
 }
 
 /** Options of {@link EventLog}. */
@@ -259,6 +271,25 @@ export class EventLog implements EventSink {
     event.sessionId = this.sessionId;
     event.seq = seq;
     event.timestamp ??= this.#timestamp();
+    return this.#publish(event, seq);
+  }
+
+  /**
+   * {@link append} for the turn loop's own text deltas: a fresh extensible object of one fixed
+   * shape with the envelope fields declared (undefined), so the envelope is written at property
+   * sites that only ever see that shape; `append` sees every kind of event.
+   */
+  appendDelta(event: DeltaEvent): SessionEvent | undefined {
+    if (this.#exit !== undefined) return undefined;
+    const seq = this.#lastSeq + 1;
+    event.sessionId = this.sessionId;
+    event.seq = seq;
+    event.timestamp = this.#timestamp();
+    return this.#publish(event as unknown as Mutable<SessionEvent>, seq);
+  }
+
+  /** Keeps the numbered event (evicting the oldest when full) and hands it to the subscribers. */
+  #publish(event: Mutable<SessionEvent>, seq: number): SessionEvent {
     this.#lastSeq = seq;
     this.#active = true;
 

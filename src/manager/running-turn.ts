@@ -40,11 +40,11 @@ import {
   type SessionApprovals,
   type TurnScope,
 } from './authorization.js';
-import type { EventInput, EventSink } from './event-log.js';
+import type { DeltaEvent, EventInput, EventSink } from './event-log.js';
 import { notRunResult, repairHistory } from './history-repair.js';
 import { DEFAULT_AGENT, overrideOf } from './models.js';
 import type { FollowUp, TurnQueues } from './queues.js';
-import { needsReservation, reserveEventSeqs } from './seq-reservation.js';
+import { needsReservation, reservationDueAt, reserveEventSeqs } from './seq-reservation.js';
 import type { SessionCache, SessionRecord } from './session-records.js';
 import { titleAtTurnStart } from './titles.js';
 import type { SlotWait, TurnSlots } from './turn-slots.js';
@@ -183,6 +183,11 @@ export class RunningTurn {
   #turnController: AbortController | undefined;
   #discarded: Message[] = [];
   #reserving = false;
+  /**
+   * The first seq whose event needs the persisted mark moved ahead, as of the last look at the mark
+   * (0: not looked yet). A number compared per event instead of the record's metadata.
+   */
+  #reserveAt = 0;
   #iterated = false;
   /** The current turn's wait for a slot, while it waits. */
   #slotWait: SlotWait | undefined;
@@ -280,7 +285,26 @@ export class RunningTurn {
     const event = this.#events.append(input);
     if (event) {
       this.#channel.push(event);
-      if (!this.#reserving && needsReservation(this.#record, event.seq)) this.#reserveSeqs(event.seq);
+      if (event.seq >= this.#reserveAt && !this.#reserving) this.#reserveSeqs(event.seq);
+    }
+    return event;
+  }
+
+  /**
+   * {@link #emit} for a text delta the turn loop made itself (`parseRuntimeEvent`): through the
+   * log's `appendDelta`, whose property writes only ever see that one shape of object. Every kind
+   * of event goes through `append`, where writing the envelope onto so many shapes is slow
+   * (megamorphic), and text deltas are most of a turn's events.
+   */
+  #emitDelta(input: DeltaEvent): SessionEvent | undefined {
+    const events = this.#events;
+    const event =
+      events.appendDelta === undefined
+        ? events.append(input as unknown as EventInput)
+        : events.appendDelta(input);
+    if (event) {
+      this.#channel.push(event);
+      if (event.seq >= this.#reserveAt && !this.#reserving) this.#reserveSeqs(event.seq);
     }
     return event;
   }
@@ -288,6 +312,10 @@ export class RunningTurn {
   /** Moves the persisted event-number mark ahead, in the background (see seq-reservation.ts). */
   #reserveSeqs(seq: number): void {
     if (this.#record.cached === undefined) return;
+    if (!needsReservation(this.#record, seq)) {
+      this.#reserveAt = reservationDueAt(this.#record);
+      return;
+    }
     this.#reserving = true;
     const work = reserveEventSeqs(this.#record, seq)
       .catch((error: unknown) => {
@@ -298,6 +326,7 @@ export class RunningTurn {
       })
       .finally(() => {
         this.#reserving = false;
+        this.#reserveAt = reservationDueAt(this.#record);
       });
     this.#options.track(work);
   }
@@ -618,12 +647,15 @@ export class RunningTurn {
     let pendingEnd: StopReason | undefined;
     /**
      * Text streamed since the last assistant message, kept as a partial answer on cancel: the last
-     * deltas in `recent`, joined every PARTIAL_CHUNK deltas into `partial`. `+=` per delta would
-     * build a rope of one string object per event that lives until the answer completes (copied
-     * again by every young-generation GC), and one array of every delta grows by copying.
+     * `recentCount` deltas in `recent`, an array of PARTIAL_CHUNK slots made once per turn and
+     * reused, joined into `partial` each time it is full. `+=` per delta would build a rope of one
+     * string object per event that lives until the answer completes (copied again by every
+     * young-generation GC); an array of every delta grows by copying, and a fresh array per chunk
+     * grows by copying too (together a tenth of the event path with a batch reader).
      */
     let partial: string[] = [];
-    let recent: string[] = [];
+    const recent: string[] = new Array<string>(PARTIAL_CHUNK).fill('');
+    let recentCount = 0;
     const consumer = (async () => {
       let iterator: AsyncIterator<unknown> | undefined;
       let exhausted = false;
@@ -643,18 +675,22 @@ export class RunningTurn {
           const event = parseRuntimeEvent(step.value, turnId);
           switch (event.type) {
             case 'agent_choice':
-              if (recent.push(event.content) === PARTIAL_CHUNK) {
+              recent[recentCount++] = event.content;
+              if (recentCount === PARTIAL_CHUNK) {
                 partial.push(recent.join(''));
-                recent = [];
+                recentCount = 0;
               }
-              this.#emit(event);
+              this.#emitDelta(event as unknown as DeltaEvent);
+              break;
+            case 'agent_choice_reasoning':
+              this.#emitDelta(event as unknown as DeltaEvent);
               break;
             case 'message_added': {
               const message = event.message;
               // The answer is complete (or the runtime stored what it had): nothing partial is left.
               if (message.role === 'assistant') {
                 partial = [];
-                recent = [];
+                recentCount = 0;
               }
               // The bookkeeping follows the write itself, not the turn: a write that lands after a
               // cancel is in the store, so its tool calls must still be closed (or counted as answered).
@@ -756,7 +792,8 @@ export class RunningTurn {
     // What the user already saw stays: the streamed text of an answer the turn never completed
     // (tool calls streamed but never completed are not kept).
     const interruptedBy = outcome.reason === 'cancelled' ? outcome.reason : undefined;
-    const partialText = interruptedBy === undefined ? '' : partial.join('') + recent.join('');
+    const partialText =
+      interruptedBy === undefined ? '' : partial.join('') + recent.slice(0, recentCount).join('');
     if (
       interruptedBy !== undefined &&
       partialText.trim() !== '' &&

@@ -27,6 +27,11 @@ export function needsReservation(record: SessionRecord, lastSeq: number): boolea
   return lastSeq + SEQ_MARGIN > reserved;
 }
 
+/** The first seq at which {@link needsReservation} holds, given the record's current mark. */
+export function reservationDueAt(record: SessionRecord): number {
+  return (record.cached?.meta.eventSeqReserved ?? 0) - SEQ_MARGIN + 1;
+}
+
 /** Moves the persisted mark to `lastSeq + SEQ_BLOCK` when fewer than `SEQ_MARGIN` numbers are left. */
 export async function reserveEventSeqs(record: SessionRecord, lastSeq: number): Promise<void> {
   if (!needsReservation(record, lastSeq)) return;

@@ -2,7 +2,13 @@ import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { AgentSessionsError, InvalidArgumentError, SubscriberLaggedError } from '../../src/errors.js';
 import type { SessionEvent } from '../../src/events.js';
-import { type EventInput, EventLog, type EventLogOptions, EventLogs } from '../../src/manager/event-log.js';
+import {
+  type DeltaEvent,
+  type EventInput,
+  EventLog,
+  type EventLogOptions,
+  EventLogs,
+} from '../../src/manager/event-log.js';
 
 const delta = (content: string): EventInput => ({ type: 'agent_choice', content, turnId: 't1' });
 
@@ -115,6 +121,49 @@ describe('EventLog.append', () => {
     [{ releaseAfterMs: Number.NaN }],
   ])('new EventLog throws INVALID_ARGUMENT for %o', (options) => {
     expect(() => makeLog(options)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('EventLog.appendDelta', () => {
+  const fresh = (content: string, type: DeltaEvent['type'] = 'agent_choice'): DeltaEvent => ({
+    type,
+    content,
+    turnId: 't1',
+    sessionId: undefined,
+    seq: undefined,
+    timestamp: undefined,
+  });
+
+  test('appendDelta numbers in the same sequence as append, completes the object in place and delivers it', async () => {
+    const log = makeLog({ capacity: 4 });
+    const perEvent = log.subscribe();
+    const batches = log.subscribeBatches();
+    log.append({ type: 'stream_started', turnId: 't1' });
+    const input = fresh('a');
+    expect(log.appendDelta(input)).toBe(input);
+    expect(input).toEqual({
+      type: 'agent_choice',
+      content: 'a',
+      turnId: 't1',
+      sessionId: 's1',
+      seq: 2,
+      timestamp: '2025-01-01T00:00:00.000Z',
+    });
+    log.appendDelta(fresh('r', 'agent_choice_reasoning'));
+    log.append(delta('c'));
+    expect(seqs(await drain(perEvent, 4))).toEqual([1, 2, 3, 4]);
+    expect((await batches.next()).value?.map((event: SessionEvent) => event.seq)).toEqual([1, 2, 3, 4]);
+  });
+
+  test('appendDelta keeps at most capacity events, ends a lagging subscriber, and returns undefined once closed', async () => {
+    const log = makeLog({ capacity: 2 });
+    const lagging = log.subscribe();
+    for (let index = 0; index < 5; index++) log.appendDelta(fresh(`d${index}`));
+    expect(log.oldestSeq).toBe(4);
+    await expect(drain(lagging)).rejects.toBeInstanceOf(SubscriberLaggedError);
+    log.close('closed');
+    expect(log.appendDelta(fresh('late'))).toBeUndefined();
+    expect(log.lastSeq).toBe(6);
   });
 });
 
