@@ -307,8 +307,12 @@ export async function measurePipeline(
     { name: 'floor: bare loop + 11 batch readers', measure: () => timeFloor(events, 11, true) },
   ];
   const samples = configs.map(() => [] as Timing[]);
+  // The order rotates each round: in a fixed order each configuration would always inherit the
+  // garbage (and the collection it brings) of the same predecessor, raw the heaviest one's.
   for (let round = 0; round < warmups + repetitions; round++) {
-    for (const [index, config] of configs.entries()) {
+    for (let step = 0; step < configs.length; step++) {
+      const index = (step + round) % configs.length;
+      const config = configs[index]!;
       const timing = await config.measure();
       if (round >= warmups) samples[index]!.push(timing);
     }
