@@ -532,14 +532,13 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
     const run = previous.then(task).catch((error: unknown) => {
       throw this.normalizeError(error, what);
     });
-    const tail = run.then(
-      () => {},
-      () => {},
+    this.#setTail(
+      id,
+      run.then(
+        () => {},
+        () => {},
+      ),
     );
-    this.#queues.set(id, tail);
-    void tail.then(() => {
-      if (this.#queues.get(id) === tail) this.#queues.delete(id);
-    });
     return run;
   }
 
@@ -548,11 +547,16 @@ export class DefinedStore<Driver extends StoreDriver = StoreDriver> implements S
   #enqueue(id: string, task: () => Promise<void>): Promise<void> {
     const previous = this.#queues.get(id) ?? Promise.resolve();
     const tail = previous.then(task);
+    this.#setTail(id, tail);
+    return tail;
+  }
+
+  /** Makes `tail` (a promise that never rejects) the end of the session's queue until it settles. */
+  #setTail(id: string, tail: Promise<void>): void {
     this.#queues.set(id, tail);
     void tail.then(() => {
       if (this.#queues.get(id) === tail) this.#queues.delete(id);
     });
-    return tail;
   }
 
   /**

@@ -808,21 +808,28 @@ class FileDriver implements BatchAppendDriver, ListingDriver {
     );
   }
 
+  /** Most of the log is records that later ones overwrote: compacting it pays. */
+  #needsCompaction(entry: Entry): boolean {
+    return entry.overwriteBytes > this.#compactMinBytes && entry.overwriteBytes * 2 > entry.logSize;
+  }
+
+  /** The summary file is more than `summaryEveryBytes` of log behind. */
+  #summaryStale(entry: Entry): boolean {
+    return entry.logSize - Math.max(entry.summarized, 0) > this.#summaryEveryBytes;
+  }
+
   #needsMaintenance(entry: Entry): boolean {
-    return (
-      (entry.overwriteBytes > this.#compactMinBytes && entry.overwriteBytes * 2 > entry.logSize) ||
-      entry.logSize - Math.max(entry.summarized, 0) > this.#summaryEveryBytes
-    );
+    return this.#needsCompaction(entry) || this.#summaryStale(entry);
   }
 
   // After a write: compact a log full of overwritten records, refresh a summary file gone stale.
   async #maintain(entry: Entry): Promise<void> {
     try {
-      if (entry.overwriteBytes > this.#compactMinBytes && entry.overwriteBytes * 2 > entry.logSize) {
+      if (this.#needsCompaction(entry)) {
         await this.#replaceLog(entry, sessionLine((await this.#session(entry)).session));
         entry.overwriteBytes = 0;
         await this.#writeSummary(entry);
-      } else if (entry.logSize - Math.max(entry.summarized, 0) > this.#summaryEveryBytes) {
+      } else if (this.#summaryStale(entry)) {
         await this.#writeSummary(entry);
       }
     } catch (error) {
