@@ -282,12 +282,7 @@ export class RunningTurn {
   }
 
   #emit(input: EventInput): SessionEvent | undefined {
-    const event = this.#events.append(input);
-    if (event) {
-      this.#channel.push(event);
-      if (event.seq >= this.#reserveAt && !this.#reserving) this.#reserveSeqs(event.seq);
-    }
-    return event;
+    return this.#delivered(this.#events.append(input));
   }
 
   /**
@@ -298,10 +293,15 @@ export class RunningTurn {
    */
   #emitDelta(input: DeltaEvent): SessionEvent | undefined {
     const events = this.#events;
-    const event =
+    return this.#delivered(
       events.appendDelta === undefined
         ? events.append(input as unknown as EventInput)
-        : events.appendDelta(input);
+        : events.appendDelta(input),
+    );
+  }
+
+  /** What follows an append that numbered `event`: the TurnStream gets it, the mark moves if due. */
+  #delivered(event: SessionEvent | undefined): SessionEvent | undefined {
     if (event) {
       this.#channel.push(event);
       if (event.seq >= this.#reserveAt && !this.#reserving) this.#reserveSeqs(event.seq);

@@ -23,11 +23,13 @@ export const SEQ_MARGIN = 2048;
 
 /** True when the numbering at `lastSeq` needs the mark moved ahead. */
 export function needsReservation(record: SessionRecord, lastSeq: number): boolean {
-  const reserved = record.cached?.meta.eventSeqReserved ?? 0;
-  return lastSeq + SEQ_MARGIN > reserved;
+  return lastSeq >= reservationDueAt(record);
 }
 
-/** The first seq at which {@link needsReservation} holds, given the record's current mark. */
+/**
+ * The first seq at which {@link needsReservation} holds, given the record's current mark: fewer
+ * than `SEQ_MARGIN` numbers are left from there (`lastSeq + SEQ_MARGIN > reserved`).
+ */
 export function reservationDueAt(record: SessionRecord): number {
   return (record.cached?.meta.eventSeqReserved ?? 0) - SEQ_MARGIN + 1;
 }
