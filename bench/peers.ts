@@ -299,12 +299,16 @@ function checkpointWith(messages: readonly unknown[]): Checkpoint {
   };
 }
 
-/** LangGraph's checkpointer API alone: get the thread's latest checkpoint, put one per new message. */
-function checkpointerVariant(
+/**
+ * A LangGraph side over a checkpoint saver: `start` gets the saver and returns how it runs a turn
+ * and reads the messages back; the saver's settings and close are the variant's.
+ */
+function saverVariant(
   label: string,
   against: string,
   durable: boolean,
   make: (directory: string, counters: Counters | undefined) => Saver,
+  start: (saver: BaseCheckpointSaver) => Promise<Pick<OpenVariant, 'turn' | 'messages'>>,
 ): Variant {
   return {
     label,
@@ -312,31 +316,45 @@ function checkpointerVariant(
     durable,
     async open(directory, counters) {
       const { saver, settings, close } = make(directory, counters);
-      const metadata = (step: number) => ({ source: 'update' as const, step, parents: {} });
-      await saver.put(threadConfig, checkpointWith([]), metadata(0), { messages: 0 });
-      const latest = async () => {
-        const tuple = await saver.getTuple(threadConfig);
-        if (tuple === undefined) throw new Error(`${label}: the thread has no checkpoint`);
-        return tuple;
-      };
       return {
-        async turn(turn) {
-          const tuple = await latest();
-          let config = tuple.config;
-          let messages = tuple.checkpoint.channel_values.messages as unknown[];
-          for (const item of turnItems(turn)) {
-            messages = [...messages, item];
-            config = await saver.put(config, checkpointWith(messages), metadata(messages.length), {
-              messages: messages.length,
-            });
-          }
-        },
-        messages: async () => ((await latest()).checkpoint.channel_values.messages as unknown[]).length,
+        ...(await start(saver)),
         ...(settings ? { settings } : {}),
         close: async () => close(),
       };
     },
   };
+}
+
+/** LangGraph's checkpointer API alone: get the thread's latest checkpoint, put one per new message. */
+function checkpointerVariant(
+  label: string,
+  against: string,
+  durable: boolean,
+  make: (directory: string, counters: Counters | undefined) => Saver,
+): Variant {
+  return saverVariant(label, against, durable, make, async (saver) => {
+    const metadata = (step: number) => ({ source: 'update' as const, step, parents: {} });
+    await saver.put(threadConfig, checkpointWith([]), metadata(0), { messages: 0 });
+    const latest = async () => {
+      const tuple = await saver.getTuple(threadConfig);
+      if (tuple === undefined) throw new Error(`${label}: the thread has no checkpoint`);
+      return tuple;
+    };
+    return {
+      async turn(turn) {
+        const tuple = await latest();
+        let config = tuple.config;
+        let messages = tuple.checkpoint.channel_values.messages as unknown[];
+        for (const item of turnItems(turn)) {
+          messages = [...messages, item];
+          config = await saver.put(config, checkpointWith(messages), metadata(messages.length), {
+            messages: messages.length,
+          });
+        }
+      },
+      messages: async () => ((await latest()).checkpoint.channel_values.messages as unknown[]).length,
+    };
+  });
 }
 
 /** A LangGraph chat turn: `invoke` of a one-node graph over the messages channel, checkpointed. */
@@ -346,29 +364,21 @@ function graphVariant(
   durable: boolean,
   make: (directory: string, counters: Counters | undefined) => Saver,
 ): Variant {
-  return {
-    label,
-    against,
-    durable,
-    async open(directory, counters) {
-      const { saver, settings, close } = make(directory, counters);
-      const graph = new StateGraph(MessagesAnnotation)
-        .addNode('agent', () => ({ messages: [new AIMessage(ANSWER)] }))
-        .addEdge(START, 'agent')
-        .addEdge('agent', END)
-        .compile({ checkpointer: saver });
-      const config = { configurable: { thread_id: SESSION_ID } };
-      return {
-        async turn(turn) {
-          await graph.invoke({ messages: [new HumanMessage(userText(turn))] }, config);
-        },
-        messages: async () =>
-          ((await graph.getState(config)).values as { messages: unknown[] }).messages.length,
-        ...(settings ? { settings } : {}),
-        close: async () => close(),
-      };
-    },
-  };
+  return saverVariant(label, against, durable, make, async (saver) => {
+    const graph = new StateGraph(MessagesAnnotation)
+      .addNode('agent', () => ({ messages: [new AIMessage(ANSWER)] }))
+      .addEdge(START, 'agent')
+      .addEdge('agent', END)
+      .compile({ checkpointer: saver });
+    const config = { configurable: { thread_id: SESSION_ID } };
+    return {
+      async turn(turn) {
+        await graph.invoke({ messages: [new HumanMessage(userText(turn))] }, config);
+      },
+      messages: async () =>
+        ((await graph.getState(config)).values as { messages: unknown[] }).messages.length,
+    };
+  });
 }
 
 const FSYNC = "FileStore 'fsync'";

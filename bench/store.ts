@@ -25,7 +25,7 @@
 // - bytes on disk (log and summary file) ÷ the items as raw JSON lines, short and long messages:
 //   goal ≤ 1.2.
 import { constants } from 'node:fs';
-import { appendFile, open, readdir, readFile, stat } from 'node:fs/promises';
+import { appendFile, type FileHandle, open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Session, SessionItem } from '../src/schemas.js';
 import type { Store } from '../src/store.js';
@@ -167,6 +167,14 @@ export async function turnWorkload(
   return { ms, turns, commits: turns * 2, bytes, rawBytes };
 }
 
+/** Writes each buffer, then `fdatasync`s, one buffer at a time. */
+async function writeAndSync(handle: FileHandle, buffers: readonly Buffer[]): Promise<void> {
+  for (const buffer of buffers) {
+    await handle.write(buffer);
+    await handle.datasync();
+  }
+}
+
 /**
  * The durable-append rows: one append awaited at a time, 8 concurrent writers, and the raw
  * baselines, alternating in blocks of `block` appends, `pairs` rounds (medians over rounds).
@@ -196,6 +204,15 @@ export async function durableRows(
   const groups: number[] = [];
   let next = 0;
   const item = () => chatItem(`d${next++}`, 'user', SHORT);
+  /** `block` fresh items as JSON lines, `perWrite` lines to a buffer. */
+  const lineBuffers = (perWrite: number): Buffer[] => {
+    const lines = Array.from({ length: block }, () => `${JSON.stringify(item())}\n`);
+    const buffers: Buffer[] = [];
+    for (let index = 0; index < lines.length; index += perWrite) {
+      buffers.push(Buffer.from(lines.slice(index, index + perWrite).join('')));
+    }
+    return buffers;
+  };
   const measures: (() => Promise<void>)[] = [
     async () => {
       const items = Array.from({ length: block }, item);
@@ -206,38 +223,20 @@ export async function durableRows(
       );
     },
     async () => {
-      const lines = Array.from({ length: block }, () => Buffer.from(`${JSON.stringify(item())}\n`));
-      raws.push(
-        await time(async () => {
-          for (const line of lines) {
-            await raw.write(line);
-            await raw.datasync();
-          }
-        }),
-      );
+      const buffers = lineBuffers(1);
+      raws.push(await time(() => writeAndSync(raw, buffers)));
     },
     async () => {
-      const lines = Array.from({ length: block }, () => Buffer.from(`${JSON.stringify(item())}\n`));
+      const buffers = lineBuffers(1);
       dsyncs.push(
         await time(async () => {
-          for (const line of lines) await dsync.write(line);
+          for (const buffer of buffers) await dsync.write(buffer);
         }),
       );
     },
     async () => {
-      const lines = Array.from({ length: block }, () => `${JSON.stringify(item())}\n`);
-      const chunks: Buffer[] = [];
-      for (let index = 0; index < lines.length; index += WRITERS) {
-        chunks.push(Buffer.from(lines.slice(index, index + WRITERS).join('')));
-      }
-      groups.push(
-        await time(async () => {
-          for (const chunk of chunks) {
-            await grouped.write(chunk);
-            await grouped.datasync();
-          }
-        }),
-      );
+      const buffers = lineBuffers(WRITERS);
+      groups.push(await time(() => writeAndSync(grouped, buffers)));
     },
     async () => {
       const items = Array.from({ length: block }, item);
